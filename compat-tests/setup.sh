@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates compat-tests/.venv with the reference Django and the pytest suite's packages.
+# Safe to run again: pip only installs what is missing.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+venv="$here/.venv"
+if [[ ! -x "$venv/bin/python" ]]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+echo "compat venv ready: $venv"

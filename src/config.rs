@@ -1,0 +1,425 @@
+//! Settings from the environment, with the names of the original Django settings.
+//!
+//! Every value is read once at start-up. A bad value stops the program with a
+//! single line that names the variable and says what is wrong with it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::django::hashers::{Hashers, DEFAULT_PASSWORD_HASHERS};
+
+/// Django's `check_secret_key` thresholds (security.W009): shorter or simpler
+/// keys are refused rather than warned about.
+const SECRET_KEY_MIN_LENGTH: usize = 50;
+const SECRET_KEY_MIN_UNIQUE_CHARACTERS: usize = 5;
+const GENERATED_KEY_FILE: &str = "secret_key.txt";
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            variable: variable.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the database lives, parsed from a dj-database-url style `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let bad = |problem: &str| ConfigError::new("DATABASE_URL", format!("{problem} (got {url:?})"));
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            // dj-database-url: sqlite:///relative.db, sqlite:////absolute/path.db
+            let path = rest
+                .strip_prefix('/')
+                .ok_or_else(|| bad("use sqlite:///relative/path or sqlite:////absolute/path"))?;
+            if path.is_empty() {
+                return Err(bad("the SQLite file name is missing"));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        for scheme in ["postgres://", "postgresql://", "pgsql://"] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                if !rest.contains('/') || rest.ends_with('/') {
+                    return Err(bad("the PostgreSQL database name is missing"));
+                }
+                return Ok(DatabaseUrl::Postgres(format!("postgres://{rest}")));
+            }
+        }
+        Err(bad("expected sqlite:///path or postgres://user:pass@host:port/name"))
+    }
+
+    /// The folder a generated secret key is kept in: beside the SQLite file,
+    /// or the working directory for PostgreSQL.
+    fn key_dir(&self) -> PathBuf {
+        match self {
+            DatabaseUrl::Sqlite(path) => match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            DatabaseUrl::Postgres(_) => PathBuf::from("."),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailBackend {
+    Smtp,
+    Console,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub backend: EmailBackend,
+    pub host: String,
+    pub port: u16,
+    pub host_user: String,
+    pub host_password: String,
+    pub use_ssl: bool,
+    pub use_tls: bool,
+    pub default_from: String,
+}
+
+/// Where the secret key came from, so start-up can say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretKeySource {
+    Environment,
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub secret_key: String,
+    pub secret_key_source: SecretKeySource,
+    pub secret_key_fallbacks: Vec<String>,
+    pub database: DatabaseUrl,
+    pub debug: bool,
+    pub allowed_hosts: Vec<String>,
+    pub email: EmailSettings,
+    pub media_root: PathBuf,
+    pub static_root: PathBuf,
+    pub time_zone: String,
+    pub password_hashers: Vec<String>,
+    pub bind: SocketAddr,
+}
+
+impl fmt::Debug for Settings {
+    // Never print secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database", &self.database)
+            .field("debug", &self.debug)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("bind", &self.bind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environment as a plain map, so parsing can be tested without touching
+/// the process environment.
+pub type Env = HashMap<String, String>;
+
+/// The process environment, after loading an optional `.env` file (which
+/// never overrides variables already set).
+pub fn process_env() -> Env {
+    let _ = dotenvy::dotenv();
+    std::env::vars().collect()
+}
+
+impl Settings {
+    /// Reads every setting. The secret key is resolved too: taken from
+    /// `SECRET_KEY`, or read from (or generated into) the key file beside the
+    /// database.
+    pub fn from_env(env: &Env) -> Result<Settings, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let database = DatabaseUrl::parse(get("DATABASE_URL").unwrap_or("sqlite:///db.sqlite3"))?;
+        let (secret_key, secret_key_source) = resolve_secret_key(get("SECRET_KEY"), &database)?;
+        let secret_key_fallbacks = parse_list(get("SECRET_KEY_FALLBACKS"));
+        if secret_key_fallbacks.iter().any(|k| k.is_empty()) {
+            return Err(ConfigError::new("SECRET_KEY_FALLBACKS", "contains an empty key"));
+        }
+        let debug = parse_bool("DEBUG", get("DEBUG"), false)?;
+        let allowed_hosts = match get("ALLOWED_HOSTS") {
+            Some(v) => parse_list(Some(v)),
+            None => vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()],
+        };
+        let password_hashers = match get("PASSWORD_HASHERS") {
+            Some(v) => parse_list(Some(v)),
+            None => DEFAULT_PASSWORD_HASHERS.iter().map(|s| s.to_string()).collect(),
+        };
+        Hashers::from_names(&password_hashers).map_err(|e| ConfigError::new("PASSWORD_HASHERS", e.to_string()))?;
+        let bind = get("BIND_ADDRESS")
+            .unwrap_or("127.0.0.1:8000")
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::new("BIND_ADDRESS", "expected host:port, such as 127.0.0.1:8000"))?;
+        let time_zone = get("TIME_ZONE").unwrap_or("Europe/Moscow").to_string();
+        Ok(Settings {
+            secret_key,
+            secret_key_source,
+            secret_key_fallbacks,
+            email: parse_email(env)?,
+            database,
+            debug,
+            allowed_hosts,
+            media_root: PathBuf::from(non_empty("MEDIA_ROOT", get("MEDIA_ROOT"), "media")?),
+            static_root: PathBuf::from(non_empty("STATIC_ROOT", get("STATIC_ROOT"), "static")?),
+            time_zone,
+            password_hashers,
+            bind,
+        })
+    }
+
+    pub fn hashers(&self) -> Hashers {
+        Hashers::from_names(&self.password_hashers).expect("validated when the settings were read")
+    }
+}
+
+fn non_empty<'a>(name: &str, value: Option<&'a str>, default: &'a str) -> Result<&'a str, ConfigError> {
+    match value {
+        Some("") => Err(ConfigError::new(name, "must not be empty")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn parse_list(value: Option<&str>) -> Vec<String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match value.map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err(ConfigError::new(name, format!("expected True or False, got {v:?}"))),
+        },
+    }
+}
+
+fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
+    let get = |name: &str| env.get(name).map(String::as_str);
+    let host_user = get("EMAIL_HOST_USER").unwrap_or("").to_string();
+    let backend = match get("EMAIL_BACKEND") {
+        // Without an account to send from there is no SMTP to speak to, so a
+        // development start prints letters instead of failing to send them.
+        None | Some("") if host_user.is_empty() => EmailBackend::Console,
+        None | Some("") => EmailBackend::Smtp,
+        Some("smtp" | "django.core.mail.backends.smtp.EmailBackend") => EmailBackend::Smtp,
+        Some("console" | "django.core.mail.backends.console.EmailBackend") => EmailBackend::Console,
+        Some("file" | "django.core.mail.backends.filebased.EmailBackend") => {
+            let path = get("EMAIL_FILE_PATH")
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| ConfigError::new("EMAIL_FILE_PATH", "must be set for the file e-mail backend"))?;
+            EmailBackend::File(PathBuf::from(path))
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                "EMAIL_BACKEND",
+                format!("unknown back end {other:?}; use smtp, console or file (or Django's dotted names)"),
+            ))
+        }
+    };
+    let use_ssl = parse_bool("EMAIL_USE_SSL", get("EMAIL_USE_SSL"), true)?;
+    let use_tls = parse_bool("EMAIL_USE_TLS", get("EMAIL_USE_TLS"), false)?;
+    let (use_ssl, use_tls) = match (get("EMAIL_USE_SSL"), use_tls) {
+        // The original sets EMAIL_USE_SSL; asking only for STARTTLS turns it off.
+        (None, true) => (false, true),
+        _ => (use_ssl, use_tls),
+    };
+    if use_ssl && use_tls {
+        return Err(ConfigError::new(
+            "EMAIL_USE_TLS",
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive, set only one of them",
+        ));
+    }
+    let port = match get("EMAIL_PORT") {
+        None | Some("") => 465,
+        Some(v) => v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| ConfigError::new("EMAIL_PORT", format!("expected a port number, got {v:?}")))?,
+    };
+    let default_from = match get("DEFAULT_FROM_EMAIL") {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ if !host_user.is_empty() => host_user.clone(),
+        _ => "webmaster@localhost".to_string(),
+    };
+    Ok(EmailSettings {
+        backend,
+        host: get("EMAIL_HOST").unwrap_or("smtp.mail.ru").to_string(),
+        port,
+        host_user,
+        host_password: get("EMAIL_HOST_PASSWORD").unwrap_or("").to_string(),
+        use_ssl,
+        use_tls,
+        default_from,
+    })
+}
+
+fn validate_secret_key(key: &str, variable: &str) -> Result<(), ConfigError> {
+    if key.is_empty() {
+        return Err(ConfigError::new(variable, "is empty"));
+    }
+    let unique: std::collections::HashSet<char> = key.chars().collect();
+    if key.chars().count() < SECRET_KEY_MIN_LENGTH || unique.len() < SECRET_KEY_MIN_UNIQUE_CHARACTERS {
+        return Err(ConfigError::new(
+            variable,
+            format!(
+                "too short or too simple: at least {SECRET_KEY_MIN_LENGTH} characters with \
+                 {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones are needed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn resolve_secret_key(from_env: Option<&str>, database: &DatabaseUrl) -> Result<(String, SecretKeySource), ConfigError> {
+    if let Some(key) = from_env {
+        validate_secret_key(key, "SECRET_KEY")?;
+        return Ok((key.to_string(), SecretKeySource::Environment));
+    }
+    let path = database.key_dir().join(GENERATED_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(contents) => {
+            let key = contents.trim_end_matches(['\n', '\r']).to_string();
+            validate_secret_key(&key, &format!("SECRET_KEY (from {})", path.display()))?;
+            Ok((key, SecretKeySource::File(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate_secret_key();
+            write_private_file(&path, &key)
+                .map_err(|e| ConfigError::new("SECRET_KEY", format!("is not set and {} could not be written: {e}", path.display())))?;
+            Ok((key, SecretKeySource::Generated(path)))
+        }
+        Err(e) => Err(ConfigError::new("SECRET_KEY", format!("is not set and {} could not be read: {e}", path.display()))),
+    }
+}
+
+/// Django's `get_random_secret_key`: 50 characters from its alphabet.
+fn generate_secret_key() -> String {
+    const CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*(-_=+)";
+    crate::django::crypto::get_random_string(50, CHARS)
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "k3y-for-tests-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG";
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn database_urls_in_dj_database_url_form() {
+        assert_eq!(DatabaseUrl::parse("sqlite:////abs/db.sqlite3").unwrap(), DatabaseUrl::Sqlite("/abs/db.sqlite3".into()));
+        assert_eq!(DatabaseUrl::parse("sqlite:///rel.sqlite3").unwrap(), DatabaseUrl::Sqlite("rel.sqlite3".into()));
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u:p@127.0.0.1:5432/shop").unwrap(),
+            DatabaseUrl::Postgres("postgres://u:p@127.0.0.1:5432/shop".into())
+        );
+        for bad in ["mysql://x/y", "sqlite://", "sqlite:///", "postgres://host", ""] {
+            let err = DatabaseUrl::parse(bad).unwrap_err();
+            assert_eq!(err.variable, "DATABASE_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_defaults_and_errors() {
+        let s = Settings::from_env(&env(&[("SECRET_KEY", KEY)])).unwrap();
+        assert_eq!(s.database, DatabaseUrl::Sqlite("db.sqlite3".into()));
+        assert_eq!(s.email.backend, EmailBackend::Console);
+        assert_eq!(s.email.port, 465);
+        assert!(s.email.use_ssl && !s.email.use_tls);
+        assert_eq!(s.password_hashers.len(), DEFAULT_PASSWORD_HASHERS.len());
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+
+        let cases = [
+            (("DEBUG", "maybe"), "DEBUG"),
+            (("EMAIL_PORT", "smtp"), "EMAIL_PORT"),
+            (("EMAIL_BACKEND", "carrier-pigeon"), "EMAIL_BACKEND"),
+            (("EMAIL_BACKEND", "file"), "EMAIL_FILE_PATH"),
+            (("PASSWORD_HASHERS", "no.such.Hasher"), "PASSWORD_HASHERS"),
+            (("BIND_ADDRESS", "localhost"), "BIND_ADDRESS"),
+            (("SECRET_KEY", "short"), "SECRET_KEY"),
+            (("SECRET_KEY", ""), "SECRET_KEY"),
+            (("SECRET_KEY_FALLBACKS", "a,,b"), "SECRET_KEY_FALLBACKS"),
+        ];
+        for ((name, value), variable) in cases {
+            let mut e = env(&[("SECRET_KEY", KEY)]);
+            e.insert(name.into(), value.into());
+            let err = Settings::from_env(&e).unwrap_err();
+            assert_eq!(err.variable, variable, "{name}={value}");
+        }
+        let mut e = env(&[("SECRET_KEY", KEY), ("EMAIL_USE_TLS", "1"), ("EMAIL_USE_SSL", "1")]);
+        assert_eq!(Settings::from_env(&e).unwrap_err().variable, "EMAIL_USE_TLS");
+        e.remove("EMAIL_USE_SSL");
+        let s = Settings::from_env(&e).unwrap();
+        assert!(s.email.use_tls && !s.email.use_ssl);
+    }
+
+    #[test]
+    fn generated_key_is_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:///{}/db.sqlite3", dir.path().display());
+        let e = env(&[("DATABASE_URL", &url)]);
+        let first = Settings::from_env(&e).unwrap();
+        let path = dir.path().join(GENERATED_KEY_FILE);
+        assert_eq!(first.secret_key_source, SecretKeySource::Generated(path.clone()));
+        assert_eq!(first.secret_key.len(), 50);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let second = Settings::from_env(&e).unwrap();
+        assert_eq!(second.secret_key, first.secret_key);
+        assert_eq!(second.secret_key_source, SecretKeySource::File(path));
+    }
+}

@@ -1,0 +1,80 @@
+//! Database access: one module per table family, each with plain async
+//! functions over [`Db`], which is either an SQLite or a PostgreSQL pool.
+//!
+//! Queries are written once with `$N` placeholders (SQLite reads them as
+//! numbered parameters) and run on either pool through [`on_pool!`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::config::DatabaseUrl;
+
+pub mod perms;
+pub mod schema;
+pub mod sessions;
+pub mod time;
+pub mod users;
+
+/// A connection pool to the site's database.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool `db` holds; the body is
+/// compiled once for each back end, so it must use types both support.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub use on_pool;
+
+impl Db {
+    /// Opens a pool. An SQLite file is created when missing; foreign keys are
+    /// enforced as Django enforces them.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Db, sqlx::Error> {
+        match url {
+            DatabaseUrl::Sqlite(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .foreign_keys(true)
+                    // WAL lets readers (this server, Django beside it) go on
+                    // while one connection writes.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+                Ok(Db::Sqlite(pool))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgresql",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

@@ -1,0 +1,499 @@
+//! The Django schema: `migrate` (create what is missing, record what Django's
+//! migrate records) and the comparison `check` is built on.
+//!
+//! The DDL in `schema/` was dumped from databases that Django 5.2's own
+//! `migrate` made, so it is Django's to the letter. The expected shape of each
+//! table is not written down a second time: it is read back from a scratch
+//! copy of that DDL (an in-memory SQLite database, or a throw-away PostgreSQL
+//! schema inside a transaction that is rolled back) with the same
+//! introspection that reads the real database.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use sqlx::{Connection, Row};
+
+use crate::db::time::DjangoDateTime;
+use crate::db::Db;
+
+const SQLITE_DDL: &str = include_str!("../../schema/sqlite/schema.sql");
+const POSTGRES_DDL: &str = include_str!("../../schema/postgres/schema.sql");
+const DJANGO_ROWS: &str = include_str!("../../schema/rows.json");
+
+/// One DDL statement and the table it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub table: String,
+    pub sql: String,
+}
+
+/// The rows Django's `migrate` writes besides the tables.
+#[derive(Debug, Deserialize)]
+pub struct DjangoRows {
+    /// `(app, name)` in the order Django applies them.
+    pub migrations: Vec<(String, String)>,
+    /// `(app_label, model)` in Django's id order.
+    pub content_types: Vec<(String, String)>,
+    /// `(app_label, model, codename, name)`.
+    pub permissions: Vec<(String, String, String, String)>,
+}
+
+pub fn django_rows() -> DjangoRows {
+    serde_json::from_str(DJANGO_ROWS).expect("schema/rows.json is valid")
+}
+
+/// Splits a DDL file into statements and names the table of each.
+pub fn parse_ddl(ddl: &str) -> Result<Vec<Statement>, String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in ddl.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with("--")) {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            let sql = current.trim().trim_end_matches(';').trim().to_string();
+            let table = table_of(&sql).ok_or_else(|| format!("cannot tell which table this statement is for: {sql}"))?;
+            statements.push(Statement { table, sql });
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        return Err(format!("unterminated statement: {}", current.trim()));
+    }
+    Ok(statements)
+}
+
+fn table_of(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let after = |i: usize| -> Option<String> {
+        let mut i = i;
+        while matches!(upper.get(i).map(String::as_str), Some("ONLY" | "IF" | "NOT" | "EXISTS")) {
+            i += 1;
+        }
+        let name = words.get(i)?.split('(').next()?;
+        let name = name.trim_matches('"');
+        Some(name.strip_prefix("public.").unwrap_or(name).trim_matches('"').to_string())
+    };
+    match (upper.first()?.as_str(), upper.get(1)?.as_str()) {
+        ("CREATE", "TABLE") | ("ALTER", "TABLE") => after(2),
+        ("CREATE", "INDEX") | ("CREATE", "UNIQUE") => {
+            let on = upper.iter().position(|w| w == "ON")?;
+            after(on + 1)
+        }
+        _ => None,
+    }
+}
+
+fn ddl(db: &Db) -> Vec<Statement> {
+    let text = match db {
+        Db::Sqlite(_) => SQLITE_DDL,
+        Db::Postgres(_) => POSTGRES_DDL,
+    };
+    parse_ddl(text).expect("the schema/ DDL parses")
+}
+
+/// A column as the database describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub sql_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+}
+
+/// Table name to its columns, in column order.
+pub type Shape = BTreeMap<String, Vec<Column>>;
+
+async fn sqlite_shape(conn: &mut sqlx::SqliteConnection) -> Result<Shape, sqlx::Error> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut shape = Shape::new();
+    for table in tables {
+        let rows = sqlx::query(&format!("PRAGMA table_info(\"{}\")", table.replace('"', "\"\"")))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut columns = Vec::new();
+        for row in rows {
+            columns.push(Column {
+                name: row.try_get("name")?,
+                sql_type: row.try_get::<String, _>("type")?.to_ascii_lowercase(),
+                not_null: row.try_get::<i64, _>("notnull")? != 0,
+                default: row.try_get("dflt_value")?,
+            });
+        }
+        shape.insert(table, columns);
+    }
+    Ok(shape)
+}
+
+async fn postgres_shape(conn: &mut sqlx::PgConnection, namespace: &str) -> Result<Shape, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
+                format_type(a.atttypid, a.atttypmod) AS sql_type, a.attnotnull AS not_null, \
+                pg_get_expr(d.adbin, d.adrelid) AS column_default \
+         FROM pg_attribute a \
+         JOIN pg_class c ON c.oid = a.attrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY c.relname, a.attnum",
+    )
+    .bind(namespace)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut shape = Shape::new();
+    for row in rows {
+        let default: Option<String> = row.try_get("column_default")?;
+        shape.entry(row.try_get("table_name")?).or_insert_with(Vec::new).push(Column {
+            name: row.try_get("column_name")?,
+            sql_type: row.try_get("sql_type")?,
+            not_null: row.try_get("not_null")?,
+            // A serial's nextval() names its schema; identity columns have none.
+            default: default.filter(|d| !d.starts_with("nextval(")),
+        });
+    }
+    Ok(shape)
+}
+
+/// The shape of the live database.
+pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => sqlite_shape(&mut *pool.acquire().await?).await,
+        Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let namespace: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut *conn).await?;
+            postgres_shape(&mut conn, &namespace).await
+        }
+    }
+}
+
+/// The shape Django's migrate gives, read back from a scratch copy of the DDL.
+pub async fn expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
+    let statements = ddl(db);
+    match db {
+        Db::Sqlite(_) => {
+            let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+            for statement in &statements {
+                sqlx::raw_sql(&statement.sql).execute(&mut conn).await?;
+            }
+            sqlite_shape(&mut conn).await
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let namespace = format!("unchained_expected_{}", std::process::id());
+            sqlx::raw_sql(&format!("CREATE SCHEMA {namespace}; SET LOCAL search_path TO {namespace}"))
+                .execute(&mut *tx)
+                .await?;
+            for statement in &statements {
+                sqlx::raw_sql(&statement.sql).execute(&mut *tx).await?;
+            }
+            let shape = postgres_shape(&mut tx, &namespace).await;
+            tx.rollback().await?;
+            shape
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Switching would break something.
+    Error,
+    /// Worth knowing, harmless to this backend.
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn error(message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+    pub fn warning(message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every difference between the expected and the actual tables. Tables
+/// missing altogether are reported separately from those that differ, since
+/// `migrate` creates the first and refuses the second.
+pub fn compare_shapes(expected: &Shape, actual: &Shape) -> (Vec<String>, Vec<Finding>) {
+    let mut missing_tables = Vec::new();
+    let mut findings = Vec::new();
+    for (table, want) in expected {
+        let Some(have) = actual.get(table) else {
+            missing_tables.push(table.clone());
+            continue;
+        };
+        for column in want {
+            match have.iter().find(|c| c.name == column.name) {
+                None => findings.push(Finding::error(format!("column {table}.{} is missing", column.name))),
+                Some(found) => {
+                    if found.sql_type != column.sql_type {
+                        findings.push(Finding::error(format!(
+                            "column {table}.{} has type {} where Django made {}",
+                            column.name, found.sql_type, column.sql_type
+                        )));
+                    }
+                    if found.not_null != column.not_null {
+                        let null = |n: bool| if n { "NOT NULL" } else { "NULL" };
+                        findings.push(Finding::error(format!(
+                            "column {table}.{} is {} where Django made it {}",
+                            column.name,
+                            null(found.not_null),
+                            null(column.not_null)
+                        )));
+                    }
+                    if found.default != column.default {
+                        findings.push(Finding::warning(format!(
+                            "column {table}.{} has default {:?} where Django made {:?}",
+                            column.name, found.default, column.default
+                        )));
+                    }
+                }
+            }
+        }
+        for extra in have.iter().filter(|c| !want.iter().any(|w| w.name == c.name)) {
+            if extra.not_null && extra.default.is_none() {
+                findings.push(Finding::error(format!(
+                    "column {table}.{} is not Django's and is NOT NULL without a default, so inserts would fail",
+                    extra.name
+                )));
+            } else {
+                findings.push(Finding::warning(format!("column {table}.{} is not Django's; it is left alone", extra.name)));
+            }
+        }
+    }
+    for table in actual.keys().filter(|t| !expected.contains_key(*t)) {
+        findings.push(Finding::warning(format!("table {table} is not part of this app; it is left alone")));
+    }
+    (missing_tables, findings)
+}
+
+async fn table_exists(db: &Db, table: &str) -> Result<bool, sqlx::Error> {
+    Ok(actual_shape(db).await?.contains_key(table))
+}
+
+/// Migrations recorded in `django_migrations`, or none when the table is missing.
+pub async fn applied_migrations(db: &Db) -> Result<BTreeSet<(String, String)>, sqlx::Error> {
+    if !table_exists(db, "django_migrations").await? {
+        return Ok(BTreeSet::new());
+    }
+    let rows: Vec<(String, String)> =
+        crate::on_pool!(db, |pool| sqlx::query_as("SELECT app, name FROM django_migrations").fetch_all(pool).await)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Schema findings (tables, columns, recorded migrations), without the data checks.
+pub async fn schema_findings(db: &Db) -> Result<Vec<Finding>, sqlx::Error> {
+    let (missing, mut findings) = compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
+    for table in missing {
+        findings.push(Finding::error(format!("table {table} is missing")));
+    }
+    let applied = applied_migrations(db).await?;
+    let rows = django_rows();
+    let expected: BTreeSet<_> = rows.migrations.iter().cloned().collect();
+    for (app, name) in rows.migrations.iter().filter(|m| !applied.contains(*m)) {
+        findings.push(Finding::error(format!("migration {app}.{name} is not applied")));
+    }
+    for (app, name) in applied.iter().filter(|m| !expected.contains(*m)) {
+        findings.push(Finding::warning(format!(
+            "migration {app}.{name} is recorded but unknown to this backend"
+        )));
+    }
+    findings.sort_by(|a, b| a.severity.cmp(&b.severity));
+    Ok(findings)
+}
+
+/// What `migrate` did.
+#[derive(Debug, Default)]
+pub struct MigrateReport {
+    pub created_tables: Vec<String>,
+    pub recorded_migrations: Vec<String>,
+    pub added_content_types: u64,
+    pub added_permissions: u64,
+}
+
+impl MigrateReport {
+    pub fn changed_nothing(&self) -> bool {
+        self.created_tables.is_empty()
+            && self.recorded_migrations.is_empty()
+            && self.added_content_types == 0
+            && self.added_permissions == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("the existing tables differ from Django's:\n{}", .0.iter().map(|f| format!("  - {}", f.message)).collect::<Vec<_>>().join("\n"))]
+    Mismatch(Vec<Finding>),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Does what Django's `manage.py migrate` does for this app: creates the
+/// missing tables and records the migrations, content types and permissions,
+/// all in one transaction. Running it twice changes nothing the second time.
+/// An existing table that differs from Django's is never touched: migrate
+/// refuses and lists the differences.
+pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
+    let (missing, findings) = compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
+    let errors: Vec<Finding> = findings.into_iter().filter(|f| f.severity == Severity::Error).collect();
+    if !errors.is_empty() {
+        return Err(MigrateError::Mismatch(errors));
+    }
+    let statements: Vec<Statement> = ddl(db).into_iter().filter(|s| missing.contains(&s.table)).collect();
+    let applied = applied_migrations(db).await?;
+    let rows = django_rows();
+    let mut report = MigrateReport {
+        created_tables: missing,
+        ..MigrateReport::default()
+    };
+    crate::on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if matches!(db, Db::Postgres(_)) {
+            // Two servers starting at once must not both create the tables.
+            sqlx::raw_sql("SELECT pg_advisory_xact_lock(8240533)").execute(&mut *tx).await?;
+        }
+        // CREATE TABLE statements come first in the dumps; indexes and
+        // constraints follow, so file order is creation-safe.
+        for statement in &statements {
+            sqlx::raw_sql(&statement.sql).execute(&mut *tx).await?;
+        }
+        let now = DjangoDateTime::now();
+        for (app, name) in rows.migrations.iter().filter(|m| !applied.contains(*m)) {
+            sqlx::query("INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, $3)")
+                .bind(app)
+                .bind(name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            report.recorded_migrations.push(format!("{app}.{name}"));
+        }
+        for (app_label, model) in &rows.content_types {
+            report.added_content_types += sqlx::query(
+                "INSERT INTO django_content_type (app_label, model) SELECT $1, $2 \
+                 WHERE NOT EXISTS (SELECT 1 FROM django_content_type WHERE app_label = $1 AND model = $2)",
+            )
+            .bind(app_label)
+            .bind(model)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for (app_label, model, codename, name) in &rows.permissions {
+            report.added_permissions += sqlx::query(
+                "INSERT INTO auth_permission (name, content_type_id, codename) \
+                 SELECT $4, ct.id, $3 FROM django_content_type ct \
+                 WHERE ct.app_label = $1 AND ct.model = $2 AND NOT EXISTS ( \
+                     SELECT 1 FROM auth_permission p WHERE p.content_type_id = ct.id AND p.codename = $3)",
+            )
+            .bind(app_label)
+            .bind(model)
+            .bind(codename)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok::<(), sqlx::Error>(())
+    })?;
+    Ok(report)
+}
+
+/// True when the database holds no tables at all (a fresh file or database).
+pub async fn is_empty(db: &Db) -> Result<bool, sqlx::Error> {
+    Ok(actual_shape(db).await?.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_names_its_table() {
+        for (name, text) in [("sqlite", SQLITE_DDL), ("postgres", POSTGRES_DDL)] {
+            let statements = parse_ddl(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let tables: BTreeSet<_> = statements.iter().map(|s| s.table.as_str()).collect();
+            for table in ["users_user", "catalog_product", "catalog_version", "django_session", "auth_permission"] {
+                assert!(tables.contains(table), "{name} DDL lacks {table}");
+            }
+            // The first statement for each table creates it.
+            let mut seen = BTreeSet::new();
+            for s in &statements {
+                if seen.insert(s.table.clone()) {
+                    assert!(s.sql.to_ascii_uppercase().starts_with("CREATE TABLE"), "{name}: {}", s.sql);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn table_names_are_read_from_each_statement_kind() {
+        assert_eq!(table_of("CREATE TABLE \"a_b\" (\"id\" integer)").as_deref(), Some("a_b"));
+        assert_eq!(table_of("CREATE UNIQUE INDEX \"x\" ON \"t\" (\"c\")").as_deref(), Some("t"));
+        assert_eq!(table_of("ALTER TABLE ONLY public.t ADD CONSTRAINT k PRIMARY KEY (id)").as_deref(), Some("t"));
+        assert_eq!(table_of("CREATE INDEX i ON public.t USING btree (c)").as_deref(), Some("t"));
+        assert_eq!(table_of("SELECT 1"), None);
+    }
+
+    #[test]
+    fn rows_hold_the_custom_permissions() {
+        let rows = django_rows();
+        for codename in ["can_publish_product", "can_change_description", "can_change_category"] {
+            assert!(rows.permissions.iter().any(|p| p.0 == "catalog" && p.1 == "product" && p.2 == codename));
+        }
+        assert!(rows.migrations.contains(&("users".into(), "0001_initial".into())));
+    }
+
+    fn column(name: &str, sql_type: &str, not_null: bool) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            not_null,
+            default: None,
+        }
+    }
+
+    #[test]
+    fn shape_differences_are_named() {
+        let expected: Shape = [
+            ("t".to_string(), vec![column("id", "integer", true), column("phone", "varchar(35)", false)]),
+            ("gone".to_string(), vec![column("id", "integer", true)]),
+        ]
+        .into();
+        let actual: Shape = [
+            (
+                "t".to_string(),
+                vec![column("id", "bigint", true), column("extra", "text", true), column("loose", "text", false)],
+            ),
+            ("other".to_string(), vec![column("id", "integer", true)]),
+        ]
+        .into();
+        let (missing, findings) = compare_shapes(&expected, &actual);
+        assert_eq!(missing, vec!["gone".to_string()]);
+        let messages: Vec<_> = findings.iter().map(|f| (f.severity, f.message.as_str())).collect();
+        assert!(messages.contains(&(Severity::Error, "column t.phone is missing")));
+        assert!(messages.contains(&(Severity::Error, "column t.id has type bigint where Django made integer")));
+        assert!(messages.iter().any(|(s, m)| *s == Severity::Error && m.starts_with("column t.extra")));
+        assert!(messages.iter().any(|(s, m)| *s == Severity::Warning && m.starts_with("column t.loose")));
+        assert!(messages.iter().any(|(s, m)| *s == Severity::Warning && m.starts_with("table other")));
+    }
+}

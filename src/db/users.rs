@@ -1,0 +1,116 @@
+//! The `users_user` table: the custom e-mail user model.
+
+use crate::db::time::DjangoDateTime;
+use crate::db::Db;
+use crate::on_pool;
+
+/// A row of `users_user`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub password: String,
+    pub last_login: Option<DjangoDateTime>,
+    pub is_superuser: bool,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_staff: bool,
+    pub is_active: bool,
+    pub date_joined: DjangoDateTime,
+    pub email: String,
+    pub avatar: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub token: Option<String>,
+}
+
+const COLUMNS: &str = "id, password, last_login, is_superuser, first_name, last_name, is_staff, is_active, \
+                       date_joined, email, avatar, phone, country, token";
+
+/// Django's `BaseUserManager.normalize_email`: the domain part is lowercased.
+pub fn normalize_email(email: &str) -> String {
+    let email = email.trim();
+    match email.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => email.to_string(),
+    }
+}
+
+/// Finds a user by e-mail exactly as stored (Django's `get_by_natural_key`).
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users_user WHERE email = $1");
+    on_pool!(db, |pool| sqlx::query_as(&sql).bind(email).fetch_optional(pool).await)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users_user WHERE id = $1");
+    on_pool!(db, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// What a new user starts with; names and profile fields start empty, as
+/// Django's `create_user` leaves them.
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub token: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("a user with that e-mail already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Inserts a user and returns its id.
+pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<i64, CreateUserError> {
+    let sql = "INSERT INTO users_user (password, last_login, is_superuser, first_name, last_name, is_staff, \
+               is_active, date_joined, email, avatar, phone, country, token) \
+               VALUES ($1, NULL, $2, '', '', $3, $4, $5, $6, NULL, NULL, NULL, $7) RETURNING id";
+    let inserted = on_pool!(db, |pool| {
+        sqlx::query_scalar(sql)
+            .bind(user.password_hash)
+            .bind(user.is_superuser)
+            .bind(user.is_staff)
+            .bind(user.is_active)
+            .bind(DjangoDateTime::now())
+            .bind(user.email)
+            .bind(user.token)
+            .fetch_one(pool)
+            .await
+    });
+    match inserted {
+        Ok(id) => Ok(id),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::EmailTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stores a new password hash. Returns false when the user does not exist.
+pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> Result<bool, sqlx::Error> {
+    let done = on_pool!(db, |pool| {
+        sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(pool)
+            .await
+    })?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every stored password column, for `check`'s census of hash algorithms.
+pub async fn all_password_hashes(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    on_pool!(db, |pool| sqlx::query_scalar("SELECT password FROM users_user").fetch_all(pool).await)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn normalize_email_lowercases_the_domain_only() {
+        assert_eq!(super::normalize_email(" Ivan.Petrov@Mail.RU "), "Ivan.Petrov@mail.ru");
+        assert_eq!(super::normalize_email("no-at-sign"), "no-at-sign");
+    }
+}

@@ -1,0 +1,404 @@
+//! The `unchained` command line: the site and the `manage.py` commands it replaces.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use unchained::config::{process_env, SecretKeySource, Settings};
+use unchained::db::{self, perms, schema, Db};
+use unchained::django::hashers::Hashers;
+
+#[derive(Parser)]
+#[command(name = "unchained", version, about = "A drop-in Rust backend for the Django catalog site")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the site (an empty database is migrated first)
+    Serve {
+        /// Address to listen on [default: BIND_ADDRESS or 127.0.0.1:8000]
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+    },
+    /// Create the missing tables and rows, as `manage.py migrate`
+    Migrate,
+    /// Tell whether this database is safe to switch to (exit status 0 when it is)
+    Check,
+    /// Create a superuser, as `manage.py createsuperuser`
+    Createsuperuser {
+        /// The superuser's e-mail (asked for when missing)
+        #[arg(long)]
+        email: Option<String>,
+        /// Ask nothing: the e-mail from --email and the password from DJANGO_SUPERUSER_PASSWORD
+        #[arg(long)]
+        noinput: bool,
+    },
+    /// Change a user's password, as `manage.py changepassword`
+    Changepassword {
+        /// The user's e-mail
+        email: String,
+    },
+    /// Delete expired sessions, as `manage.py clearsessions`
+    Clearsessions,
+    /// Manage groups and their permissions
+    Group {
+        #[command(subcommand)]
+        action: GroupAction,
+    },
+    /// Create the moderator group with its three catalog permissions
+    SetupModerators {
+        /// The group's name
+        #[arg(long, default_value = "moderators")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupAction {
+    /// Create a group (nothing happens if it exists)
+    Create { name: String },
+    /// Grant permissions, named app_label.codename, to a group
+    Grant {
+        group: String,
+        #[arg(required = true)]
+        permissions: Vec<String>,
+    },
+    /// Add a user, by e-mail, to a group
+    AddUser { group: String, email: String },
+    /// List groups and their permissions
+    List,
+}
+
+/// A failure to report on one line (or a short list) before exiting.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+type Outcome = Result<ExitCode, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::from_env(&process_env()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("unchained: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("unchained: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(Failure(message)) => {
+            eprintln!("unchained: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut settings: Settings) -> Outcome {
+    let db = Db::connect(&settings.database)
+        .await
+        .map_err(|e| Failure(format!("cannot open the database ({}): {e}", describe_db(&settings))))?;
+    match command {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                settings.bind = bind;
+            }
+            serve(db, settings).await
+        }
+        Command::Migrate => migrate(&db).await,
+        Command::Check => check(&db, &settings).await,
+        Command::Createsuperuser { email, noinput } => createsuperuser(&db, &settings, email, noinput).await,
+        Command::Changepassword { email } => changepassword(&db, &settings, &email).await,
+        Command::Clearsessions => {
+            let removed = db::sessions::clear_expired(&db).await?;
+            println!("Removed {removed} expired session(s).");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Group { action } => group(&db, action).await,
+        Command::SetupModerators { name } => setup_moderators(&db, &name).await,
+    }
+}
+
+fn describe_db(settings: &Settings) -> String {
+    match &settings.database {
+        unchained::config::DatabaseUrl::Sqlite(path) => format!("SQLite file {}", path.display()),
+        // The URL may carry a password: name the back end only.
+        unchained::config::DatabaseUrl::Postgres(_) => "PostgreSQL".to_string(),
+    }
+}
+
+async fn serve(db: Db, settings: Settings) -> Outcome {
+    match &settings.secret_key_source {
+        SecretKeySource::Environment => {}
+        SecretKeySource::File(path) => tracing::info!("using the SECRET_KEY kept in {}", path.display()),
+        SecretKeySource::Generated(path) => tracing::warn!(
+            "SECRET_KEY is not set: generated one and kept it in {} (a site moving from Django must set its own)",
+            path.display()
+        ),
+    }
+    if schema::is_empty(&db).await? {
+        tracing::info!("the database is empty: migrating it");
+        report_migration(&schema::migrate(&db).await?);
+    } else {
+        let errors: Vec<_> = schema::schema_findings(&db)
+            .await?
+            .into_iter()
+            .filter(|f| f.severity == schema::Severity::Error)
+            .collect();
+        if !errors.is_empty() {
+            let list: Vec<String> = errors.iter().map(|f| format!("  - {}", f.message)).collect();
+            return Err(Failure(format!(
+                "the database is not ready for this backend (run `unchained migrate`, or `unchained check` for details):\n{}",
+                list.join("\n")
+            )));
+        }
+    }
+    unchained::web::serve(db, settings).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_migration(report: &schema::MigrateReport) {
+    if report.changed_nothing() {
+        println!("No migrations to apply.");
+        return;
+    }
+    for table in &report.created_tables {
+        println!("  Created table {table}");
+    }
+    for migration in &report.recorded_migrations {
+        println!("  Applying {migration}... OK");
+    }
+    if report.added_content_types > 0 || report.added_permissions > 0 {
+        println!(
+            "  Added {} content type(s) and {} permission(s)",
+            report.added_content_types, report.added_permissions
+        );
+    }
+}
+
+async fn migrate(db: &Db) -> Outcome {
+    println!("Operations to perform on {}:", db.backend_name());
+    let report = schema::migrate(db).await?;
+    report_migration(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(db: &Db, settings: &Settings) -> Outcome {
+    let mut findings = schema::schema_findings(db).await?;
+    if !findings.iter().any(|f| f.message.starts_with("table users_user ")) {
+        findings.extend(hash_census(db, &settings.hashers()).await?);
+    }
+    let errors = findings.iter().filter(|f| f.severity == schema::Severity::Error).count();
+    for finding in &findings {
+        let label = match finding.severity {
+            schema::Severity::Error => "ERROR",
+            schema::Severity::Warning => "WARNING",
+        };
+        println!("{label}: {}", finding.message);
+    }
+    if errors == 0 {
+        println!("OK: this {} database is compatible; it is safe to switch.", db.backend_name());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("NOT SAFE: {errors} problem(s) must be fixed before switching.");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Counts stored password hashes by algorithm; those no configured hasher
+/// can verify are errors, since their owners could no longer log in.
+async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>, Failure> {
+    let mut unsupported: std::collections::BTreeMap<String, usize> = Default::default();
+    for encoded in db::users::all_password_hashes(db).await? {
+        if encoded.is_empty() || encoded.starts_with('!') {
+            continue; // unusable passwords: nothing to verify
+        }
+        if let Err(algorithm) = hashers.identify(&encoded) {
+            *unsupported.entry(algorithm).or_default() += 1;
+        }
+    }
+    Ok(unsupported
+        .into_iter()
+        .map(|(algorithm, count)| {
+            schema::Finding::error(format!(
+                "{count} user(s) have passwords hashed with {algorithm:?}, which PASSWORD_HASHERS does not support"
+            ))
+        })
+        .collect())
+}
+
+/// Reads a password: hidden at a terminal, a plain line from a pipe.
+fn read_password(prompt: &str) -> Result<String, Failure> {
+    if std::io::stdin().is_terminal() {
+        Ok(rpassword::prompt_password(prompt)?)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn read_line(prompt: &str) -> Result<String, Failure> {
+    print!("{prompt}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        return Err(Failure("no input".into()));
+    }
+    Ok(line.trim().to_string())
+}
+
+fn read_new_password() -> Result<String, Failure> {
+    let password = read_password("Password: ")?;
+    let again = read_password("Password (again): ")?;
+    if password != again {
+        return Err(Failure("Error: Your passwords didn't match.".into()));
+    }
+    if password.is_empty() {
+        return Err(Failure("Error: Blank passwords aren't allowed.".into()));
+    }
+    Ok(password)
+}
+
+/// Hashing is CPU-bound: it runs on a blocking thread.
+async fn hash_password(hashers: Hashers, password: String) -> Result<String, Failure> {
+    Ok(tokio::task::spawn_blocking(move || hashers.make_password(&password)).await?)
+}
+
+async fn createsuperuser(db: &Db, settings: &Settings, email: Option<String>, noinput: bool) -> Outcome {
+    let email = match (email, noinput) {
+        (Some(email), _) => email,
+        (None, true) => {
+            return Err(Failure("Error: You must use --email with --noinput.".into()));
+        }
+        (None, false) => read_line("Email address: ")?,
+    };
+    let email = db::users::normalize_email(&email);
+    if !looks_like_email(&email) {
+        return Err(Failure(format!("Error: Enter a valid email address (got {email:?}).")));
+    }
+    let password = if noinput {
+        std::env::var("DJANGO_SUPERUSER_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| Failure("Error: set DJANGO_SUPERUSER_PASSWORD to use --noinput.".into()))?
+    } else {
+        read_new_password()?
+    };
+    let hash = hash_password(settings.hashers(), password).await?;
+    let new_user = db::users::NewUser {
+        email: &email,
+        password_hash: &hash,
+        is_active: true,
+        is_staff: true,
+        is_superuser: true,
+        token: None,
+    };
+    match db::users::insert(db, &new_user).await {
+        Ok(_) => {
+            println!("Superuser created successfully.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(db::users::CreateUserError::EmailTaken) => Err(Failure("Error: That email address is already taken.".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The shape check of Django's `EmailValidator`, loosely: one `@`, text on
+/// both sides, a dot in the domain.
+fn looks_like_email(email: &str) -> bool {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !email.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+async fn changepassword(db: &Db, settings: &Settings, email: &str) -> Outcome {
+    let user = db::users::by_email(db, email)
+        .await?
+        .ok_or_else(|| Failure(format!("user '{email}' does not exist")))?;
+    println!("Changing password for user '{}'", user.email);
+    let password = read_new_password()?;
+    let hash = hash_password(settings.hashers(), password).await?;
+    db::users::set_password(db, user.id, &hash).await?;
+    println!("Password changed successfully for user '{}'", user.email);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn group(db: &Db, action: GroupAction) -> Outcome {
+    match action {
+        GroupAction::Create { name } => {
+            let (_, created) = perms::ensure_group(db, &name).await?;
+            println!("{}", if created { "Group created." } else { "Group already exists." });
+        }
+        GroupAction::Grant { group, permissions } => {
+            let group_id = perms::group_id(db, &group)
+                .await?
+                .ok_or_else(|| Failure(format!("group '{group}' does not exist")))?;
+            grant_all(db, group_id, &permissions).await?;
+        }
+        GroupAction::AddUser { group, email } => {
+            let group_id = perms::group_id(db, &group)
+                .await?
+                .ok_or_else(|| Failure(format!("group '{group}' does not exist")))?;
+            let user = db::users::by_email(db, &email)
+                .await?
+                .ok_or_else(|| Failure(format!("user '{email}' does not exist")))?;
+            let added = perms::add_user_to_group(db, user.id, group_id).await?;
+            println!("{}", if added { "User added." } else { "User was already in the group." });
+        }
+        GroupAction::List => {
+            for (name, permissions) in perms::groups_with_permissions(db).await? {
+                println!("{name}: {}", if permissions.is_empty() { "-".to_string() } else { permissions.join(", ") });
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks every permission name first, so a typo grants nothing.
+async fn grant_all(db: &Db, group_id: i64, permissions: &[String]) -> Result<(), Failure> {
+    let mut ids = Vec::new();
+    for name in permissions {
+        let id = perms::permission_id(db, name).await?.ok_or_else(|| {
+            Failure(format!("permission '{name}' does not exist (use app_label.codename, e.g. catalog.change_product)"))
+        })?;
+        ids.push((name, id));
+    }
+    for (name, id) in ids {
+        let granted = perms::grant_to_group(db, group_id, id).await?;
+        println!("{name}: {}", if granted { "granted" } else { "already granted" });
+    }
+    Ok(())
+}
+
+async fn setup_moderators(db: &Db, name: &str) -> Outcome {
+    let (group_id, created) = perms::ensure_group(db, name).await?;
+    println!("Group '{name}' {}.", if created { "created" } else { "exists" });
+    let names: Vec<String> = perms::MODERATOR_PERMISSIONS.iter().map(|s| s.to_string()).collect();
+    grant_all(db, group_id, &names).await?;
+    Ok(ExitCode::SUCCESS)
+}
