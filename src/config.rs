@@ -49,7 +49,8 @@ pub enum DatabaseUrl {
 
 impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        let bad = |problem: &str| ConfigError::new("DATABASE_URL", format!("{problem} (got {url:?})"));
+        let bad =
+            |problem: &str| ConfigError::new("DATABASE_URL", format!("{problem} (got {url:?})"));
         if let Some(rest) = url.strip_prefix("sqlite://") {
             // dj-database-url: sqlite:///relative.db, sqlite:////absolute/path.db
             let path = rest
@@ -68,7 +69,9 @@ impl DatabaseUrl {
                 return Ok(DatabaseUrl::Postgres(format!("postgres://{rest}")));
             }
         }
-        Err(bad("expected sqlite:///path or postgres://user:pass@host:port/name"))
+        Err(bad(
+            "expected sqlite:///path or postgres://user:pass@host:port/name",
+        ))
     }
 
     /// The folder a generated secret key is kept in: beside the SQLite file,
@@ -160,7 +163,10 @@ impl Settings {
         let (secret_key, secret_key_source) = resolve_secret_key(get("SECRET_KEY"), &database)?;
         let secret_key_fallbacks = parse_list(get("SECRET_KEY_FALLBACKS"));
         if secret_key_fallbacks.iter().any(|k| k.is_empty()) {
-            return Err(ConfigError::new("SECRET_KEY_FALLBACKS", "contains an empty key"));
+            return Err(ConfigError::new(
+                "SECRET_KEY_FALLBACKS",
+                "contains an empty key",
+            ));
         }
         let debug = parse_bool("DEBUG", get("DEBUG"), false)?;
         let allowed_hosts = match get("ALLOWED_HOSTS") {
@@ -169,13 +175,19 @@ impl Settings {
         };
         let password_hashers = match get("PASSWORD_HASHERS") {
             Some(v) => parse_list(Some(v)),
-            None => DEFAULT_PASSWORD_HASHERS.iter().map(|s| s.to_string()).collect(),
+            None => DEFAULT_PASSWORD_HASHERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         };
-        Hashers::from_names(&password_hashers).map_err(|e| ConfigError::new("PASSWORD_HASHERS", e.to_string()))?;
+        Hashers::from_names(&password_hashers)
+            .map_err(|e| ConfigError::new("PASSWORD_HASHERS", e.to_string()))?;
         let bind = get("BIND_ADDRESS")
             .unwrap_or("127.0.0.1:8000")
             .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::new("BIND_ADDRESS", "expected host:port, such as 127.0.0.1:8000"))?;
+            .map_err(|_| {
+                ConfigError::new("BIND_ADDRESS", "expected host:port, such as 127.0.0.1:8000")
+            })?;
         let time_zone = get("TIME_ZONE").unwrap_or("Europe/Moscow").to_string();
         Ok(Settings {
             secret_key,
@@ -198,7 +210,11 @@ impl Settings {
     }
 }
 
-fn non_empty<'a>(name: &str, value: Option<&'a str>, default: &'a str) -> Result<&'a str, ConfigError> {
+fn non_empty<'a>(
+    name: &str,
+    value: Option<&'a str>,
+    default: &'a str,
+) -> Result<&'a str, ConfigError> {
     match value {
         Some("") => Err(ConfigError::new(name, "must not be empty")),
         Some(v) => Ok(v),
@@ -219,7 +235,10 @@ fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Result<bool, Co
         Some(v) => match v.as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" | "" => Ok(false),
-            _ => Err(ConfigError::new(name, format!("expected True or False, got {v:?}"))),
+            _ => Err(ConfigError::new(
+                name,
+                format!("expected True or False, got {v:?}"),
+            )),
         },
     }
 }
@@ -237,13 +256,17 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
         Some("file" | "django.core.mail.backends.filebased.EmailBackend") => {
             let path = get("EMAIL_FILE_PATH")
                 .filter(|p| !p.is_empty())
-                .ok_or_else(|| ConfigError::new("EMAIL_FILE_PATH", "must be set for the file e-mail backend"))?;
+                .ok_or_else(|| {
+                    ConfigError::new("EMAIL_FILE_PATH", "must be set for the file e-mail backend")
+                })?;
             EmailBackend::File(PathBuf::from(path))
         }
         Some(other) => {
             return Err(ConfigError::new(
                 "EMAIL_BACKEND",
-                format!("unknown back end {other:?}; use smtp, console or file (or Django's dotted names)"),
+                format!(
+                "unknown back end {other:?}; use smtp, console or file (or Django's dotted names)"
+            ),
             ))
         }
     };
@@ -267,7 +290,9 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| ConfigError::new("EMAIL_PORT", format!("expected a port number, got {v:?}")))?,
+            .ok_or_else(|| {
+                ConfigError::new("EMAIL_PORT", format!("expected a port number, got {v:?}"))
+            })?,
     };
     let default_from = match get("DEFAULT_FROM_EMAIL") {
         Some(v) if !v.is_empty() => v.to_string(),
@@ -291,7 +316,9 @@ fn validate_secret_key(key: &str, variable: &str) -> Result<(), ConfigError> {
         return Err(ConfigError::new(variable, "is empty"));
     }
     let unique: std::collections::HashSet<char> = key.chars().collect();
-    if key.chars().count() < SECRET_KEY_MIN_LENGTH || unique.len() < SECRET_KEY_MIN_UNIQUE_CHARACTERS {
+    if key.chars().count() < SECRET_KEY_MIN_LENGTH
+        || unique.len() < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    {
         return Err(ConfigError::new(
             variable,
             format!(
@@ -303,7 +330,10 @@ fn validate_secret_key(key: &str, variable: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn resolve_secret_key(from_env: Option<&str>, database: &DatabaseUrl) -> Result<(String, SecretKeySource), ConfigError> {
+fn resolve_secret_key(
+    from_env: Option<&str>,
+    database: &DatabaseUrl,
+) -> Result<(String, SecretKeySource), ConfigError> {
     if let Some(key) = from_env {
         validate_secret_key(key, "SECRET_KEY")?;
         return Ok((key.to_string(), SecretKeySource::Environment));
@@ -317,11 +347,21 @@ fn resolve_secret_key(from_env: Option<&str>, database: &DatabaseUrl) -> Result<
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = generate_secret_key();
-            write_private_file(&path, &key)
-                .map_err(|e| ConfigError::new("SECRET_KEY", format!("is not set and {} could not be written: {e}", path.display())))?;
+            write_private_file(&path, &key).map_err(|e| {
+                ConfigError::new(
+                    "SECRET_KEY",
+                    format!(
+                        "is not set and {} could not be written: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
             Ok((key, SecretKeySource::Generated(path)))
         }
-        Err(e) => Err(ConfigError::new("SECRET_KEY", format!("is not set and {} could not be read: {e}", path.display()))),
+        Err(e) => Err(ConfigError::new(
+            "SECRET_KEY",
+            format!("is not set and {} could not be read: {e}", path.display()),
+        )),
     }
 }
 
@@ -352,18 +392,33 @@ mod tests {
     const KEY: &str = "k3y-for-tests-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG";
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn database_urls_in_dj_database_url_form() {
-        assert_eq!(DatabaseUrl::parse("sqlite:////abs/db.sqlite3").unwrap(), DatabaseUrl::Sqlite("/abs/db.sqlite3".into()));
-        assert_eq!(DatabaseUrl::parse("sqlite:///rel.sqlite3").unwrap(), DatabaseUrl::Sqlite("rel.sqlite3".into()));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:////abs/db.sqlite3").unwrap(),
+            DatabaseUrl::Sqlite("/abs/db.sqlite3".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///rel.sqlite3").unwrap(),
+            DatabaseUrl::Sqlite("rel.sqlite3".into())
+        );
         assert_eq!(
             DatabaseUrl::parse("postgresql://u:p@127.0.0.1:5432/shop").unwrap(),
             DatabaseUrl::Postgres("postgres://u:p@127.0.0.1:5432/shop".into())
         );
-        for bad in ["mysql://x/y", "sqlite://", "sqlite:///", "postgres://host", ""] {
+        for bad in [
+            "mysql://x/y",
+            "sqlite://",
+            "sqlite:///",
+            "postgres://host",
+            "",
+        ] {
             let err = DatabaseUrl::parse(bad).unwrap_err();
             assert_eq!(err.variable, "DATABASE_URL", "{bad}");
         }
@@ -396,8 +451,15 @@ mod tests {
             let err = Settings::from_env(&e).unwrap_err();
             assert_eq!(err.variable, variable, "{name}={value}");
         }
-        let mut e = env(&[("SECRET_KEY", KEY), ("EMAIL_USE_TLS", "1"), ("EMAIL_USE_SSL", "1")]);
-        assert_eq!(Settings::from_env(&e).unwrap_err().variable, "EMAIL_USE_TLS");
+        let mut e = env(&[
+            ("SECRET_KEY", KEY),
+            ("EMAIL_USE_TLS", "1"),
+            ("EMAIL_USE_SSL", "1"),
+        ]);
+        assert_eq!(
+            Settings::from_env(&e).unwrap_err().variable,
+            "EMAIL_USE_TLS"
+        );
         e.remove("EMAIL_USE_SSL");
         let s = Settings::from_env(&e).unwrap();
         assert!(s.email.use_tls && !s.email.use_ssl);
@@ -410,7 +472,10 @@ mod tests {
         let e = env(&[("DATABASE_URL", &url)]);
         let first = Settings::from_env(&e).unwrap();
         let path = dir.path().join(GENERATED_KEY_FILE);
-        assert_eq!(first.secret_key_source, SecretKeySource::Generated(path.clone()));
+        assert_eq!(
+            first.secret_key_source,
+            SecretKeySource::Generated(path.clone())
+        );
         assert_eq!(first.secret_key.len(), 50);
         #[cfg(unix)]
         {

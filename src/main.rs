@@ -9,7 +9,11 @@ use unchained::db::{self, perms, schema, Db};
 use unchained::django::hashers::Hashers;
 
 #[derive(Parser)]
-#[command(name = "unchained", version, about = "A drop-in Rust backend for the Django catalog site")]
+#[command(
+    name = "unchained",
+    version,
+    about = "A drop-in Rust backend for the Django catalog site"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -116,9 +120,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, mut settings: Settings) -> Outcome {
-    let db = Db::connect(&settings.database)
-        .await
-        .map_err(|e| Failure(format!("cannot open the database ({}): {e}", describe_db(&settings))))?;
+    let db = Db::connect(&settings.database).await.map_err(|e| {
+        Failure(format!(
+            "cannot open the database ({}): {e}",
+            describe_db(&settings)
+        ))
+    })?;
     match command {
         Command::Serve { bind } => {
             if let Some(bind) = bind {
@@ -128,7 +135,9 @@ async fn run(command: Command, mut settings: Settings) -> Outcome {
         }
         Command::Migrate => migrate(&db).await,
         Command::Check => check(&db, &settings).await,
-        Command::Createsuperuser { email, noinput } => createsuperuser(&db, &settings, email, noinput).await,
+        Command::Createsuperuser { email, noinput } => {
+            createsuperuser(&db, &settings, email, noinput).await
+        }
         Command::Changepassword { email } => changepassword(&db, &settings, &email).await,
         Command::Clearsessions => {
             let removed = db::sessions::clear_expired(&db).await?;
@@ -167,7 +176,10 @@ async fn serve(db: Db, settings: Settings) -> Outcome {
             .filter(|f| f.severity == schema::Severity::Error)
             .collect();
         if !errors.is_empty() {
-            let list: Vec<String> = errors.iter().map(|f| format!("  - {}", f.message)).collect();
+            let list: Vec<String> = errors
+                .iter()
+                .map(|f| format!("  - {}", f.message))
+                .collect();
             return Err(Failure(format!(
                 "the database is not ready for this backend (run `unchained migrate`, or `unchained check` for details):\n{}",
                 list.join("\n")
@@ -206,10 +218,16 @@ async fn migrate(db: &Db) -> Outcome {
 
 async fn check(db: &Db, settings: &Settings) -> Outcome {
     let mut findings = schema::schema_findings(db).await?;
-    if !findings.iter().any(|f| f.message.starts_with("table users_user ")) {
+    if !findings
+        .iter()
+        .any(|f| f.message.starts_with("table users_user "))
+    {
         findings.extend(hash_census(db, &settings.hashers()).await?);
     }
-    let errors = findings.iter().filter(|f| f.severity == schema::Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == schema::Severity::Error)
+        .count();
     for finding in &findings {
         let label = match finding.severity {
             schema::Severity::Error => "ERROR",
@@ -218,7 +236,10 @@ async fn check(db: &Db, settings: &Settings) -> Outcome {
         println!("{label}: {}", finding.message);
     }
     if errors == 0 {
-        println!("OK: this {} database is compatible; it is safe to switch.", db.backend_name());
+        println!(
+            "OK: this {} database is compatible; it is safe to switch.",
+            db.backend_name()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         println!("NOT SAFE: {errors} problem(s) must be fixed before switching.");
@@ -231,11 +252,12 @@ async fn check(db: &Db, settings: &Settings) -> Outcome {
 async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>, Failure> {
     let mut unsupported: std::collections::BTreeMap<String, usize> = Default::default();
     for encoded in db::users::all_password_hashes(db).await? {
-        if encoded.is_empty() || encoded.starts_with('!') {
+        if !unchained::django::hashers::is_password_usable(&encoded) || encoded.is_empty() {
             continue; // unusable passwords: nothing to verify
         }
-        if let Err(algorithm) = hashers.identify(&encoded) {
-            *unsupported.entry(algorithm).or_default() += 1;
+        if hashers.identify(&encoded).is_none() {
+            let algorithm = unchained::django::hashers::algorithm_of(&encoded).unwrap_or_default();
+            *unsupported.entry(algorithm.to_string()).or_default() += 1;
         }
     }
     Ok(unsupported
@@ -286,23 +308,34 @@ async fn hash_password(hashers: Hashers, password: String) -> Result<String, Fai
     Ok(tokio::task::spawn_blocking(move || hashers.make_password(&password)).await?)
 }
 
-async fn createsuperuser(db: &Db, settings: &Settings, email: Option<String>, noinput: bool) -> Outcome {
+async fn createsuperuser(
+    db: &Db,
+    settings: &Settings,
+    email: Option<String>,
+    noinput: bool,
+) -> Outcome {
     let email = match (email, noinput) {
         (Some(email), _) => email,
         (None, true) => {
-            return Err(Failure("Error: You must use --email with --noinput.".into()));
+            return Err(Failure(
+                "Error: You must use --email with --noinput.".into(),
+            ));
         }
         (None, false) => read_line("Email address: ")?,
     };
     let email = db::users::normalize_email(&email);
     if !looks_like_email(&email) {
-        return Err(Failure(format!("Error: Enter a valid email address (got {email:?}).")));
+        return Err(Failure(format!(
+            "Error: Enter a valid email address (got {email:?})."
+        )));
     }
     let password = if noinput {
         std::env::var("DJANGO_SUPERUSER_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty())
-            .ok_or_else(|| Failure("Error: set DJANGO_SUPERUSER_PASSWORD to use --noinput.".into()))?
+            .ok_or_else(|| {
+                Failure("Error: set DJANGO_SUPERUSER_PASSWORD to use --noinput.".into())
+            })?
     } else {
         read_new_password()?
     };
@@ -320,7 +353,9 @@ async fn createsuperuser(db: &Db, settings: &Settings, email: Option<String>, no
             println!("Superuser created successfully.");
             Ok(ExitCode::SUCCESS)
         }
-        Err(db::users::CreateUserError::EmailTaken) => Err(Failure("Error: That email address is already taken.".into())),
+        Err(db::users::CreateUserError::EmailTaken) => Err(Failure(
+            "Error: That email address is already taken.".into(),
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -330,7 +365,10 @@ async fn createsuperuser(db: &Db, settings: &Settings, email: Option<String>, no
 fn looks_like_email(email: &str) -> bool {
     match email.rsplit_once('@') {
         Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !email.contains(char::is_whitespace)
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !email.contains(char::is_whitespace)
         }
         None => false,
     }
@@ -352,7 +390,14 @@ async fn group(db: &Db, action: GroupAction) -> Outcome {
     match action {
         GroupAction::Create { name } => {
             let (_, created) = perms::ensure_group(db, &name).await?;
-            println!("{}", if created { "Group created." } else { "Group already exists." });
+            println!(
+                "{}",
+                if created {
+                    "Group created."
+                } else {
+                    "Group already exists."
+                }
+            );
         }
         GroupAction::Grant { group, permissions } => {
             let group_id = perms::group_id(db, &group)
@@ -368,11 +413,25 @@ async fn group(db: &Db, action: GroupAction) -> Outcome {
                 .await?
                 .ok_or_else(|| Failure(format!("user '{email}' does not exist")))?;
             let added = perms::add_user_to_group(db, user.id, group_id).await?;
-            println!("{}", if added { "User added." } else { "User was already in the group." });
+            println!(
+                "{}",
+                if added {
+                    "User added."
+                } else {
+                    "User was already in the group."
+                }
+            );
         }
         GroupAction::List => {
             for (name, permissions) in perms::groups_with_permissions(db).await? {
-                println!("{name}: {}", if permissions.is_empty() { "-".to_string() } else { permissions.join(", ") });
+                println!(
+                    "{name}: {}",
+                    if permissions.is_empty() {
+                        "-".to_string()
+                    } else {
+                        permissions.join(", ")
+                    }
+                );
             }
         }
     }
@@ -390,15 +449,28 @@ async fn grant_all(db: &Db, group_id: i64, permissions: &[String]) -> Result<(),
     }
     for (name, id) in ids {
         let granted = perms::grant_to_group(db, group_id, id).await?;
-        println!("{name}: {}", if granted { "granted" } else { "already granted" });
+        println!(
+            "{name}: {}",
+            if granted {
+                "granted"
+            } else {
+                "already granted"
+            }
+        );
     }
     Ok(())
 }
 
 async fn setup_moderators(db: &Db, name: &str) -> Outcome {
     let (group_id, created) = perms::ensure_group(db, name).await?;
-    println!("Group '{name}' {}.", if created { "created" } else { "exists" });
-    let names: Vec<String> = perms::MODERATOR_PERMISSIONS.iter().map(|s| s.to_string()).collect();
+    println!(
+        "Group '{name}' {}.",
+        if created { "created" } else { "exists" }
+    );
+    let names: Vec<String> = perms::MODERATOR_PERMISSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     grant_all(db, group_id, &names).await?;
     Ok(ExitCode::SUCCESS)
 }

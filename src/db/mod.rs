@@ -52,7 +52,10 @@ impl Db {
                     // while one connection writes.
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10));
-                let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await?;
                 Ok(Db::Sqlite(pool))
             }
             DatabaseUrl::Postgres(url) => {

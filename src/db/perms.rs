@@ -1,8 +1,13 @@
 //! Groups and permissions: `auth_group`, `auth_permission` and the tables
 //! that tie them to users. Deciding what a set of permissions allows is the
 //! job of `crate::django::perms`; this module only loads and stores.
+//!
+//! Django's own auth tables have `integer` keys on PostgreSQL (this app's
+//! have `bigint`), so their ids are cast to read them as `i64` everywhere.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
+
+use crate::django::perms::UserPerms;
 
 use crate::db::Db;
 use crate::on_pool;
@@ -16,15 +21,40 @@ pub const MODERATOR_PERMISSIONS: [&str; 3] = [
 
 /// Every `app_label.codename` a user holds directly or through a group, in
 /// one query (Django's `_get_user_permissions` and `_get_group_permissions`).
-pub async fn user_permission_names(db: &Db, user_id: i64) -> Result<BTreeSet<String>, sqlx::Error> {
+pub async fn user_permission_names(db: &Db, user_id: i64) -> Result<HashSet<String>, sqlx::Error> {
     let sql = "SELECT ct.app_label, p.codename FROM auth_permission p \
                JOIN django_content_type ct ON ct.id = p.content_type_id \
                WHERE p.id IN (SELECT permission_id FROM users_user_user_permissions WHERE user_id = $1 \
                               UNION \
                               SELECT gp.permission_id FROM auth_group_permissions gp \
                               JOIN users_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = $1)";
-    let rows: Vec<(String, String)> = on_pool!(db, |pool| sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)?;
-    Ok(rows.into_iter().map(|(app, codename)| format!("{app}.{codename}")).collect())
+    let rows: Vec<(String, String)> = on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(user_id)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(app, codename)| format!("{app}.{codename}"))
+        .collect())
+}
+
+/// What the permission core needs to decide for a user: flags and held
+/// permissions. `None` when the user does not exist.
+pub async fn user_perms(db: &Db, user_id: i64) -> Result<Option<UserPerms>, sqlx::Error> {
+    let flags: Option<(bool, bool)> = on_pool!(db, |pool| {
+        sqlx::query_as("SELECT is_active, is_superuser FROM users_user WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    let Some((is_active, is_superuser)) = flags else {
+        return Ok(None);
+    };
+    Ok(Some(UserPerms {
+        is_active,
+        is_superuser,
+        perms: user_permission_names(db, user_id).await?,
+    }))
 }
 
 /// The id of a permission named `app_label.codename`.
@@ -32,14 +62,18 @@ pub async fn permission_id(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Err
     let Some((app_label, codename)) = name.split_once('.') else {
         return Ok(None);
     };
-    let sql = "SELECT p.id FROM auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id \
+    let sql = "SELECT CAST(p.id AS BIGINT) FROM auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id \
                WHERE ct.app_label = $1 AND p.codename = $2";
-    on_pool!(db, |pool| sqlx::query_scalar(sql).bind(app_label).bind(codename).fetch_optional(pool).await)
+    on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .bind(app_label)
+        .bind(codename)
+        .fetch_optional(pool)
+        .await)
 }
 
 pub async fn group_id(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Error> {
     on_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT id FROM auth_group WHERE name = $1")
+        sqlx::query_scalar("SELECT CAST(id AS BIGINT) FROM auth_group WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
             .await
@@ -52,7 +86,7 @@ pub async fn ensure_group(db: &Db, name: &str) -> Result<(i64, bool), sqlx::Erro
         return Ok((id, false));
     }
     let id = on_pool!(db, |pool| {
-        sqlx::query_scalar("INSERT INTO auth_group (name) VALUES ($1) RETURNING id")
+        sqlx::query_scalar("INSERT INTO auth_group (name) VALUES ($1) RETURNING CAST(id AS BIGINT)")
             .bind(name)
             .fetch_one(pool)
             .await
@@ -61,8 +95,12 @@ pub async fn ensure_group(db: &Db, name: &str) -> Result<(i64, bool), sqlx::Erro
 }
 
 /// Grants a permission to a group. Returns false when it already had it.
-pub async fn grant_to_group(db: &Db, group_id: i64, permission_id: i64) -> Result<bool, sqlx::Error> {
-    let done = on_pool!(db, |pool| {
+pub async fn grant_to_group(
+    db: &Db,
+    group_id: i64,
+    permission_id: i64,
+) -> Result<bool, sqlx::Error> {
+    let affected = on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO auth_group_permissions (group_id, permission_id) SELECT $1, $2 \
              WHERE NOT EXISTS (SELECT 1 FROM auth_group_permissions WHERE group_id = $1 AND permission_id = $2)",
@@ -71,13 +109,14 @@ pub async fn grant_to_group(db: &Db, group_id: i64, permission_id: i64) -> Resul
         .bind(permission_id)
         .execute(pool)
         .await
+        .map(|done| done.rows_affected())
     })?;
-    Ok(done.rows_affected() == 1)
+    Ok(affected == 1)
 }
 
 /// Puts a user in a group. Returns false when the user was already in it.
 pub async fn add_user_to_group(db: &Db, user_id: i64, group_id: i64) -> Result<bool, sqlx::Error> {
-    let done = on_pool!(db, |pool| {
+    let affected = on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO users_user_groups (user_id, group_id) SELECT $1, $2 \
              WHERE NOT EXISTS (SELECT 1 FROM users_user_groups WHERE user_id = $1 AND group_id = $2)",
@@ -86,8 +125,9 @@ pub async fn add_user_to_group(db: &Db, user_id: i64, group_id: i64) -> Result<b
         .bind(group_id)
         .execute(pool)
         .await
+        .map(|done| done.rows_affected())
     })?;
-    Ok(done.rows_affected() == 1)
+    Ok(affected == 1)
 }
 
 /// Every group with the `app_label.codename` of each of its permissions.
@@ -101,11 +141,19 @@ pub async fn groups_with_permissions(db: &Db) -> Result<Vec<(String, Vec<String>
         on_pool!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (group, app, codename) in rows {
-        if groups.last().map(|(name, _)| name != &group).unwrap_or(true) {
+        if groups
+            .last()
+            .map(|(name, _)| name != &group)
+            .unwrap_or(true)
+        {
             groups.push((group, Vec::new()));
         }
         if let (Some(app), Some(codename)) = (app, codename) {
-            groups.last_mut().expect("pushed above").1.push(format!("{app}.{codename}"));
+            groups
+                .last_mut()
+                .expect("pushed above")
+                .1
+                .push(format!("{app}.{codename}"));
         }
     }
     Ok(groups)

@@ -55,7 +55,8 @@ pub fn parse_ddl(ddl: &str) -> Result<Vec<Statement>, String> {
         current.push('\n');
         if trimmed.ends_with(';') {
             let sql = current.trim().trim_end_matches(';').trim().to_string();
-            let table = table_of(&sql).ok_or_else(|| format!("cannot tell which table this statement is for: {sql}"))?;
+            let table = table_of(&sql)
+                .ok_or_else(|| format!("cannot tell which table this statement is for: {sql}"))?;
             statements.push(Statement { table, sql });
             current.clear();
         }
@@ -71,12 +72,20 @@ fn table_of(sql: &str) -> Option<String> {
     let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
     let after = |i: usize| -> Option<String> {
         let mut i = i;
-        while matches!(upper.get(i).map(String::as_str), Some("ONLY" | "IF" | "NOT" | "EXISTS")) {
+        while matches!(
+            upper.get(i).map(String::as_str),
+            Some("ONLY" | "IF" | "NOT" | "EXISTS")
+        ) {
             i += 1;
         }
         let name = words.get(i)?.split('(').next()?;
         let name = name.trim_matches('"');
-        Some(name.strip_prefix("public.").unwrap_or(name).trim_matches('"').to_string())
+        Some(
+            name.strip_prefix("public.")
+                .unwrap_or(name)
+                .trim_matches('"')
+                .to_string(),
+        )
     };
     match (upper.first()?.as_str(), upper.get(1)?.as_str()) {
         ("CREATE", "TABLE") | ("ALTER", "TABLE") => after(2),
@@ -116,9 +125,12 @@ async fn sqlite_shape(conn: &mut sqlx::SqliteConnection) -> Result<Shape, sqlx::
     .await?;
     let mut shape = Shape::new();
     for table in tables {
-        let rows = sqlx::query(&format!("PRAGMA table_info(\"{}\")", table.replace('"', "\"\"")))
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "PRAGMA table_info(\"{}\")",
+            table.replace('"', "\"\"")
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
         let mut columns = Vec::new();
         for row in rows {
             columns.push(Column {
@@ -133,7 +145,10 @@ async fn sqlite_shape(conn: &mut sqlx::SqliteConnection) -> Result<Shape, sqlx::
     Ok(shape)
 }
 
-async fn postgres_shape(conn: &mut sqlx::PgConnection, namespace: &str) -> Result<Shape, sqlx::Error> {
+async fn postgres_shape(
+    conn: &mut sqlx::PgConnection,
+    namespace: &str,
+) -> Result<Shape, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
                 format_type(a.atttypid, a.atttypmod) AS sql_type, a.attnotnull AS not_null, \
@@ -151,13 +166,16 @@ async fn postgres_shape(conn: &mut sqlx::PgConnection, namespace: &str) -> Resul
     let mut shape = Shape::new();
     for row in rows {
         let default: Option<String> = row.try_get("column_default")?;
-        shape.entry(row.try_get("table_name")?).or_insert_with(Vec::new).push(Column {
-            name: row.try_get("column_name")?,
-            sql_type: row.try_get("sql_type")?,
-            not_null: row.try_get("not_null")?,
-            // A serial's nextval() names its schema; identity columns have none.
-            default: default.filter(|d| !d.starts_with("nextval(")),
-        });
+        shape
+            .entry(row.try_get("table_name")?)
+            .or_insert_with(Vec::new)
+            .push(Column {
+                name: row.try_get("column_name")?,
+                sql_type: row.try_get("sql_type")?,
+                not_null: row.try_get("not_null")?,
+                // A serial's nextval() names its schema; identity columns have none.
+                default: default.filter(|d| !d.starts_with("nextval(")),
+            });
     }
     Ok(shape)
 }
@@ -168,7 +186,9 @@ pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
         Db::Sqlite(pool) => sqlite_shape(&mut *pool.acquire().await?).await,
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            let namespace: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut *conn).await?;
+            let namespace: String = sqlx::query_scalar("SELECT current_schema()::text")
+                .fetch_one(&mut *conn)
+                .await?;
             postgres_shape(&mut conn, &namespace).await
         }
     }
@@ -188,9 +208,11 @@ pub async fn expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             let namespace = format!("unchained_expected_{}", std::process::id());
-            sqlx::raw_sql(&format!("CREATE SCHEMA {namespace}; SET LOCAL search_path TO {namespace}"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::raw_sql(&format!(
+                "CREATE SCHEMA {namespace}; SET LOCAL search_path TO {namespace}"
+            ))
+            .execute(&mut *tx)
+            .await?;
             for statement in &statements {
                 sqlx::raw_sql(&statement.sql).execute(&mut *tx).await?;
             }
@@ -243,7 +265,10 @@ pub fn compare_shapes(expected: &Shape, actual: &Shape) -> (Vec<String>, Vec<Fin
         };
         for column in want {
             match have.iter().find(|c| c.name == column.name) {
-                None => findings.push(Finding::error(format!("column {table}.{} is missing", column.name))),
+                None => findings.push(Finding::error(format!(
+                    "column {table}.{} is missing",
+                    column.name
+                ))),
                 Some(found) => {
                     if found.sql_type != column.sql_type {
                         findings.push(Finding::error(format!(
@@ -269,19 +294,27 @@ pub fn compare_shapes(expected: &Shape, actual: &Shape) -> (Vec<String>, Vec<Fin
                 }
             }
         }
-        for extra in have.iter().filter(|c| !want.iter().any(|w| w.name == c.name)) {
+        for extra in have
+            .iter()
+            .filter(|c| !want.iter().any(|w| w.name == c.name))
+        {
             if extra.not_null && extra.default.is_none() {
                 findings.push(Finding::error(format!(
                     "column {table}.{} is not Django's and is NOT NULL without a default, so inserts would fail",
                     extra.name
                 )));
             } else {
-                findings.push(Finding::warning(format!("column {table}.{} is not Django's; it is left alone", extra.name)));
+                findings.push(Finding::warning(format!(
+                    "column {table}.{} is not Django's; it is left alone",
+                    extra.name
+                )));
             }
         }
     }
     for table in actual.keys().filter(|t| !expected.contains_key(*t)) {
-        findings.push(Finding::warning(format!("table {table} is not part of this app; it is left alone")));
+        findings.push(Finding::warning(format!(
+            "table {table} is not part of this app; it is left alone"
+        )));
     }
     (missing_tables, findings)
 }
@@ -295,14 +328,18 @@ pub async fn applied_migrations(db: &Db) -> Result<BTreeSet<(String, String)>, s
     if !table_exists(db, "django_migrations").await? {
         return Ok(BTreeSet::new());
     }
-    let rows: Vec<(String, String)> =
-        crate::on_pool!(db, |pool| sqlx::query_as("SELECT app, name FROM django_migrations").fetch_all(pool).await)?;
+    let rows: Vec<(String, String)> = crate::on_pool!(db, |pool| sqlx::query_as(
+        "SELECT app, name FROM django_migrations"
+    )
+    .fetch_all(pool)
+    .await)?;
     Ok(rows.into_iter().collect())
 }
 
 /// Schema findings (tables, columns, recorded migrations), without the data checks.
 pub async fn schema_findings(db: &Db) -> Result<Vec<Finding>, sqlx::Error> {
-    let (missing, mut findings) = compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
+    let (missing, mut findings) =
+        compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
     for table in missing {
         findings.push(Finding::error(format!("table {table} is missing")));
     }
@@ -310,7 +347,9 @@ pub async fn schema_findings(db: &Db) -> Result<Vec<Finding>, sqlx::Error> {
     let rows = django_rows();
     let expected: BTreeSet<_> = rows.migrations.iter().cloned().collect();
     for (app, name) in rows.migrations.iter().filter(|m| !applied.contains(*m)) {
-        findings.push(Finding::error(format!("migration {app}.{name} is not applied")));
+        findings.push(Finding::error(format!(
+            "migration {app}.{name} is not applied"
+        )));
     }
     for (app, name) in applied.iter().filter(|m| !expected.contains(*m)) {
         findings.push(Finding::warning(format!(
@@ -354,11 +393,17 @@ pub enum MigrateError {
 /// refuses and lists the differences.
 pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
     let (missing, findings) = compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
-    let errors: Vec<Finding> = findings.into_iter().filter(|f| f.severity == Severity::Error).collect();
+    let errors: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if !errors.is_empty() {
         return Err(MigrateError::Mismatch(errors));
     }
-    let statements: Vec<Statement> = ddl(db).into_iter().filter(|s| missing.contains(&s.table)).collect();
+    let statements: Vec<Statement> = ddl(db)
+        .into_iter()
+        .filter(|s| missing.contains(&s.table))
+        .collect();
     let applied = applied_migrations(db).await?;
     let rows = django_rows();
     let mut report = MigrateReport {
@@ -369,7 +414,9 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
         let mut tx = pool.begin().await?;
         if matches!(db, Db::Postgres(_)) {
             // Two servers starting at once must not both create the tables.
-            sqlx::raw_sql("SELECT pg_advisory_xact_lock(8240533)").execute(&mut *tx).await?;
+            sqlx::raw_sql("SELECT pg_advisory_xact_lock(8240533)")
+                .execute(&mut *tx)
+                .await?;
         }
         // CREATE TABLE statements come first in the dumps; indexes and
         // constraints follow, so file order is creation-safe.
@@ -432,14 +479,24 @@ mod tests {
         for (name, text) in [("sqlite", SQLITE_DDL), ("postgres", POSTGRES_DDL)] {
             let statements = parse_ddl(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let tables: BTreeSet<_> = statements.iter().map(|s| s.table.as_str()).collect();
-            for table in ["users_user", "catalog_product", "catalog_version", "django_session", "auth_permission"] {
+            for table in [
+                "users_user",
+                "catalog_product",
+                "catalog_version",
+                "django_session",
+                "auth_permission",
+            ] {
                 assert!(tables.contains(table), "{name} DDL lacks {table}");
             }
             // The first statement for each table creates it.
             let mut seen = BTreeSet::new();
             for s in &statements {
                 if seen.insert(s.table.clone()) {
-                    assert!(s.sql.to_ascii_uppercase().starts_with("CREATE TABLE"), "{name}: {}", s.sql);
+                    assert!(
+                        s.sql.to_ascii_uppercase().starts_with("CREATE TABLE"),
+                        "{name}: {}",
+                        s.sql
+                    );
                 }
             }
         }
@@ -447,20 +504,41 @@ mod tests {
 
     #[test]
     fn table_names_are_read_from_each_statement_kind() {
-        assert_eq!(table_of("CREATE TABLE \"a_b\" (\"id\" integer)").as_deref(), Some("a_b"));
-        assert_eq!(table_of("CREATE UNIQUE INDEX \"x\" ON \"t\" (\"c\")").as_deref(), Some("t"));
-        assert_eq!(table_of("ALTER TABLE ONLY public.t ADD CONSTRAINT k PRIMARY KEY (id)").as_deref(), Some("t"));
-        assert_eq!(table_of("CREATE INDEX i ON public.t USING btree (c)").as_deref(), Some("t"));
+        assert_eq!(
+            table_of("CREATE TABLE \"a_b\" (\"id\" integer)").as_deref(),
+            Some("a_b")
+        );
+        assert_eq!(
+            table_of("CREATE UNIQUE INDEX \"x\" ON \"t\" (\"c\")").as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            table_of("ALTER TABLE ONLY public.t ADD CONSTRAINT k PRIMARY KEY (id)").as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            table_of("CREATE INDEX i ON public.t USING btree (c)").as_deref(),
+            Some("t")
+        );
         assert_eq!(table_of("SELECT 1"), None);
     }
 
     #[test]
     fn rows_hold_the_custom_permissions() {
         let rows = django_rows();
-        for codename in ["can_publish_product", "can_change_description", "can_change_category"] {
-            assert!(rows.permissions.iter().any(|p| p.0 == "catalog" && p.1 == "product" && p.2 == codename));
+        for codename in [
+            "can_publish_product",
+            "can_change_description",
+            "can_change_category",
+        ] {
+            assert!(rows
+                .permissions
+                .iter()
+                .any(|p| p.0 == "catalog" && p.1 == "product" && p.2 == codename));
         }
-        assert!(rows.migrations.contains(&("users".into(), "0001_initial".into())));
+        assert!(rows
+            .migrations
+            .contains(&("users".into(), "0001_initial".into())));
     }
 
     fn column(name: &str, sql_type: &str, not_null: bool) -> Column {
@@ -475,25 +553,47 @@ mod tests {
     #[test]
     fn shape_differences_are_named() {
         let expected: Shape = [
-            ("t".to_string(), vec![column("id", "integer", true), column("phone", "varchar(35)", false)]),
+            (
+                "t".to_string(),
+                vec![
+                    column("id", "integer", true),
+                    column("phone", "varchar(35)", false),
+                ],
+            ),
             ("gone".to_string(), vec![column("id", "integer", true)]),
         ]
         .into();
         let actual: Shape = [
             (
                 "t".to_string(),
-                vec![column("id", "bigint", true), column("extra", "text", true), column("loose", "text", false)],
+                vec![
+                    column("id", "bigint", true),
+                    column("extra", "text", true),
+                    column("loose", "text", false),
+                ],
             ),
             ("other".to_string(), vec![column("id", "integer", true)]),
         ]
         .into();
         let (missing, findings) = compare_shapes(&expected, &actual);
         assert_eq!(missing, vec!["gone".to_string()]);
-        let messages: Vec<_> = findings.iter().map(|f| (f.severity, f.message.as_str())).collect();
+        let messages: Vec<_> = findings
+            .iter()
+            .map(|f| (f.severity, f.message.as_str()))
+            .collect();
         assert!(messages.contains(&(Severity::Error, "column t.phone is missing")));
-        assert!(messages.contains(&(Severity::Error, "column t.id has type bigint where Django made integer")));
-        assert!(messages.iter().any(|(s, m)| *s == Severity::Error && m.starts_with("column t.extra")));
-        assert!(messages.iter().any(|(s, m)| *s == Severity::Warning && m.starts_with("column t.loose")));
-        assert!(messages.iter().any(|(s, m)| *s == Severity::Warning && m.starts_with("table other")));
+        assert!(messages.contains(&(
+            Severity::Error,
+            "column t.id has type bigint where Django made integer"
+        )));
+        assert!(messages
+            .iter()
+            .any(|(s, m)| *s == Severity::Error && m.starts_with("column t.extra")));
+        assert!(messages
+            .iter()
+            .any(|(s, m)| *s == Severity::Warning && m.starts_with("column t.loose")));
+        assert!(messages
+            .iter()
+            .any(|(s, m)| *s == Severity::Warning && m.starts_with("table other")));
     }
 }

@@ -6,11 +6,12 @@ use crate::on_pool;
 
 /// Deletes expired sessions, as `manage.py clearsessions`. Returns how many.
 pub async fn clear_expired(db: &Db) -> Result<u64, sqlx::Error> {
-    let done = on_pool!(db, |pool| {
+    let affected = on_pool!(db, |pool| {
         sqlx::query("DELETE FROM django_session WHERE expire_date < $1")
             .bind(DjangoDateTime::now())
             .execute(pool)
             .await
+            .map(|done| done.rows_affected())
     })?;
-    Ok(done.rows_affected())
+    Ok(affected)
 }

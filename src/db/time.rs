@@ -35,10 +35,14 @@ impl DjangoDateTime {
         if let Ok(aware) = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)) {
             return Some(DjangoDateTime(aware.with_timezone(&Utc)));
         }
-        ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"]
-            .iter()
-            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-            .map(|naive| DjangoDateTime(naive.and_utc()))
+        [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M",
+        ]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| DjangoDateTime(naive.and_utc()))
     }
 }
 
@@ -60,7 +64,8 @@ impl<'q> Encode<'q, Sqlite> for DjangoDateTime {
 impl<'r> Decode<'r, Sqlite> for DjangoDateTime {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
         let text = <&str as Decode<Sqlite>>::decode(value)?;
-        DjangoDateTime::parse_sqlite_text(text).ok_or_else(|| format!("not a Django datetime: {text:?}").into())
+        DjangoDateTime::parse_sqlite_text(text)
+            .ok_or_else(|| format!("not a Django datetime: {text:?}").into())
     }
 }
 
@@ -81,7 +86,9 @@ impl Encode<'_, Postgres> for DjangoDateTime {
 
 impl<'r> Decode<'r, Postgres> for DjangoDateTime {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(DjangoDateTime(<DateTime<Utc> as Decode<Postgres>>::decode(value)?))
+        Ok(DjangoDateTime(<DateTime<Utc> as Decode<Postgres>>::decode(
+            value,
+        )?))
     }
 }
 
@@ -96,10 +103,21 @@ mod tests {
         assert_eq!(whole.to_sqlite_text(), "2026-11-25 09:05:07");
         let micro = DjangoDateTime(whole.0 + chrono::Duration::microseconds(1234));
         assert_eq!(micro.to_sqlite_text(), "2026-11-25 09:05:07.001234");
-        for text in ["2026-11-25 09:05:07.001234", "2026-11-25T09:05:07.001234", "2026-11-25 12:05:07.001234+03:00"] {
-            assert_eq!(DjangoDateTime::parse_sqlite_text(text), Some(micro), "{text}");
+        for text in [
+            "2026-11-25 09:05:07.001234",
+            "2026-11-25T09:05:07.001234",
+            "2026-11-25 12:05:07.001234+03:00",
+        ] {
+            assert_eq!(
+                DjangoDateTime::parse_sqlite_text(text),
+                Some(micro),
+                "{text}"
+            );
         }
-        assert_eq!(DjangoDateTime::parse_sqlite_text("2026-11-25 09:05:07"), Some(whole));
+        assert_eq!(
+            DjangoDateTime::parse_sqlite_text("2026-11-25 09:05:07"),
+            Some(whole)
+        );
         assert_eq!(DjangoDateTime::parse_sqlite_text("yesterday"), None);
     }
 }

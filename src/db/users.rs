@@ -23,7 +23,8 @@ pub struct User {
     pub token: Option<String>,
 }
 
-const COLUMNS: &str = "id, password, last_login, is_superuser, first_name, last_name, is_staff, is_active, \
+const COLUMNS: &str =
+    "id, password, last_login, is_superuser, first_name, last_name, is_staff, is_active, \
                        date_joined, email, avatar, phone, country, token";
 
 /// Django's `BaseUserManager.normalize_email`: the domain part is lowercased.
@@ -38,12 +39,18 @@ pub fn normalize_email(email: &str) -> String {
 /// Finds a user by e-mail exactly as stored (Django's `get_by_natural_key`).
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users_user WHERE email = $1");
-    on_pool!(db, |pool| sqlx::query_as(&sql).bind(email).fetch_optional(pool).await)
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(email)
+        .fetch_optional(pool)
+        .await)
 }
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users_user WHERE id = $1");
-    on_pool!(db, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
 }
 
 /// What a new user starts with; names and profile fields start empty, as
@@ -84,33 +91,43 @@ pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<i64, CreateUserError>
     });
     match inserted {
         Ok(id) => Ok(id),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::EmailTaken),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(CreateUserError::EmailTaken)
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 /// Stores a new password hash. Returns false when the user does not exist.
 pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> Result<bool, sqlx::Error> {
-    let done = on_pool!(db, |pool| {
+    let affected = on_pool!(db, |pool| {
         sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
             .execute(pool)
             .await
+            .map(|done| done.rows_affected())
     })?;
-    Ok(done.rows_affected() == 1)
+    Ok(affected == 1)
 }
 
 /// Every stored password column, for `check`'s census of hash algorithms.
 pub async fn all_password_hashes(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query_scalar("SELECT password FROM users_user").fetch_all(pool).await)
+    on_pool!(db, |pool| sqlx::query_scalar(
+        "SELECT password FROM users_user"
+    )
+    .fetch_all(pool)
+    .await)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn normalize_email_lowercases_the_domain_only() {
-        assert_eq!(super::normalize_email(" Ivan.Petrov@Mail.RU "), "Ivan.Petrov@mail.ru");
+        assert_eq!(
+            super::normalize_email(" Ivan.Petrov@Mail.RU "),
+            "Ivan.Petrov@mail.ru"
+        );
         assert_eq!(super::normalize_email("no-at-sign"), "no-at-sign");
     }
 }

@@ -35,7 +35,9 @@ pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
         db: db.clone(),
         settings: std::sync::Arc::new(settings),
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

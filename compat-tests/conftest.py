@@ -1,0 +1,226 @@
+"""Fixtures shared by the compat tests: the reference Django project, the
+`unchained` binary, and fresh databases on SQLite and PostgreSQL.
+
+Run from the repository root (or from compat-tests/):
+
+    compat-tests/setup.sh
+    compat-tests/.venv/bin/pytest compat-tests/tests
+
+Environment knobs:
+    COMPAT_DB_BACKENDS=sqlite      only these backends (comma-separated; default sqlite,postgres)
+    UNCHAINED_BIN=/path/unchained  use this binary instead of building target/release/unchained
+    COMPAT_KEEP_DBS=1              do not drop the PostgreSQL databases a test created
+"""
+import itertools
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMPAT_DIR = REPO_ROOT / "compat-tests"
+REFPROJECT_DIR = COMPAT_DIR / "refproject"
+POSTGRES_SH = REPO_ROOT / "scripts" / "postgres.sh"
+
+# The SECRET_KEY both sides share in tests.
+TEST_SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"
+
+ALL_BACKENDS = ("sqlite", "postgres")
+
+
+def _enabled_backends():
+    raw = os.environ.get("COMPAT_DB_BACKENDS", "")
+    chosen = [b.strip() for b in raw.split(",") if b.strip()]
+    return chosen or list(ALL_BACKENDS)
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+def _run(cmd, *, env=None, cwd=None, check=True, timeout=600, input=None):
+    """subprocess.run with captured text output; a failure shows that output."""
+    proc = subprocess.run(
+        [str(c) for c in cmd],
+        env=env,
+        cwd=cwd,
+        input=input,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise CommandFailed(
+            f"command failed with exit code {proc.returncode}: {' '.join(map(str, cmd))}\n"
+            f"--- stdout ---\n{proc.stdout[-8000:]}\n--- stderr ---\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def _env(database_url, extra=None):
+    env = dict(os.environ)
+    for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
+        env.pop(key, None)
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": TEST_SECRET_KEY,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+# ------------------------------------------------------------------ paths
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def refproject_dir():
+    return REFPROJECT_DIR
+
+
+@pytest.fixture(scope="session")
+def venv_python():
+    candidate = COMPAT_DIR / ".venv" / "bin" / "python"
+    return candidate if candidate.exists() else Path(sys.executable)
+
+
+# ------------------------------------------------------------------ binaries
+
+
+def _cargo_target_dir():
+    proc = _run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=REPO_ROOT)
+    return Path(json.loads(proc.stdout)["target_directory"])
+
+
+def _cargo_build(args, artifact):
+    # cargo itself knows when the artifact is stale; this is quick when it is not.
+    _run(["cargo", "build", "--release", *args], cwd=REPO_ROOT, timeout=3600)
+    path = _cargo_target_dir() / "release" / artifact
+    assert path.exists(), f"cargo build succeeded but {path} does not exist"
+    return path
+
+
+@pytest.fixture(scope="session")
+def unchained_bin():
+    override = os.environ.get("UNCHAINED_BIN")
+    if override:
+        return Path(override)
+    return _cargo_build(["--bin", "unchained"], "unchained")
+
+
+@pytest.fixture(scope="session")
+def probe_bin():
+    return _cargo_build(["--example", "compat_probe"], Path("examples") / "compat_probe")
+
+
+# ------------------------------------------------------------------ databases
+
+
+@pytest.fixture(scope="session")
+def pg_base_url():
+    """Starts the test cluster (scripts/postgres.sh) once; its base URL without a database."""
+    return _run(["bash", POSTGRES_SH, "start"], timeout=900).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def pg_bindir():
+    return Path(_run(["bash", POSTGRES_SH, "bindir"]).stdout.strip())
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def db_backend(request):
+    if request.param not in _enabled_backends():
+        pytest.skip(f"{request.param} disabled by COMPAT_DB_BACKENDS")
+    return request.param
+
+
+_db_counter = itertools.count(1)
+
+
+@pytest.fixture
+def fresh_db(db_backend, tmp_path, request):
+    """Factory: each call returns the DATABASE_URL of a new, empty database."""
+    created = []
+
+    def make(label="db"):
+        n = next(_db_counter)
+        if db_backend == "sqlite":
+            path = tmp_path / f"{label}{n}.sqlite3"
+            assert not path.exists()
+            return f"sqlite:///{path}"  # tmp_path is absolute: sqlite:////tmp/...
+        request.getfixturevalue("pg_base_url")
+        name = f"compat_{os.getpid()}_{n}_{uuid.uuid4().hex[:8]}"
+        url = _run(["bash", POSTGRES_SH, "createdb", name]).stdout.strip()
+        created.append(name)
+        return url
+
+    yield make
+
+    if created and not os.environ.get("COMPAT_KEEP_DBS"):
+        import psycopg
+
+        base = request.getfixturevalue("pg_base_url")
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as con:
+            for name in created:
+                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------------ commands
+
+
+@pytest.fixture(scope="session")
+def run_manage(venv_python):
+    """run_manage(database_url, *args, env=None, check=True, timeout=300, input=None)
+
+    Runs the reference project's manage.py with the venv python, that
+    DATABASE_URL and the test SECRET_KEY; returns the CompletedProcess (text).
+    `env` adds (or, with None values, removes) environment variables.
+    """
+
+    def run_manage(database_url, *args, env=None, check=True, timeout=300, input=None):
+        return _run(
+            [venv_python, REFPROJECT_DIR / "manage.py", *args],
+            env=_env(database_url, env),
+            cwd=REFPROJECT_DIR,
+            check=check,
+            timeout=timeout,
+            input=input,
+        )
+
+    return run_manage
+
+
+@pytest.fixture(scope="session")
+def run_unchained(unchained_bin):
+    """run_unchained(database_url, *args, env=None, check=True, timeout=300, input=None)
+
+    Runs the `unchained` binary with that DATABASE_URL and the test SECRET_KEY
+    (working directory: the repository root); returns the CompletedProcess.
+    """
+
+    def run_unchained(database_url, *args, env=None, check=True, timeout=300, input=None):
+        return _run(
+            [unchained_bin, *args],
+            env=_env(database_url, env),
+            cwd=REPO_ROOT,
+            check=check,
+            timeout=timeout,
+            input=input,
+        )
+
+    return run_unchained

@@ -1,0 +1,58 @@
+from django import forms
+from django.forms import BaseInlineFormSet, inlineformset_factory
+
+from catalog.models import Product, Version
+
+
+class StyleFormMixin:
+    """Bootstrap classes on every widget, as the original templates expect."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field.widget, forms.CheckboxInput):
+                field.widget.attrs["class"] = "form-check-input"
+            else:
+                field.widget.attrs["class"] = "form-control"
+
+
+class ProductForm(StyleFormMixin, forms.ModelForm):
+    """The owner's form."""
+
+    class Meta:
+        model = Product
+        fields = ("name", "description", "image", "category", "price")
+
+
+class ProductModeratorForm(StyleFormMixin, forms.ModelForm):
+    """The moderator's form: publication, description and category only."""
+
+    class Meta:
+        model = Product
+        fields = ("is_moderated", "description", "category")
+
+
+class VersionForm(StyleFormMixin, forms.ModelForm):
+    class Meta:
+        model = Version
+        fields = ("version_number", "version_name", "is_current")
+
+
+class BaseVersionFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        current = 0
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or not form.cleaned_data:
+                continue
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            if form.cleaned_data.get("is_current"):
+                current += 1
+        if current > 1:
+            raise forms.ValidationError("Текущей может быть только одна версия.")
+
+
+VersionFormSet = inlineformset_factory(
+    Product, Version, form=VersionForm, formset=BaseVersionFormSet, extra=1, can_delete=True
+)

@@ -1,0 +1,166 @@
+"""`unchained migrate` leaves a database exactly as `manage.py migrate` does.
+
+For each backend: one fresh database migrated by Django, another by
+`unchained migrate`; tables, columns, indexes, constraints, sequences and the
+rows Django's migrate writes (django_migrations, content types, permissions)
+must match, and Django must then find nothing to migrate.
+"""
+import re
+import sqlite3
+import subprocess
+
+
+# ------------------------------------------------------------ introspection
+
+
+def _sqlite_path(url):
+    assert url.startswith("sqlite:///"), url
+    return url[len("sqlite:///"):]
+
+
+def _normalize_sql(sql):
+    return re.sub(r"\s+", " ", sql).strip() if sql else sql
+
+
+def sqlite_snapshot(url):
+    con = sqlite3.connect(_sqlite_path(url))
+    try:
+        q = lambda sql, *args: [tuple(r) for r in con.execute(sql, args)]  # noqa: E731
+        tables = [r[0] for r in q(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )]
+        snap = {"tables": tables, "columns": {}, "indexes": {}, "foreign_keys": {}}
+        for t in tables:
+            # (name, declared type, notnull, default, pk position), in column order
+            snap["columns"][t] = [r[1:] for r in q(f'PRAGMA table_info("{t}")')]
+            snap["indexes"][t] = sorted(
+                (name, unique, origin, partial, tuple(c[2] for c in q(f'PRAGMA index_info("{name}")')))
+                for _seq, name, unique, origin, partial in q(f'PRAGMA index_list("{t}")')
+            )
+            # (referenced table, from, to, on update, on delete, match)
+            snap["foreign_keys"][t] = sorted(r[2:] for r in q(f'PRAGMA foreign_key_list("{t}")'))
+        # Deferrability and CHECKs only show in the DDL text itself.
+        snap["ddl"] = sorted(
+            (type_, name, tbl, _normalize_sql(sql))
+            for type_, name, tbl, sql in q("SELECT type, name, tbl_name, sql FROM sqlite_master")
+        )
+        # AUTOINCREMENT counters. Django's table rebuilds (the "new__" copies)
+        # leave rows with seq 0 behind, which mean the same as no row at all.
+        has_seq = q("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        snap["sequences"] = sorted(q("SELECT name, seq FROM sqlite_sequence WHERE seq > 0")) if has_seq else []
+        snap.update(_rows(q))
+        return snap
+    finally:
+        con.close()
+
+
+def postgres_snapshot(url):
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        q = lambda sql, *args: [tuple(r) for r in con.execute(sql, args)]  # noqa: E731
+        (schema,) = q("SELECT current_schema()")[0]
+        strip = lambda s: s.replace(f"{schema}.", "") if s else s  # noqa: E731
+        tables = [r[0] for r in q(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = %s AND table_type = 'BASE TABLE' ORDER BY table_name", schema
+        )]
+        snap = {"tables": tables, "columns": {}, "indexes": {}, "constraints": {}}
+        for t in tables:
+            snap["columns"][t] = q(
+                "SELECT column_name, data_type, character_maximum_length, numeric_precision,"
+                " numeric_scale, is_nullable, column_default, is_identity, identity_generation"
+                " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                " ORDER BY ordinal_position", schema, t
+            )
+            snap["indexes"][t] = sorted(
+                (name, strip(indexdef)) for name, indexdef in q(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+                    schema, t,
+                )
+            )
+            # name, type (p primary, u unique, f foreign, c check), definition incl. DEFERRABLE
+            snap["constraints"][t] = sorted(
+                (name, contype, strip(definition)) for name, contype, definition in q(
+                    "SELECT c.conname, c.contype::text, pg_get_constraintdef(c.oid)"
+                    " FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid"
+                    " JOIN pg_namespace n ON n.oid = r.relnamespace"
+                    " WHERE n.nspname = %s AND r.relname = %s", schema, t,
+                )
+            )
+        snap["sequences"] = q(
+            "SELECT sequencename, data_type::text, start_value, min_value, max_value, increment_by,"
+            " cycle, cache_size, last_value FROM pg_sequences WHERE schemaname = %s"
+            " ORDER BY sequencename", schema
+        )
+        snap.update(_rows(q))
+        return snap
+
+
+def _rows(q):
+    return {
+        "migrations": sorted(q("SELECT app, name FROM django_migrations")),
+        "content_types": q("SELECT id, app_label, model FROM django_content_type ORDER BY id"),
+        "permissions": q(
+            "SELECT p.id, ct.app_label, ct.model, p.codename, p.name FROM auth_permission p"
+            " JOIN django_content_type ct ON ct.id = p.content_type_id ORDER BY p.id"
+        ),
+    }
+
+
+def snapshot(backend, url):
+    return sqlite_snapshot(url) if backend == "sqlite" else postgres_snapshot(url)
+
+
+def pg_dump_schema(pg_bindir, url):
+    out = subprocess.run(
+        [str(pg_bindir / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return "\n".join(
+        line for line in out.splitlines() if not line.startswith(("--", "\\restrict", "\\unrestrict"))
+    )
+
+
+def assert_same(expected, actual, what):
+    """Compare two snapshots key by key, table by table, for readable failures."""
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        want, got = expected[key], actual[key]
+        if isinstance(want, dict):
+            assert sorted(want) == sorted(got), f"{what}: {key}: different tables"
+            for table in want:
+                assert got[table] == want[table], f"{what}: {key} of {table} differ"
+        else:
+            assert got == want, f"{what}: {key} differ"
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_unchained_migrate_matches_django(db_backend, fresh_db, run_manage, run_unchained, request):
+    django_url = fresh_db("django")
+    run_manage(django_url, "migrate", "--noinput")
+    expected = snapshot(db_backend, django_url)
+
+    ours_url = fresh_db("unchained")
+    run_unchained(ours_url, "migrate")
+    actual = snapshot(db_backend, ours_url)
+
+    assert_same(expected, actual, "unchained migrate vs manage.py migrate")
+    if db_backend == "postgres":
+        pg_bindir = request.getfixturevalue("pg_bindir")
+        assert pg_dump_schema(pg_bindir, ours_url) == pg_dump_schema(pg_bindir, django_url)
+
+    # Django agrees there is nothing left to do on the database we migrated.
+    run_manage(ours_url, "migrate", "--check")
+    run_manage(ours_url, "makemigrations", "--check", "--dry-run")
+
+
+def test_unchained_migrate_is_a_no_op_on_a_django_database(db_backend, fresh_db, run_manage, run_unchained):
+    url = fresh_db("django")
+    run_manage(url, "migrate", "--noinput")
+    before = snapshot(db_backend, url)
+    run_unchained(url, "migrate")
+    run_unchained(url, "migrate")
+    assert_same(before, snapshot(db_backend, url), "after unchained migrate on a Django database")

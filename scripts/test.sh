@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what is missing,
+# starts PostgreSQL on loopback, runs the Rust tests on SQLite and
+# PostgreSQL, then the compat suite beside a real Django 5.2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "PostgreSQL on 127.0.0.1"
+started_pg=0
+scripts/postgres.sh status 2>/dev/null || started_pg=1
+UNCHAINED_TEST_POSTGRES="$(scripts/postgres.sh start)"
+export UNCHAINED_TEST_POSTGRES
+# Stop the server at the end only if this run started it.
+trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
+
+step "Rust: build (release, shared by the tests and the compat suite)"
+cargo build --release --bins --examples
+
+step "Rust: unit and integration tests (SQLite and PostgreSQL)"
+cargo test --release --all-targets
+
+step "Compat suite: reference Django 5.2 in a virtualenv"
+bash compat-tests/setup.sh
+compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider

@@ -1,0 +1,397 @@
+//! The command line against real databases: migrate, check, serve, users,
+//! groups and bad input, on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::{backends, text, TestDb};
+use unchained::on_pool;
+
+#[tokio::test]
+async fn migrate_is_complete_and_idempotent() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let first = t.run(&["migrate"]);
+        assert!(first.status.success(), "{backend}: {}", text(&first));
+        assert!(
+            text(&first).contains("Applying users.0001_initial... OK"),
+            "{backend}: {}",
+            text(&first)
+        );
+
+        let second = t.run(&["migrate"]);
+        assert!(second.status.success(), "{backend}: {}", text(&second));
+        assert!(
+            text(&second).contains("No migrations to apply."),
+            "{backend}: {}",
+            text(&second)
+        );
+
+        let db = t.db().await;
+        let rows = unchained::db::schema::django_rows();
+        let (migrations, permissions): (i64, i64) = on_pool!(&db, |pool| {
+            sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM django_migrations), (SELECT COUNT(*) FROM auth_permission)"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        });
+        assert_eq!(migrations as usize, rows.migrations.len(), "{backend}");
+        assert_eq!(permissions as usize, rows.permissions.len(), "{backend}");
+
+        let check = t.run(&["check"]);
+        assert!(check.status.success(), "{backend}: {}", text(&check));
+        assert!(
+            text(&check).contains("safe to switch"),
+            "{backend}: {}",
+            text(&check)
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_names_a_dropped_column_and_migrate_refuses() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success());
+        let db = t.db().await;
+        common::exec(&db, "ALTER TABLE users_user DROP COLUMN phone").await;
+        db.close().await;
+
+        let check = t.run(&["check"]);
+        assert_eq!(check.status.code(), Some(1), "{backend}: {}", text(&check));
+        assert!(
+            text(&check).contains("column users_user.phone is missing"),
+            "{backend}: {}",
+            text(&check)
+        );
+
+        let migrate = t.run(&["migrate"]);
+        assert!(!migrate.status.success(), "{backend}: {}", text(&migrate));
+        assert!(
+            text(&migrate).contains("users_user.phone"),
+            "{backend}: {}",
+            text(&migrate)
+        );
+
+        let serve = t.run(&["serve", "--bind", "127.0.0.1:0"]);
+        assert!(
+            !serve.status.success(),
+            "{backend}: serve must refuse a broken schema"
+        );
+        assert!(
+            text(&serve).contains("users_user.phone"),
+            "{backend}: {}",
+            text(&serve)
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_reports_unapplied_migrations_and_unsupported_hashes() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success());
+        let db = t.db().await;
+        common::exec(&db, "DELETE FROM django_migrations WHERE app = 'catalog'").await;
+        common::exec(
+            &db,
+            "INSERT INTO users_user (password, is_superuser, first_name, last_name, is_staff, is_active, \
+             date_joined, email) VALUES ('crypt$$abcd', false, '', '', false, true, '2020-01-01 00:00:00', 'old@example.com')",
+        )
+        .await;
+        db.close().await;
+        let check = t.run(&["check"]);
+        let out = text(&check);
+        assert_eq!(check.status.code(), Some(1), "{backend}: {out}");
+        assert!(
+            out.contains("migration catalog.0001_initial is not applied"),
+            "{backend}: {out}"
+        );
+        assert!(out.contains("\"crypt\""), "{backend}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn serve_migrates_an_empty_database_and_answers() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let port = free_port();
+        let mut child = t
+            .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_for_status(port, "/no-such-page/").await;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(status, Some(404), "{backend}");
+        assert!(
+            t.run(&["check"]).status.success(),
+            "{backend}: serve left the database migrated"
+        );
+    }
+}
+
+#[tokio::test]
+async fn superuser_password_and_groups() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success());
+
+        let mut create = t.command(&[
+            "createsuperuser",
+            "--noinput",
+            "--email",
+            "Admin@Example.COM",
+        ]);
+        create.env("DJANGO_SUPERUSER_PASSWORD", "correct horse battery");
+        let out = create.output().unwrap();
+        assert!(out.status.success(), "{backend}: {}", text(&out));
+        let again = t
+            .command(&[
+                "createsuperuser",
+                "--noinput",
+                "--email",
+                "Admin@example.com",
+            ])
+            .env("DJANGO_SUPERUSER_PASSWORD", "x")
+            .output()
+            .unwrap();
+        assert!(
+            !again.status.success() && text(&again).contains("already taken"),
+            "{backend}: {}",
+            text(&again)
+        );
+
+        let db = t.db().await;
+        let admin = unchained::db::users::by_email(&db, "Admin@example.com")
+            .await
+            .unwrap()
+            .expect("domain lowercased");
+        assert!(admin.is_superuser && admin.is_staff && admin.is_active);
+        assert!(
+            admin.password.starts_with("pbkdf2_sha256$1000000$"),
+            "{}",
+            admin.password
+        );
+
+        let change = t.run_with_input(
+            &["changepassword", "Admin@example.com"],
+            "new secret 1\nnew secret 1\n",
+        );
+        assert!(change.status.success(), "{backend}: {}", text(&change));
+        let changed = unchained::db::users::by_id(&db, admin.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(changed.password, admin.password);
+        let hashers = unchained::django::hashers::Hashers::default();
+        assert!(
+            hashers
+                .check_password("new secret 1", &changed.password)
+                .valid
+        );
+
+        let mismatch = t.run_with_input(&["changepassword", "Admin@example.com"], "one\ntwo\n");
+        assert!(
+            !mismatch.status.success() && text(&mismatch).contains("didn't match"),
+            "{}",
+            text(&mismatch)
+        );
+
+        let mut user = t.command(&[
+            "createsuperuser",
+            "--noinput",
+            "--email",
+            "moder@example.com",
+        ]);
+        assert!(user
+            .env("DJANGO_SUPERUSER_PASSWORD", "pw-pw-pw-pw")
+            .output()
+            .unwrap()
+            .status
+            .success());
+        let moderator = unchained::db::users::by_email(&db, "moder@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        on_pool!(&db, |pool| sqlx::query(
+            "UPDATE users_user SET is_superuser = $1 WHERE id = $2"
+        )
+        .bind(false)
+        .bind(moderator.id)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .unwrap());
+
+        assert!(t.run(&["setup-moderators"]).status.success());
+        assert!(
+            t.run(&["setup-moderators"]).status.success(),
+            "twice is harmless"
+        );
+        let add = t.run(&["group", "add-user", "moderators", "moder@example.com"]);
+        assert!(add.status.success(), "{}", text(&add));
+        let held = unchained::db::perms::user_permission_names(&db, moderator.id)
+            .await
+            .unwrap();
+        let want: std::collections::HashSet<String> = unchained::db::perms::MODERATOR_PERMISSIONS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(held, want, "{backend}");
+
+        assert!(t.run(&["group", "create", "editors"]).status.success());
+        let typo = t.run(&[
+            "group",
+            "grant",
+            "editors",
+            "catalog.change_product",
+            "catalog.no_such_perm",
+        ]);
+        assert!(
+            !typo.status.success() && text(&typo).contains("catalog.no_such_perm"),
+            "{}",
+            text(&typo)
+        );
+        let list = t.run(&["group", "list"]);
+        assert!(
+            text(&list).contains("editors: -"),
+            "a failed grant grants nothing: {}",
+            text(&list)
+        );
+        assert!(t
+            .run(&["group", "grant", "editors", "catalog.change_product"])
+            .status
+            .success());
+        assert!(t
+            .run(&["group", "add-user", "editors", "moder@example.com"])
+            .status
+            .success());
+        let held = unchained::db::perms::user_permission_names(&db, moderator.id)
+            .await
+            .unwrap();
+        assert!(
+            held.contains("catalog.change_product") && held.len() == 4,
+            "{held:?}"
+        );
+        let missing = t.run(&["group", "add-user", "nobody", "moder@example.com"]);
+        assert!(!missing.status.success() && text(&missing).contains("'nobody' does not exist"));
+    }
+}
+
+#[tokio::test]
+async fn clearsessions_removes_only_expired_ones() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success());
+        let db = t.db().await;
+        let past =
+            unchained::db::time::DjangoDateTime(chrono::Utc::now() - chrono::Duration::days(1));
+        let future =
+            unchained::db::time::DjangoDateTime(chrono::Utc::now() + chrono::Duration::days(1));
+        for (key, expiry) in [
+            ("expiredexpiredexpiredexpired0001", past),
+            ("liveliveliveliveliveliveliv00001", future),
+        ] {
+            on_pool!(&db, |pool| {
+                sqlx::query("INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, 'x', $2)")
+                .bind(key)
+                .bind(expiry)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .unwrap()
+            });
+        }
+        let out = t.run(&["clearsessions"]);
+        assert!(
+            text(&out).contains("Removed 1 expired"),
+            "{backend}: {}",
+            text(&out)
+        );
+        let left: Vec<String> = on_pool!(&db, |pool| sqlx::query_scalar(
+            "SELECT session_key FROM django_session"
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap());
+        assert_eq!(left, vec!["liveliveliveliveliveliveliv00001".to_string()]);
+    }
+}
+
+#[tokio::test]
+async fn bad_configuration_gets_one_line() {
+    let t = TestDb::new("sqlite").await;
+    let cases: [(&str, &str, &str); 5] = [
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+        ("SECRET_KEY", "short", "SECRET_KEY"),
+        ("DEBUG", "perhaps", "DEBUG"),
+        ("EMAIL_PORT", "-1", "EMAIL_PORT"),
+        (
+            "PASSWORD_HASHERS",
+            "django.contrib.auth.hashers.NoSuchHasher",
+            "PASSWORD_HASHERS",
+        ),
+    ];
+    for (name, value, variable) in cases {
+        let out = t.command(&["check"]).env(name, value).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}={value}: {stderr}");
+        assert!(
+            stderr.contains(variable) && !stderr.contains("panicked"),
+            "{name}={value}: {stderr}"
+        );
+    }
+    let out = t
+        .command(&["check"])
+        .env("DATABASE_URL", "postgres://nobody:x@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("cannot open the database")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("nobody:x"),
+        "never print the database password: {stderr}"
+    );
+    let out = t.run(&["group", "grant"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap usage error: {}",
+        text(&out)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until the server answers (at most ~30 s), returning the status code.
+async fn wait_for_status(port: u16, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..300 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.ok()?;
+            return response.split_whitespace().nth(1)?.parse().ok();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
