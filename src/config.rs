@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::django::hashers::{Hashers, DEFAULT_PASSWORD_HASHERS};
 
@@ -104,7 +105,13 @@ pub struct EmailSettings {
     pub use_ssl: bool,
     pub use_tls: bool,
     pub default_from: String,
+    /// `EMAIL_RETRY_SECONDS`: the wait before the first retry of a letter
+    /// that could not be sent; it doubles with each failure, up to an hour.
+    pub retry_base: Duration,
 }
+
+/// The longest wait between two attempts at one letter.
+pub const EMAIL_RETRY_CAP: Duration = Duration::from_secs(3600);
 
 /// Where the secret key came from, so start-up can say so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +135,11 @@ pub struct Settings {
     pub time_zone: String,
     pub password_hashers: Vec<String>,
     pub bind: SocketAddr,
+    pub csrf_trusted_origins: Vec<String>,
+    pub session_cookie_secure: bool,
+    pub csrf_cookie_secure: bool,
+    /// `SECURE_PROXY_SSL_HEADER`: (header name, value meaning HTTPS).
+    pub secure_proxy_ssl_header: Option<(String, String)>,
 }
 
 impl fmt::Debug for Settings {
@@ -189,7 +201,40 @@ impl Settings {
                 ConfigError::new("BIND_ADDRESS", "expected host:port, such as 127.0.0.1:8000")
             })?;
         let time_zone = get("TIME_ZONE").unwrap_or("Europe/Moscow").to_string();
+        let csrf_trusted_origins = parse_list(get("CSRF_TRUSTED_ORIGINS"));
+        if let Some(bad) = csrf_trusted_origins.iter().find(|o| !o.contains("://")) {
+            return Err(ConfigError::new(
+                "CSRF_TRUSTED_ORIGINS",
+                format!("{bad:?} must start with a scheme, such as https://"),
+            ));
+        }
+        let secure_proxy_ssl_header = match get("SECURE_PROXY_SSL_HEADER") {
+            None | Some("") => None,
+            Some(v) => {
+                let (name, value) = v.split_once(',').ok_or_else(|| {
+                    ConfigError::new(
+                        "SECURE_PROXY_SSL_HEADER",
+                        "expected HEADER,value such as HTTP_X_FORWARDED_PROTO,https",
+                    )
+                })?;
+                // Django names headers as in META: HTTP_X_FORWARDED_PROTO.
+                let name = name
+                    .trim()
+                    .trim_start_matches("HTTP_")
+                    .replace('_', "-")
+                    .to_ascii_lowercase();
+                Some((name, value.trim().to_string()))
+            }
+        };
         Ok(Settings {
+            csrf_trusted_origins,
+            session_cookie_secure: parse_bool(
+                "SESSION_COOKIE_SECURE",
+                get("SESSION_COOKIE_SECURE"),
+                false,
+            )?,
+            csrf_cookie_secure: parse_bool("CSRF_COOKIE_SECURE", get("CSRF_COOKIE_SECURE"), false)?,
+            secure_proxy_ssl_header,
             secret_key,
             secret_key_source,
             secret_key_fallbacks,
@@ -203,6 +248,17 @@ impl Settings {
             password_hashers,
             bind,
         })
+    }
+
+    /// Django's `request.is_secure()`: only a configured proxy header can
+    /// say so, since this server speaks plain HTTP itself.
+    pub fn is_secure(&self, headers: &axum::http::HeaderMap) -> bool {
+        match &self.secure_proxy_ssl_header {
+            Some((name, value)) => {
+                headers.get(name.as_str()).and_then(|v| v.to_str().ok()) == Some(value.as_str())
+            }
+            None => false,
+        }
     }
 
     pub fn hashers(&self) -> Hashers {
@@ -299,6 +355,29 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
         _ if !host_user.is_empty() => host_user.clone(),
         _ => "webmaster@localhost".to_string(),
     };
+    if default_from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError::new(
+            "DEFAULT_FROM_EMAIL",
+            format!("not an e-mail address: {default_from:?}"),
+        ));
+    }
+    let retry_base = match get("EMAIL_RETRY_SECONDS") {
+        None | Some("") => 30,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=EMAIL_RETRY_CAP.as_secs()).contains(s))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "EMAIL_RETRY_SECONDS",
+                    format!(
+                        "expected a whole number of seconds from 1 to {}, got {v:?}",
+                        EMAIL_RETRY_CAP.as_secs()
+                    ),
+                )
+            })?,
+    };
     Ok(EmailSettings {
         backend,
         host: get("EMAIL_HOST").unwrap_or("smtp.mail.ru").to_string(),
@@ -308,6 +387,7 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
         use_ssl,
         use_tls,
         default_from,
+        retry_base: Duration::from_secs(retry_base),
     })
 }
 
@@ -463,6 +543,38 @@ mod tests {
         e.remove("EMAIL_USE_SSL");
         let s = Settings::from_env(&e).unwrap();
         assert!(s.email.use_tls && !s.email.use_ssl);
+    }
+
+    #[test]
+    fn email_retry_seconds_and_from_address() {
+        let s = Settings::from_env(&env(&[("SECRET_KEY", KEY)])).unwrap();
+        assert_eq!(s.email.retry_base, Duration::from_secs(30));
+        assert_eq!(s.email.default_from, "webmaster@localhost");
+        let s = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("EMAIL_RETRY_SECONDS", " 1 "),
+            ("DEFAULT_FROM_EMAIL", "Каталог <shop@example.com>"),
+        ]))
+        .unwrap();
+        assert_eq!(s.email.retry_base, Duration::from_secs(1));
+        assert_eq!(s.email.default_from, "Каталог <shop@example.com>");
+        let s = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("EMAIL_RETRY_SECONDS", "3600"),
+        ]))
+        .unwrap();
+        assert_eq!(s.email.retry_base, EMAIL_RETRY_CAP);
+        for bad in ["0", "-5", "3601", "1.5", "soon"] {
+            let err =
+                Settings::from_env(&env(&[("SECRET_KEY", KEY), ("EMAIL_RETRY_SECONDS", bad)]))
+                    .unwrap_err();
+            assert_eq!(err.variable, "EMAIL_RETRY_SECONDS", "{bad}");
+        }
+        for bad in ["not an address", "a@b@c", "<>"] {
+            let err = Settings::from_env(&env(&[("SECRET_KEY", KEY), ("DEFAULT_FROM_EMAIL", bad)]))
+                .unwrap_err();
+            assert_eq!(err.variable, "DEFAULT_FROM_EMAIL", "{bad}");
+        }
     }
 
     #[test]

@@ -348,8 +348,10 @@ async fn createsuperuser(
         is_superuser: true,
         token: None,
     };
-    match db::users::insert(db, &new_user).await {
+    let mut tx = db.begin().await?;
+    match db::users::insert(&mut tx, &new_user).await {
         Ok(_) => {
+            tx.commit().await?;
             println!("Superuser created successfully.");
             Ok(ExitCode::SUCCESS)
         }

@@ -38,6 +38,41 @@ macro_rules! on_pool {
 }
 pub use on_pool;
 
+/// A transaction on either back end, for changes that must land together
+/// (a new user and the letter that confirms it).
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs the same body against the connection of whichever transaction `tx`
+/// holds, as [`on_pool!`] does for pools.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(transaction) => {
+                let $conn = &mut **transaction;
+                $body
+            }
+            $crate::db::Tx::Postgres(transaction) => {
+                let $conn = &mut **transaction;
+                $body
+            }
+        }
+    };
+}
+pub use on_tx;
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
 impl Db {
     /// Opens a pool. An SQLite file is created when missing; foreign keys are
     /// enforced as Django enforces them.
@@ -68,6 +103,13 @@ impl Db {
                 Ok(Db::Postgres(pool))
             }
         }
+    }
+
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -15,3 +15,72 @@ pub async fn clear_expired(db: &Db) -> Result<u64, sqlx::Error> {
     })?;
     Ok(affected)
 }
+
+/// The stored data of a session that has not expired.
+pub async fn load(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT session_data FROM django_session WHERE session_key = $1 AND expire_date > $2",
+        )
+        .bind(key)
+        .bind(DjangoDateTime::now())
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// Inserts a new session row. Returns false when the key is taken (the
+/// caller draws another, as Django's `create` does).
+pub async fn insert(
+    db: &Db,
+    key: &str,
+    data: &str,
+    expire: DjangoDateTime,
+) -> Result<bool, sqlx::Error> {
+    let inserted = on_pool!(db, |pool| {
+        sqlx::query("INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, $2, $3)")
+            .bind(key)
+            .bind(data)
+            .bind(expire)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    });
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Rewrites a session row. Returns false when it is gone (deleted by a
+/// logout elsewhere meanwhile).
+pub async fn update(
+    db: &Db,
+    key: &str,
+    data: &str,
+    expire: DjangoDateTime,
+) -> Result<bool, sqlx::Error> {
+    let affected = on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE django_session SET session_data = $1, expire_date = $2 WHERE session_key = $3",
+        )
+        .bind(data)
+        .bind(expire)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+    })?;
+    Ok(affected == 1)
+}
+
+pub async fn delete(db: &Db, key: &str) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query("DELETE FROM django_session WHERE session_key = $1")
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}

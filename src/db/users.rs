@@ -1,8 +1,8 @@
 //! The `users_user` table: the custom e-mail user model.
 
 use crate::db::time::DjangoDateTime;
-use crate::db::Db;
-use crate::on_pool;
+use crate::db::{Db, Tx};
+use crate::{on_pool, on_tx};
 
 /// A row of `users_user`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -73,11 +73,11 @@ pub enum CreateUserError {
 }
 
 /// Inserts a user and returns its id.
-pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<i64, CreateUserError> {
+pub async fn insert(tx: &mut Tx, user: &NewUser<'_>) -> Result<i64, CreateUserError> {
     let sql = "INSERT INTO users_user (password, last_login, is_superuser, first_name, last_name, is_staff, \
                is_active, date_joined, email, avatar, phone, country, token) \
                VALUES ($1, NULL, $2, '', '', $3, $4, $5, $6, NULL, NULL, NULL, $7) RETURNING id";
-    let inserted = on_pool!(db, |pool| {
+    let inserted = on_tx!(tx, |conn| {
         sqlx::query_scalar(sql)
             .bind(user.password_hash)
             .bind(user.is_superuser)
@@ -86,7 +86,7 @@ pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<i64, CreateUserError>
             .bind(DjangoDateTime::now())
             .bind(user.email)
             .bind(user.token)
-            .fetch_one(pool)
+            .fetch_one(conn)
             .await
     });
     match inserted {
@@ -130,4 +130,16 @@ mod tests {
         );
         assert_eq!(super::normalize_email("no-at-sign"), "no-at-sign");
     }
+}
+
+/// `update_last_login`, run at every login.
+pub async fn touch_last_login(db: &Db, id: i64) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query("UPDATE users_user SET last_login = $1 WHERE id = $2")
+            .bind(DjangoDateTime::now())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
 }

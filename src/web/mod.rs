@@ -1,40 +1,113 @@
-//! The HTTP layer: the router and the server.
+//! The HTTP layer: the request pipeline, the router and the server. Pages
+//! live in one module per group (`users`, later `catalog`).
 
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower_cookies::{CookieManagerLayer, Cookies};
 
 use crate::config::Settings;
 use crate::db::Db;
+use crate::django::csrf::OriginChecker;
+use crate::django::hashers::Hashers;
 
-/// Shared by every request.
+pub mod auth;
+pub mod csrf;
+pub mod error;
+pub mod form;
+pub mod host;
+pub mod session;
+pub mod templates;
+pub mod urls;
+
+use error::AppError;
+use templates::{Page, Templates};
+
+/// Shared by every request; built once at start-up.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub settings: std::sync::Arc<Settings>,
+    pub settings: Arc<Settings>,
+    pub templates: Arc<Templates>,
+    pub hashers: Hashers,
+    pub origin_checker: Arc<OriginChecker>,
+}
+
+impl AppState {
+    pub fn new(db: Db, settings: Settings) -> Result<AppState, minijinja::Error> {
+        Ok(AppState {
+            db,
+            hashers: settings.hashers(),
+            origin_checker: Arc::new(OriginChecker::new(&settings.csrf_trusted_origins, None)),
+            settings: Arc::new(settings),
+            templates: Arc::new(Templates::load()?),
+        })
+    }
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().fallback(not_found).with_state(state)
+    Router::new()
+        .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), pipeline))
+        .layer(CookieManagerLayer::new())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            AppError::Internal("a handler panicked".into()).into_response()
+        }))
+        .with_state(state)
 }
 
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Html("<!doctype html><html lang=\"ru\"><head><meta charset=\"utf-8\"><title>Страница не найдена</title></head>\
-              <body><h1>Страница не найдена</h1><p>The requested page was not found.</p></body></html>"),
-    )
+/// What Django's middleware stack does around every view, in order: load
+/// the session and the user, check CSRF on unsafe methods (parsing the form
+/// once), run the view, render error pages with navigation, then save the
+/// session and send the cookies.
+async fn pipeline(
+    State(app): State<AppState>,
+    cookies: Cookies,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let session = match session::load(&app, &cookies).await {
+        Ok(session) => session,
+        Err(e) => return e.into_response(),
+    };
+    let user = match auth::load_user(&app, &session).await {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    let csrf = csrf::Csrf::from_cookies(&cookies);
+    let page = Page {
+        user,
+        csrf: csrf.clone(),
+        path: request.uri().path().to_string(),
+    };
+    request.extensions_mut().insert(session.clone());
+    request.extensions_mut().insert(csrf.clone());
+    request.extensions_mut().insert(page.clone());
+    let response = match csrf::protect(&app, &cookies, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => e.into_response(),
+    };
+    let response = match response.extensions().get::<error::ErrorPage>().cloned() {
+        Some(error) => error::render_error(&app, &page, &error).unwrap_or(response),
+        None => response,
+    };
+    if let Err(e) = session::save(&app, &session, &cookies, response.status().as_u16()).await {
+        return e.into_response();
+    }
+    csrf.set_cookie(&app, &cookies);
+    response
 }
 
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests under way.
 pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.bind).await?;
+    let state = AppState::new(db.clone(), settings)
+        .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
+    let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
     let address = listener.local_addr()?;
     println!("Serving on http://{address}/ (Ctrl-C to stop)");
-    let state = AppState {
-        db: db.clone(),
-        settings: std::sync::Arc::new(settings),
-    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

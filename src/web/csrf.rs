@@ -1,0 +1,153 @@
+//! Django's `CsrfViewMiddleware` on every request: the `csrftoken` cookie
+//! holds the secret; unsafe methods must bring a masked token in the
+//! `csrfmiddlewaretoken` field or the `X-CSRFToken` header. The token
+//! arithmetic and the Origin/Referer rules live in `crate::django::csrf`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, Method};
+use tower_cookies::cookie::time::{Duration as CookieDuration, OffsetDateTime};
+use tower_cookies::cookie::SameSite;
+use tower_cookies::{Cookie, Cookies};
+
+use crate::django::csrf::{self as core, CSRF_COOKIE_AGE, CSRF_COOKIE_NAME, CSRF_FORM_FIELD};
+use crate::web::error::AppError;
+use crate::web::form::{FormData, MAX_BODY_BYTES};
+use crate::web::AppState;
+
+#[derive(Debug, Default)]
+struct CsrfState {
+    secret: Option<String>,
+    /// Send the cookie with the response (new, rotated, or used by a page).
+    needs_update: bool,
+}
+
+/// The request's CSRF secret, shared between middleware and handler.
+#[derive(Clone, Debug, Default)]
+pub struct Csrf(Arc<Mutex<CsrfState>>);
+
+impl Csrf {
+    fn with<T>(&self, f: impl FnOnce(&mut CsrfState) -> T) -> T {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Django's `get_token`: a freshly masked token for the form, creating the
+    /// secret if there is none; the cookie is (re)sent with the response.
+    pub fn token(&self) -> String {
+        self.with(|state| {
+            let secret = state.secret.get_or_insert_with(core::new_secret).clone();
+            state.needs_update = true;
+            core::mask_cipher_secret(&secret)
+        })
+    }
+
+    /// Django's `rotate_token`, done at login.
+    pub fn rotate(&self) {
+        self.with(|state| {
+            state.secret = Some(core::new_secret());
+            state.needs_update = true;
+        })
+    }
+}
+
+fn is_safe_method(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+impl Csrf {
+    /// The secret from the `csrftoken` cookie; a malformed cookie is
+    /// replaced by a new secret and an old masked one is rewritten, as
+    /// Django's `process_request` does.
+    pub fn from_cookies(cookies: &Cookies) -> Csrf {
+        let mut state = CsrfState::default();
+        match cookies
+            .get(CSRF_COOKIE_NAME)
+            .map(|c| core::secret_from_cookie(c.value()))
+        {
+            Some(Ok(found)) => {
+                state.needs_update = found.was_masked;
+                state.secret = Some(found.secret);
+            }
+            Some(Err(_)) => {
+                state.secret = Some(core::new_secret());
+                state.needs_update = true;
+            }
+            None => {}
+        }
+        Csrf(Arc::new(Mutex::new(state)))
+    }
+
+    /// Sends the cookie when the secret is new, rotated or used by the page.
+    pub fn set_cookie(&self, app: &AppState, cookies: &Cookies) {
+        let (secret, needs_update) = self.with(|s| (s.secret.clone(), s.needs_update));
+        if let (Some(secret), true) = (secret, needs_update) {
+            cookies.add(
+                Cookie::build((CSRF_COOKIE_NAME, secret))
+                    .path("/")
+                    .same_site(SameSite::Lax)
+                    .secure(app.settings.csrf_cookie_secure)
+                    .max_age(CookieDuration::seconds(CSRF_COOKIE_AGE))
+                    .expires(OffsetDateTime::now_utc() + CookieDuration::seconds(CSRF_COOKIE_AGE))
+                    .build(),
+            );
+        }
+    }
+}
+
+/// For an unsafe method: reads the body (bounded), parses the form into the
+/// request's extensions for the handler, and checks the CSRF token with
+/// Django's rules and reasons. Safe methods pass untouched.
+pub async fn protect(
+    app: &AppState,
+    cookies: &Cookies,
+    request: Request,
+) -> Result<Request, AppError> {
+    if is_safe_method(request.method()) {
+        return Ok(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge)?;
+    let form = FormData::parse(&parts.headers, bytes).await?;
+    let raw_cookie = cookies.get(CSRF_COOKIE_NAME).map(|c| c.value().to_string());
+    if let Err(reason) = check(app, &parts, raw_cookie.as_deref(), &form) {
+        tracing::warn!("Forbidden (CSRF): {reason}: {}", parts.uri.path());
+        return Err(AppError::Csrf(reason));
+    }
+    parts.extensions.insert(form);
+    Ok(Request::from_parts(parts, Body::empty()))
+}
+
+fn check(
+    app: &AppState,
+    parts: &axum::http::request::Parts,
+    cookie: Option<&str>,
+    form: &FormData,
+) -> Result<(), String> {
+    let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let is_secure = app.settings.is_secure(&parts.headers);
+    let host = crate::web::host::validated_host(&app.settings, &parts.headers);
+    let port = if is_secure { "443" } else { "80" };
+    app.origin_checker.check_request_source(
+        header_str(header::ORIGIN.as_str()),
+        header_str(header::REFERER.as_str()),
+        is_secure,
+        host.as_deref(),
+        port,
+    )?;
+    let post_token = if parts.method == Method::POST {
+        form.get(CSRF_FORM_FIELD)
+    } else {
+        None
+    };
+    core::check_token(cookie, post_token, header_str("x-csrftoken"))
+}

@@ -1,0 +1,122 @@
+//! One error type for every handler, mapped to a status and a page. The
+//! page itself is rendered by [`render_error`] in the request pipeline, which knows the request's
+//! user and CSRF token, so error pages carry the usual navigation.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::web::templates::Page;
+use crate::web::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("CSRF verification failed: {0}")]
+    Csrf(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<minijinja::Error> for AppError {
+    fn from(e: minijinja::Error) -> Self {
+        AppError::Internal(format!("template: {e:#}"))
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        AppError::Internal(format!("background task: {e}"))
+    }
+}
+
+/// Marks a response whose body [`error_pages`] is to render.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub status: StatusCode,
+    /// Shown to the user (already in their language); empty for the default text.
+    pub message: String,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden | AppError::Csrf(_) => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            AppError::Internal(detail) => {
+                tracing::error!("{detail}");
+                String::new()
+            }
+            AppError::BadRequest(message) => message.clone(),
+            AppError::Csrf(reason) => reason.clone(),
+            _ => String::new(),
+        };
+        let status = self.status();
+        let mut response = (status, fallback_body(status)).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorPage { status, message });
+        response
+    }
+}
+
+fn fallback_body(status: StatusCode) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"ru\"><head><meta charset=\"utf-8\"><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+    ))
+}
+
+/// Renders the template of an error response (`404.html`, `403.html`,
+/// `403_csrf.html`, `400.html`, `413.html`, `500.html`, else `error.html`),
+/// with navigation. `None` when rendering fails: the plain body stays.
+pub fn render_error(app: &AppState, page: &Page, error: &ErrorPage) -> Option<Response> {
+    let is_csrf = error.status == StatusCode::FORBIDDEN && !error.message.is_empty();
+    let template = match error.status.as_u16() {
+        403 if is_csrf => "403_csrf.html".to_string(),
+        code => format!("{code}.html"),
+    };
+    let template = if app.templates.has(&template) {
+        template
+    } else {
+        "error.html".to_string()
+    };
+    let context = minijinja::context! {
+        status => error.status.as_u16(),
+        reason => error.status.canonical_reason().unwrap_or(""),
+        message => error.message,
+        debug => app.settings.debug,
+    };
+    match page.render(app, &template, context) {
+        Ok(body) => {
+            let mut response = (error.status, Html(body)).into_response();
+            response.extensions_mut().insert(error.clone());
+            Some(response)
+        }
+        Err(e) => {
+            tracing::error!("error page {template} failed to render: {e}");
+            None
+        }
+    }
+}
