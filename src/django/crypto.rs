@@ -1,0 +1,147 @@
+//! `django.utils.crypto`: the keyed-hash and randomness primitives every other
+//! part of the compatibility core is built on.
+
+use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
+use rand::Rng;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// Django's `RANDOM_STRING_CHARS`: the default alphabet of `get_random_string`
+/// and of password salts.
+pub const RANDOM_STRING_CHARS: &str =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// `string.ascii_lowercase + string.digits`: session keys are drawn from this
+/// so they survive case-insensitive storage.
+pub const LOWERCASE_AND_DIGITS: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `string.ascii_letters + string.digits`: the CSRF alphabet (note the order,
+/// which matters for masking).
+pub const ASCII_LETTERS_AND_DIGITS: &str =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// The two digests Django's signing and session code ask `salted_hmac` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    /// Parses hashlib's names ("sha1", "sha256").
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        match name {
+            "sha1" => Some(Algorithm::Sha1),
+            "sha256" => Some(Algorithm::Sha256),
+            _ => None,
+        }
+    }
+}
+
+/// `salted_hmac(key_salt, value, secret, algorithm=...)`: the HMAC key is the
+/// digest of `key_salt + secret` (always hashed, even when short, exactly as
+/// Django does), and the result is the raw MAC.
+pub fn salted_hmac(
+    key_salt: impl AsRef<[u8]>,
+    value: impl AsRef<[u8]>,
+    secret: impl AsRef<[u8]>,
+    algorithm: Algorithm,
+) -> Vec<u8> {
+    let (key_salt, value, secret) = (key_salt.as_ref(), value.as_ref(), secret.as_ref());
+    match algorithm {
+        Algorithm::Sha1 => {
+            let key = Sha1::new()
+                .chain_update(key_salt)
+                .chain_update(secret)
+                .finalize();
+            let mut mac = Hmac::<Sha1>::new_from_slice(&key).expect("HMAC accepts any key length");
+            mac.update(value);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Algorithm::Sha256 => {
+            let key = Sha256::new()
+                .chain_update(key_salt)
+                .chain_update(secret)
+                .finalize();
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts any key length");
+            mac.update(value);
+            mac.finalize().into_bytes().to_vec()
+        }
+    }
+}
+
+/// `salted_hmac(...).hexdigest()`.
+pub fn salted_hmac_hex(
+    key_salt: impl AsRef<[u8]>,
+    value: impl AsRef<[u8]>,
+    secret: impl AsRef<[u8]>,
+    algorithm: Algorithm,
+) -> String {
+    hex::encode(salted_hmac(key_salt, value, secret, algorithm))
+}
+
+/// `constant_time_compare`: equality of the UTF-8 bytes without an early exit
+/// on the first differing byte (a length mismatch is not secret).
+pub fn constant_time_compare(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
+    use subtle::ConstantTimeEq;
+    let (a, b) = (a.as_ref(), b.as_ref());
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// `get_random_string(length, allowed_chars)`: each character drawn uniformly
+/// from `allowed_chars` with the operating system's CSPRNG, as `secrets.choice`.
+pub fn get_random_string(length: usize, allowed_chars: &str) -> String {
+    let chars: Vec<char> = allowed_chars.chars().collect();
+    assert!(
+        !chars.is_empty(),
+        "get_random_string needs a non-empty alphabet"
+    );
+    let mut rng = OsRng;
+    (0..length)
+        .map(|_| chars[rng.gen_range(0..chars.len())])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::django::vectors;
+
+    #[test]
+    fn salted_hmac_matches_django() {
+        let cases = vectors::list("salted_hmac");
+        assert!(cases.len() >= 4);
+        for case in cases {
+            let algorithm = Algorithm::from_name(vectors::str(case, "algorithm")).unwrap();
+            let got = salted_hmac_hex(
+                vectors::str(case, "key_salt"),
+                vectors::str(case, "value"),
+                vectors::str(case, "secret"),
+                algorithm,
+            );
+            assert_eq!(got, vectors::str(case, "hexdigest"), "{case}");
+        }
+    }
+
+    #[test]
+    fn constant_time_compare_is_equality() {
+        assert!(constant_time_compare("abc", "abc"));
+        assert!(!constant_time_compare("abc", "abd"));
+        assert!(!constant_time_compare("abc", "ab"));
+        assert!(constant_time_compare("", ""));
+        assert!(constant_time_compare("é", "é"));
+    }
+
+    #[test]
+    fn random_strings_use_the_alphabet() {
+        let s = get_random_string(200, "ab");
+        assert_eq!(s.chars().count(), 200);
+        assert!(s.contains('a') && s.contains('b'));
+        assert!(s.chars().all(|c| c == 'a' || c == 'b'));
+        let t = get_random_string(32, RANDOM_STRING_CHARS);
+        assert_ne!(t, get_random_string(32, RANDOM_STRING_CHARS));
+        assert_eq!(get_random_string(0, RANDOM_STRING_CHARS), "");
+    }
+}

@@ -1,0 +1,538 @@
+//! `django.middleware.csrf` (Django 5.2): the unmasked 32-character secret in
+//! the `csrftoken` cookie, 64-character masked tokens in forms and headers,
+//! and the Origin / Referer checks, with Django's rejection reasons.
+
+use super::crypto::{constant_time_compare, get_random_string, ASCII_LETTERS_AND_DIGITS};
+
+pub const CSRF_SECRET_LENGTH: usize = 32;
+pub const CSRF_TOKEN_LENGTH: usize = 2 * CSRF_SECRET_LENGTH;
+/// `string.ascii_letters + string.digits`, in that order (masking adds
+/// positions in this string modulo 62).
+pub const CSRF_ALLOWED_CHARS: &str = ASCII_LETTERS_AND_DIGITS;
+
+/// Default settings of the original project.
+pub const CSRF_COOKIE_NAME: &str = "csrftoken";
+pub const CSRF_COOKIE_AGE: i64 = 31_449_600;
+pub const CSRF_COOKIE_PATH: &str = "/";
+pub const CSRF_COOKIE_SAMESITE: &str = "Lax";
+pub const CSRF_FORM_FIELD: &str = "csrfmiddlewaretoken";
+/// The request header (Django's setting is the META name `HTTP_X_CSRFTOKEN`).
+pub const CSRF_HEADER_NAME: &str = "X-CSRFToken";
+/// How Django names the header in its messages
+/// (`HttpHeaders.parse_header_name("HTTP_X_CSRFTOKEN")`).
+const CSRF_HEADER_DISPLAY_NAME: &str = "X-Csrftoken";
+/// The session key used when `CSRF_USE_SESSIONS` is on.
+pub const CSRF_SESSION_KEY: &str = "_csrftoken";
+
+pub const REASON_BAD_ORIGIN: &str =
+    "Origin checking failed - %s does not match any trusted origins.";
+pub const REASON_NO_REFERER: &str = "Referer checking failed - no Referer.";
+pub const REASON_BAD_REFERER: &str =
+    "Referer checking failed - %s does not match any trusted origins.";
+pub const REASON_NO_CSRF_COOKIE: &str = "CSRF cookie not set.";
+pub const REASON_CSRF_TOKEN_MISSING: &str = "CSRF token missing.";
+pub const REASON_MALFORMED_REFERER: &str = "Referer checking failed - Referer is malformed.";
+pub const REASON_INSECURE_REFERER: &str =
+    "Referer checking failed - Referer is insecure while host is secure.";
+pub const REASON_INCORRECT_LENGTH: &str = "has incorrect length";
+pub const REASON_INVALID_CHARACTERS: &str = "has invalid characters";
+
+fn alphabet_index(c: u8) -> Option<usize> {
+    CSRF_ALLOWED_CHARS.bytes().position(|a| a == c)
+}
+
+fn alphabet_char(i: usize) -> char {
+    CSRF_ALLOWED_CHARS.as_bytes()[i] as char
+}
+
+/// `_get_new_csrf_string()`: a new cookie secret.
+pub fn new_secret() -> String {
+    get_random_string(CSRF_SECRET_LENGTH, CSRF_ALLOWED_CHARS)
+}
+
+/// `_mask_cipher_secret(secret)` with a fresh random mask: what `get_token`
+/// puts in a form.
+pub fn mask_cipher_secret(secret: &str) -> String {
+    mask_cipher_secret_with(secret, &new_secret())
+}
+
+/// `_mask_cipher_secret` with a given mask: `mask + cipher`, each cipher
+/// character being secret + mask (mod 62). Both must be of the alphabet.
+pub fn mask_cipher_secret_with(secret: &str, mask: &str) -> String {
+    let cipher: String = secret
+        .bytes()
+        .zip(mask.bytes())
+        .map(|(s, m)| {
+            let (s, m) = (
+                alphabet_index(s).unwrap_or(0),
+                alphabet_index(m).unwrap_or(0),
+            );
+            alphabet_char((s + m) % 62)
+        })
+        .collect();
+    format!("{mask}{cipher}")
+}
+
+/// `_unmask_cipher_token(token)`: the secret inside a 64-character token
+/// (which must have passed [`check_token_format`]).
+pub fn unmask_cipher_token(token: &str) -> String {
+    let (mask, cipher) = token.split_at(CSRF_SECRET_LENGTH.min(token.len()));
+    cipher
+        .bytes()
+        .zip(mask.bytes())
+        .map(|(c, m)| {
+            let (c, m) = (
+                alphabet_index(c).unwrap_or(0),
+                alphabet_index(m).unwrap_or(0),
+            );
+            alphabet_char((c + 62 - m) % 62)
+        })
+        .collect()
+}
+
+/// `InvalidTokenFormat`, with Django's reason phrases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidTokenFormat {
+    IncorrectLength,
+    InvalidCharacters,
+}
+
+impl InvalidTokenFormat {
+    pub fn reason(self) -> &'static str {
+        match self {
+            InvalidTokenFormat::IncorrectLength => REASON_INCORRECT_LENGTH,
+            InvalidTokenFormat::InvalidCharacters => REASON_INVALID_CHARACTERS,
+        }
+    }
+}
+
+/// `_check_token_format`: 32 or 64 characters, all of `[a-zA-Z0-9]`.
+pub fn check_token_format(token: &str) -> Result<(), InvalidTokenFormat> {
+    let len = token.chars().count();
+    if len != CSRF_TOKEN_LENGTH && len != CSRF_SECRET_LENGTH {
+        return Err(InvalidTokenFormat::IncorrectLength);
+    }
+    if !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(InvalidTokenFormat::InvalidCharacters);
+    }
+    Ok(())
+}
+
+/// The secret held by a `csrftoken` cookie value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSecret {
+    pub secret: String,
+    /// The cookie was a 64-character masked token (Django < 4.0). Django
+    /// keeps using the secret and writes the unmasked form the next time it
+    /// sends the cookie anyway; the caller may also just reset it now.
+    pub was_masked: bool,
+}
+
+/// `CsrfViewMiddleware._get_secret` for a cookie value. An error means
+/// Django's `process_request` would replace the cookie with a new secret
+/// (and `_check_token` would reject with "CSRF cookie <reason>.").
+pub fn secret_from_cookie(cookie: &str) -> Result<CookieSecret, InvalidTokenFormat> {
+    check_token_format(cookie)?;
+    Ok(if cookie.len() == CSRF_TOKEN_LENGTH {
+        CookieSecret {
+            secret: unmask_cipher_token(cookie),
+            was_masked: true,
+        }
+    } else {
+        CookieSecret {
+            secret: cookie.to_string(),
+            was_masked: false,
+        }
+    })
+}
+
+/// `_does_token_match(request_token, secret)`: a 64-character token is
+/// unmasked first, a 32-character one compared as is. Tokens of another
+/// format do not match.
+pub fn does_token_match(request_token: &str, secret: &str) -> bool {
+    if check_token_format(request_token).is_err() {
+        return false;
+    }
+    let candidate = if request_token.len() == CSRF_TOKEN_LENGTH {
+        unmask_cipher_token(request_token)
+    } else {
+        request_token.to_string()
+    };
+    constant_time_compare(candidate, secret)
+}
+
+/// `CsrfViewMiddleware._check_token`, given the raw `csrftoken` cookie, the
+/// `csrfmiddlewaretoken` POST field (`None` when the method is not POST or
+/// the field is absent) and the `X-CSRFToken` header. The error is Django's
+/// exact reason string.
+pub fn check_token(
+    cookie: Option<&str>,
+    post_token: Option<&str>,
+    header_token: Option<&str>,
+) -> Result<(), String> {
+    let secret = match cookie {
+        None => return Err(REASON_NO_CSRF_COOKIE.to_string()),
+        Some(c) => {
+            secret_from_cookie(c)
+                .map_err(|e| format!("CSRF cookie {}.", e.reason()))?
+                .secret
+        }
+    };
+    let (token, source) = match post_token.filter(|t| !t.is_empty()) {
+        Some(t) => (t, "POST".to_string()),
+        None => match header_token {
+            Some(t) => (t, format!("the '{CSRF_HEADER_DISPLAY_NAME}' HTTP header")),
+            None => return Err(REASON_CSRF_TOKEN_MISSING.to_string()),
+        },
+    };
+    if let Err(e) = check_token_format(token) {
+        return Err(format!("CSRF token from {source} {}.", e.reason()));
+    }
+    if !does_token_match(token, &secret) {
+        return Err(format!("CSRF token from {source} incorrect."));
+    }
+    Ok(())
+}
+
+/// The parts of `urllib.parse.urlsplit` these checks look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SplitUrl {
+    scheme: String,
+    netloc: String,
+    path: String,
+    query: String,
+    fragment: String,
+}
+
+impl SplitUrl {
+    /// `SplitResult.geturl()` for a URL with a scheme and a netloc.
+    fn geturl(&self) -> String {
+        let mut url = format!("{}://{}", self.scheme, self.netloc);
+        if !self.path.is_empty() && !self.path.starts_with('/') {
+            url.push('/');
+        }
+        url.push_str(&self.path);
+        if !self.query.is_empty() {
+            url.push('?');
+            url.push_str(&self.query);
+        }
+        if !self.fragment.is_empty() {
+            url.push('#');
+            url.push_str(&self.fragment);
+        }
+        url
+    }
+}
+
+/// Python 3.11's `urlsplit`; `None` where it raises `ValueError` (unbalanced
+/// or invalid brackets in the netloc).
+fn urlsplit(url: &str) -> Option<SplitUrl> {
+    let url = url.trim_start_matches(|c: char| c <= ' ');
+    let mut url: String = url
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .collect();
+    let mut scheme = String::new();
+    if let Some(i) = url.find(':') {
+        let candidate = &url[..i];
+        let first_ok = candidate
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
+        if i > 0
+            && first_ok
+            && candidate
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            scheme = candidate.to_ascii_lowercase();
+            url = url[i + 1..].to_string();
+        }
+    }
+    let mut netloc = String::new();
+    if let Some(rest) = url.strip_prefix("//") {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        netloc = rest[..end].to_string();
+        url = rest[end..].to_string();
+        let (open, close) = (netloc.contains('['), netloc.contains(']'));
+        if open != close {
+            return None;
+        }
+        if open {
+            let after = netloc.split_once('[')?.1;
+            let bracketed = after.split_once(']').map_or(after, |(h, _)| h);
+            if !bracketed_host_is_valid(bracketed) {
+                return None;
+            }
+        }
+    }
+    let mut fragment = String::new();
+    if let Some((before, after)) = url.split_once('#') {
+        fragment = after.to_string();
+        url = before.to_string();
+    }
+    let mut query = String::new();
+    if let Some((before, after)) = url.split_once('?') {
+        query = after.to_string();
+        url = before.to_string();
+    }
+    Some(SplitUrl {
+        scheme,
+        netloc,
+        path: url,
+        query,
+        fragment,
+    })
+}
+
+/// `_check_bracketed_host`: an IPv6 address or an IPvFuture literal.
+fn bracketed_host_is_valid(host: &str) -> bool {
+    if let Some(rest) = host.strip_prefix('v') {
+        match rest.split_once('.') {
+            Some((hex, tail)) => {
+                !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) && !tail.is_empty()
+            }
+            None => false,
+        }
+    } else {
+        let addr = host.split_once('%').map_or(host, |(a, _)| a);
+        addr.parse::<std::net::Ipv6Addr>().is_ok()
+    }
+}
+
+/// `django.utils.http.is_same_domain(host, pattern)`: exact (pattern
+/// lowercased), or `.example.com` matching the domain and its subdomains.
+pub fn is_same_domain(host: &str, pattern: &str) -> bool {
+    if pattern.is_empty() {
+        return false;
+    }
+    let pattern = pattern.to_lowercase();
+    (pattern.starts_with('.') && (host.ends_with(&pattern) || host == &pattern[1..]))
+        || pattern == host
+}
+
+/// The Origin and Referer checks of `CsrfViewMiddleware.process_view`, set up
+/// once from `CSRF_TRUSTED_ORIGINS` (and `CSRF_COOKIE_DOMAIN`, unset in the
+/// original project) as the middleware's cached properties are.
+#[derive(Debug, Clone, Default)]
+pub struct OriginChecker {
+    /// `allowed_origins_exact`: trusted origins without a `*`.
+    exact: Vec<String>,
+    /// `allowed_origin_subdomains`: (scheme, netloc without the `*`).
+    subdomains: Vec<(String, String)>,
+    /// `csrf_trusted_origins_hosts`: every trusted origin's netloc, `*`
+    /// stripped.
+    trusted_hosts: Vec<String>,
+    cookie_domain: Option<String>,
+}
+
+impl OriginChecker {
+    pub fn new<S: AsRef<str>>(trusted_origins: &[S], cookie_domain: Option<&str>) -> OriginChecker {
+        let mut checker = OriginChecker {
+            cookie_domain: cookie_domain.map(str::to_string),
+            ..Default::default()
+        };
+        for origin in trusted_origins.iter().map(AsRef::as_ref) {
+            let parsed = urlsplit(origin);
+            let netloc = parsed
+                .as_ref()
+                .map_or("", |p| p.netloc.as_str())
+                .trim_start_matches('*');
+            checker.trusted_hosts.push(netloc.to_string());
+            if origin.contains('*') {
+                let scheme = parsed.as_ref().map_or("", |p| p.scheme.as_str());
+                checker
+                    .subdomains
+                    .push((scheme.to_string(), netloc.to_string()));
+            } else {
+                checker.exact.push(origin.to_string());
+            }
+        }
+        checker
+    }
+
+    /// `_origin_verified`. `good_host` is `request.get_host()` (host and
+    /// port from the Host header), `None` when ALLOWED_HOSTS refuses it.
+    pub fn origin_verified(&self, origin: &str, is_secure: bool, good_host: Option<&str>) -> bool {
+        if let Some(host) = good_host {
+            let good_origin = format!("{}://{}", if is_secure { "https" } else { "http" }, host);
+            if origin == good_origin {
+                return true;
+            }
+        }
+        if self.exact.iter().any(|o| o == origin) {
+            return true;
+        }
+        let Some(parsed) = urlsplit(origin) else {
+            return false;
+        };
+        self.subdomains
+            .iter()
+            .filter(|(scheme, _)| *scheme == parsed.scheme)
+            .any(|(_, host)| is_same_domain(&parsed.netloc, host))
+    }
+
+    /// `_check_referer` (HTTPS requests without an Origin header).
+    /// `server_port` is `request.get_port()`, used only with a cookie domain.
+    pub fn check_referer(
+        &self,
+        referer: Option<&str>,
+        good_host: Option<&str>,
+        server_port: &str,
+    ) -> Result<(), String> {
+        let Some(referer) = referer else {
+            return Err(REASON_NO_REFERER.to_string());
+        };
+        let Some(referer) = urlsplit(referer) else {
+            return Err(REASON_MALFORMED_REFERER.to_string());
+        };
+        if referer.scheme.is_empty() || referer.netloc.is_empty() {
+            return Err(REASON_MALFORMED_REFERER.to_string());
+        }
+        if referer.scheme != "https" {
+            return Err(REASON_INSECURE_REFERER.to_string());
+        }
+        if self
+            .trusted_hosts
+            .iter()
+            .any(|h| is_same_domain(&referer.netloc, h))
+        {
+            return Ok(());
+        }
+        let bad = || REASON_BAD_REFERER.replace("%s", &referer.geturl());
+        let good_referer = match &self.cookie_domain {
+            None => good_host.ok_or_else(bad)?.to_string(),
+            Some(domain) if server_port != "443" && server_port != "80" => {
+                format!("{domain}:{server_port}")
+            }
+            Some(domain) => domain.clone(),
+        };
+        if is_same_domain(&referer.netloc, &good_referer) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// The source check of `process_view` for an unsafe method: the Origin
+    /// header if there is one, otherwise over HTTPS the Referer.
+    pub fn check_request_source(
+        &self,
+        origin: Option<&str>,
+        referer: Option<&str>,
+        is_secure: bool,
+        good_host: Option<&str>,
+        server_port: &str,
+    ) -> Result<(), String> {
+        if let Some(origin) = origin {
+            if self.origin_verified(origin, is_secure, good_host) {
+                Ok(())
+            } else {
+                Err(REASON_BAD_ORIGIN.replace("%s", origin))
+            }
+        } else if is_secure {
+            self.check_referer(referer, good_host, server_port)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::django::vectors;
+
+    #[test]
+    fn masking_matches_django() {
+        let cases = vectors::list("csrf_mask");
+        assert!(cases.len() >= 4);
+        for case in cases {
+            let secret = vectors::str(case, "secret");
+            let token = vectors::str(case, "token");
+            assert_eq!(
+                mask_cipher_secret_with(secret, vectors::str(case, "mask")),
+                token
+            );
+            assert_eq!(unmask_cipher_token(token), secret);
+            assert!(does_token_match(token, secret));
+        }
+    }
+
+    #[test]
+    fn random_tokens_round_trip() {
+        let secret = new_secret();
+        assert!(check_token_format(&secret).is_ok());
+        let token = mask_cipher_secret(&secret);
+        assert_eq!(token.len(), CSRF_TOKEN_LENGTH);
+        assert_ne!(token, mask_cipher_secret(&secret));
+        assert!(does_token_match(&token, &secret));
+        assert!(!does_token_match(&token, &new_secret()));
+    }
+
+    #[test]
+    fn token_checks_match_django() {
+        let cases = vectors::list("csrf_check_token");
+        assert!(cases.len() >= 10);
+        for case in cases {
+            let got = check_token(
+                case["cookie"].as_str(),
+                case["post"].as_str(),
+                case["header"].as_str(),
+            );
+            match case["reason"].as_str() {
+                None => assert_eq!(got, Ok(()), "{case}"),
+                Some(reason) => assert_eq!(got, Err(reason.to_string()), "{case}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cookie_secrets_match_django() {
+        let cases = vectors::list("csrf_cookie");
+        assert!(cases.len() >= 4);
+        for case in cases {
+            let got = secret_from_cookie(vectors::str(case, "cookie"));
+            match case["secret"].as_str() {
+                Some(secret) => {
+                    let got = got.unwrap();
+                    assert_eq!(got.secret, secret);
+                    assert_eq!(got.was_masked, vectors::str(case, "cookie").len() == 64);
+                }
+                None => assert_eq!(got.unwrap_err().reason(), vectors::str(case, "reason")),
+            }
+        }
+    }
+
+    #[test]
+    fn origin_and_referer_checks_match_django() {
+        let cases = vectors::list("csrf_origin");
+        assert!(cases.len() >= 15);
+        for case in cases {
+            let checker = OriginChecker::new(
+                &vectors::strings(case, "trusted_origins"),
+                case["cookie_domain"].as_str(),
+            );
+            let got = checker.check_request_source(
+                case["origin"].as_str(),
+                case["referer"].as_str(),
+                case["secure"].as_bool().unwrap(),
+                case["host"].as_str(),
+                vectors::str(case, "port"),
+            );
+            match case["reason"].as_str() {
+                None => assert_eq!(got, Ok(()), "{case}"),
+                Some(reason) => assert_eq!(got, Err(reason.to_string()), "{case}"),
+            }
+        }
+    }
+
+    #[test]
+    fn same_domain() {
+        assert!(is_same_domain("example.com", "example.com"));
+        assert!(is_same_domain("a.example.com", ".example.com"));
+        assert!(is_same_domain("example.com", ".EXAMPLE.com"));
+        assert!(!is_same_domain("badexample.com", ".example.com"));
+        assert!(!is_same_domain("example.com", ""));
+    }
+}

@@ -1,0 +1,20 @@
+//! The Django compatibility core: byte-for-byte re-implementations of the
+//! parts of Django 5.2 whose output outlives a request — password hashes,
+//! signed values and sessions, CSRF tokens, the session auth hash — plus the
+//! permission rules of `ModelBackend`. Nothing here touches HTTP or the
+//! database; the web and db layers call these plain functions. Unit tests
+//! check them against `compat-tests/vectors/django.json`, which a real Django
+//! produced (`compat-tests/tools/make_vectors.py`).
+
+pub mod crypto;
+pub mod csrf;
+pub mod hashers;
+pub mod password_validation;
+pub mod perms;
+pub mod python_json;
+pub mod sessions;
+pub mod signing;
+pub mod zlib;
+
+#[cfg(test)]
+pub(crate) mod vectors;
