@@ -41,8 +41,7 @@ fn main() {
     }
 }
 
-/// One request. New ops (the database-backed `has_perm` will be one) are a
-/// new arm here and a function below.
+/// One request: an arm here and a function below.
 fn handle(req: &Value) -> Answer {
     match field_str(req, "op")? {
         "make_password" => make_password(req),
@@ -58,8 +57,35 @@ fn handle(req: &Value) -> Answer {
         "csrf_new" => csrf_new(),
         "csrf_mask" => csrf_mask(req),
         "csrf_match" => csrf_match(req),
+        "has_perm" => has_perm(req),
         other => Err(format!("unknown op {other:?}")),
     }
+}
+
+/// `{"database_url", "checks": [{"user_id", "perm"}]}` -> `{"results": [bool]}`:
+/// loads each user's flags and permissions the way the site does
+/// (`db::perms::user_perms`) and decides with the permission core. An
+/// unknown user has no permission.
+fn has_perm(req: &Value) -> Answer {
+    let url = unchained::config::DatabaseUrl::parse(field_str(req, "database_url")?).map_err(|e| e.to_string())?;
+    let checks = req.get("checks").and_then(Value::as_array).ok_or("\"checks\" must be a list")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let db = unchained::db::Db::connect(&url).await.map_err(|e| e.to_string())?;
+        let mut loaded = std::collections::HashMap::new();
+        let mut results = Vec::with_capacity(checks.len());
+        for check in checks {
+            let user_id = check.get("user_id").and_then(Value::as_i64).ok_or("\"user_id\" must be an integer")?;
+            let perm = field_str(check, "perm")?;
+            if !loaded.contains_key(&user_id) {
+                let perms = unchained::db::perms::user_perms(&db, user_id).await.map_err(|e| e.to_string())?;
+                loaded.insert(user_id, perms);
+            }
+            results.push(loaded[&user_id].as_ref().is_some_and(|u| u.has_perm(perm)));
+        }
+        db.close().await;
+        Ok(json!({ "results": results }))
+    })
 }
 
 // ---- request fields -------------------------------------------------------
