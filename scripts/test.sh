@@ -15,6 +15,9 @@ export UNCHAINED_TEST_POSTGRES
 # Stop the server at the end only if this run started it.
 trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 
+step "Python virtualenv (reference Django 5.2, and the SMTP server the Rust mail tests use)"
+bash compat-tests/setup.sh
+
 step "Rust: build (release, shared by the tests and the compat suite)"
 cargo build --release --bins --examples
 
@@ -22,5 +25,4 @@ step "Rust: unit and integration tests (SQLite and PostgreSQL)"
 cargo test --release --all-targets
 
 step "Compat suite: reference Django 5.2 in a virtualenv"
-bash compat-tests/setup.sh
 compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider

@@ -355,10 +355,16 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
         _ if !host_user.is_empty() => host_user.clone(),
         _ => "webmaster@localhost".to_string(),
     };
+    // Every letter would fail on a bad sender: say so at start-up instead.
     if default_from.parse::<lettre::message::Mailbox>().is_err() {
+        let origin = if get("DEFAULT_FROM_EMAIL").is_some_and(|v| !v.is_empty()) {
+            ""
+        } else {
+            " (taken from EMAIL_HOST_USER; set DEFAULT_FROM_EMAIL)"
+        };
         return Err(ConfigError::new(
             "DEFAULT_FROM_EMAIL",
-            format!("not an e-mail address: {default_from:?}"),
+            format!("not an e-mail address: {default_from:?}{origin}"),
         ));
     }
     let retry_base = match get("EMAIL_RETRY_SECONDS") {

@@ -2,4 +2,5 @@
 pub mod config;
 pub mod db;
 pub mod django;
+pub mod mail;
 pub mod web;

@@ -4,10 +4,15 @@ For each backend: one fresh database migrated by Django, another by
 `unchained migrate`; tables, columns, indexes, constraints, sequences and the
 rows Django's migrate writes (django_migrations, content types, permissions)
 must match, and Django must then find nothing to migrate.
+
+This project's own tables (`unchained_*`, such as the mail outbox) are not
+Django's: Django ignores them, and so do these snapshots.
 """
 import re
 import sqlite3
 import subprocess
+
+OWN = "unchained\\_%"  # LIKE pattern of this project's own tables
 
 
 # ------------------------------------------------------------ introspection
@@ -27,7 +32,8 @@ def sqlite_snapshot(url):
     try:
         q = lambda sql, *args: [tuple(r) for r in con.execute(sql, args)]  # noqa: E731
         tables = [r[0] for r in q(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " AND name NOT LIKE ? ESCAPE '\\' ORDER BY name", OWN
         )]
         snap = {"tables": tables, "columns": {}, "indexes": {}, "foreign_keys": {}}
         for t in tables:
@@ -42,12 +48,16 @@ def sqlite_snapshot(url):
         # Deferrability and CHECKs only show in the DDL text itself.
         snap["ddl"] = sorted(
             (type_, name, tbl, _normalize_sql(sql))
-            for type_, name, tbl, sql in q("SELECT type, name, tbl_name, sql FROM sqlite_master")
+            for type_, name, tbl, sql in q(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name NOT LIKE ? ESCAPE '\\'", OWN
+            )
         )
         # AUTOINCREMENT counters. Django's table rebuilds (the "new__" copies)
         # leave rows with seq 0 behind, which mean the same as no row at all.
         has_seq = q("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
-        snap["sequences"] = sorted(q("SELECT name, seq FROM sqlite_sequence WHERE seq > 0")) if has_seq else []
+        snap["sequences"] = sorted(q(
+            "SELECT name, seq FROM sqlite_sequence WHERE seq > 0 AND name NOT LIKE ? ESCAPE '\\'", OWN
+        )) if has_seq else []
         snap.update(_rows(q))
         return snap
     finally:
@@ -63,7 +73,8 @@ def postgres_snapshot(url):
         strip = lambda s: s.replace(f"{schema}.", "") if s else s  # noqa: E731
         tables = [r[0] for r in q(
             "SELECT table_name FROM information_schema.tables"
-            " WHERE table_schema = %s AND table_type = 'BASE TABLE' ORDER BY table_name", schema
+            " WHERE table_schema = %s AND table_type = 'BASE TABLE' AND table_name NOT LIKE %s"
+            " ORDER BY table_name", schema, OWN
         )]
         snap = {"tables": tables, "columns": {}, "indexes": {}, "constraints": {}}
         for t in tables:
@@ -91,7 +102,7 @@ def postgres_snapshot(url):
         snap["sequences"] = q(
             "SELECT sequencename, data_type::text, start_value, min_value, max_value, increment_by,"
             " cycle, cache_size, last_value FROM pg_sequences WHERE schemaname = %s"
-            " ORDER BY sequencename", schema
+            " AND sequencename NOT LIKE %s ORDER BY sequencename", schema, OWN
         )
         snap.update(_rows(q))
         return snap
@@ -114,7 +125,8 @@ def snapshot(backend, url):
 
 def pg_dump_schema(pg_bindir, url):
     out = subprocess.run(
-        [str(pg_bindir / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges", url],
+        [str(pg_bindir / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
+         "--exclude-table=unchained_*", url],
         check=True, capture_output=True, text=True,
     ).stdout
     return "\n".join(

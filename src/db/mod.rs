@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::DatabaseUrl;
 
+pub mod outbox;
 pub mod perms;
 pub mod schema;
 pub mod sessions;

@@ -7,6 +7,10 @@
 //! copy of that DDL (an in-memory SQLite database, or a throw-away PostgreSQL
 //! schema inside a transaction that is rolled back) with the same
 //! introspection that reads the real database.
+//!
+//! This project also has tables of its own (`schema/unchained/`, such as the
+//! mail outbox). They are not Django's: `migrate` creates them when missing,
+//! and the comparison neither expects them nor reports them as extra.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +23,8 @@ use crate::db::Db;
 const SQLITE_DDL: &str = include_str!("../../schema/sqlite/schema.sql");
 const POSTGRES_DDL: &str = include_str!("../../schema/postgres/schema.sql");
 const DJANGO_ROWS: &str = include_str!("../../schema/rows.json");
+const SQLITE_OWN_DDL: &str = include_str!("../../schema/unchained/sqlite.sql");
+const POSTGRES_OWN_DDL: &str = include_str!("../../schema/unchained/postgres.sql");
 
 /// One DDL statement and the table it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +109,24 @@ fn ddl(db: &Db) -> Vec<Statement> {
         Db::Postgres(_) => POSTGRES_DDL,
     };
     parse_ddl(text).expect("the schema/ DDL parses")
+}
+
+/// This project's own DDL (written `IF NOT EXISTS`, so running it again is harmless).
+fn own_ddl(db: &Db) -> Vec<Statement> {
+    let text = match db {
+        Db::Sqlite(_) => SQLITE_OWN_DDL,
+        Db::Postgres(_) => POSTGRES_OWN_DDL,
+    };
+    parse_ddl(text).expect("the schema/unchained DDL parses")
+}
+
+/// The names of this project's own tables.
+pub fn own_tables() -> BTreeSet<String> {
+    parse_ddl(SQLITE_OWN_DDL)
+        .expect("the schema/unchained DDL parses")
+        .into_iter()
+        .map(|s| s.table)
+        .collect()
 }
 
 /// A column as the database describes it.
@@ -311,7 +335,11 @@ pub fn compare_shapes(expected: &Shape, actual: &Shape) -> (Vec<String>, Vec<Fin
             }
         }
     }
-    for table in actual.keys().filter(|t| !expected.contains_key(*t)) {
+    let own = own_tables();
+    for table in actual
+        .keys()
+        .filter(|t| !expected.contains_key(*t) && !own.contains(*t))
+    {
         findings.push(Finding::warning(format!(
             "table {table} is not part of this app; it is left alone"
         )));
@@ -400,14 +428,20 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
     if !errors.is_empty() {
         return Err(MigrateError::Mismatch(errors));
     }
+    let own_missing = missing_own_tables(db).await?;
     let statements: Vec<Statement> = ddl(db)
         .into_iter()
         .filter(|s| missing.contains(&s.table))
+        .chain(
+            own_ddl(db)
+                .into_iter()
+                .filter(|s| own_missing.contains(&s.table)),
+        )
         .collect();
     let applied = applied_migrations(db).await?;
     let rows = django_rows();
     let mut report = MigrateReport {
-        created_tables: missing,
+        created_tables: missing.into_iter().chain(own_missing).collect(),
         ..MigrateReport::default()
     };
     crate::on_pool!(db, |pool| {
@@ -465,6 +499,38 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
     Ok(report)
 }
 
+async fn missing_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    let actual = actual_shape(db).await?;
+    Ok(own_tables()
+        .into_iter()
+        .filter(|t| !actual.contains_key(t))
+        .collect())
+}
+
+/// Creates this project's own tables when missing (as `migrate` does), for a
+/// database that Django migrated: `serve` calls it before starting the mail
+/// worker. Returns the tables it created.
+pub async fn ensure_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    let missing = missing_own_tables(db).await?;
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    let statements = own_ddl(db);
+    crate::on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if matches!(db, Db::Postgres(_)) {
+            sqlx::raw_sql("SELECT pg_advisory_xact_lock(8240533)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for statement in statements.iter().filter(|s| missing.contains(&s.table)) {
+            sqlx::raw_sql(&statement.sql).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    })?;
+    Ok(missing)
+}
+
 /// True when the database holds no tables at all (a fresh file or database).
 pub async fn is_empty(db: &Db) -> Result<bool, sqlx::Error> {
     Ok(actual_shape(db).await?.is_empty())
@@ -500,6 +566,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn own_tables_are_created_first_and_named_alike_on_both_back_ends() {
+        let sqlite = parse_ddl(SQLITE_OWN_DDL).unwrap();
+        let postgres = parse_ddl(POSTGRES_OWN_DDL).unwrap();
+        let tables =
+            |s: &[Statement]| -> BTreeSet<String> { s.iter().map(|s| s.table.clone()).collect() };
+        assert_eq!(tables(&sqlite), tables(&postgres));
+        assert_eq!(own_tables(), ["unchained_outbox".to_string()].into());
+        for s in sqlite.iter().chain(&postgres) {
+            assert!(s.sql.contains("IF NOT EXISTS"), "{}", s.sql);
+        }
+        // None of them is Django's.
+        let django: BTreeSet<_> = parse_ddl(SQLITE_DDL)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.table)
+            .collect();
+        assert!(own_tables().is_disjoint(&django));
+        assert!(sqlite[0].sql.starts_with("CREATE TABLE"));
+        assert!(postgres[0].sql.starts_with("CREATE TABLE"));
     }
 
     #[test]
@@ -573,6 +661,10 @@ mod tests {
                 ],
             ),
             ("other".to_string(), vec![column("id", "integer", true)]),
+            (
+                "unchained_outbox".to_string(),
+                vec![column("id", "integer", true)],
+            ),
         ]
         .into();
         let (missing, findings) = compare_shapes(&expected, &actual);
@@ -595,5 +687,7 @@ mod tests {
         assert!(messages
             .iter()
             .any(|(s, m)| *s == Severity::Warning && m.starts_with("table other")));
+        // This project's own tables are neither expected nor extra.
+        assert!(!messages.iter().any(|(_, m)| m.contains("unchained_outbox")));
     }
 }

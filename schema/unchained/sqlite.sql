@@ -1,0 +1,9 @@
+-- This project's own tables (not Django's): created by `unchained migrate`
+-- when missing (IF NOT EXISTS: two servers may start at once), ignored by
+-- Django and by `unchained check`.
+
+-- The outbox: every letter is stored here in the transaction of the change
+-- that causes it, then sent by the mail worker (attempts counts failures).
+CREATE TABLE IF NOT EXISTS "unchained_outbox" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "recipient" varchar(254) NOT NULL, "subject" text NOT NULL, "body" text NOT NULL, "created_at" datetime NOT NULL, "attempts" integer NOT NULL, "next_attempt_at" datetime NOT NULL, "sent_at" datetime NULL, "last_error" text NULL);
+
+CREATE INDEX IF NOT EXISTS "unchained_outbox_due" ON "unchained_outbox" ("next_attempt_at") WHERE "sent_at" IS NULL;

@@ -1,0 +1,146 @@
+//! The `unchained_outbox` table: letters waiting to be sent, and those sent.
+//!
+//! A letter is enqueued inside the transaction of the change that causes it,
+//! so it is stored if and only if that change commits. The mail worker then
+//! sends it with no transaction open: it claims the row first (a short
+//! lease on `next_attempt_at`, taken by one atomic UPDATE), so two servers on
+//! one database never send the same letter twice.
+
+use crate::db::time::DjangoDateTime;
+use crate::db::{Db, Tx};
+use crate::mail::Email;
+use crate::{on_pool, on_tx};
+
+/// A row of `unchained_outbox`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: DjangoDateTime,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// When the next attempt may be made (or, while a worker is sending it,
+    /// when its claim lapses).
+    pub next_attempt_at: DjangoDateTime,
+    pub sent_at: Option<DjangoDateTime>,
+    pub last_error: Option<String>,
+}
+
+impl OutboxRow {
+    pub fn email(&self) -> Email {
+        Email {
+            to: self.recipient.clone(),
+            subject: self.subject.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, recipient, subject, body, created_at, attempts, next_attempt_at, sent_at, last_error";
+
+/// Stores a letter in the caller's transaction, due at once. Returns its id.
+pub async fn enqueue(tx: &mut Tx, email: &Email) -> Result<i64, sqlx::Error> {
+    let now = DjangoDateTime::now();
+    let sql = "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
+               next_attempt_at, sent_at, last_error) \
+               VALUES ($1, $2, $3, $4, 0, $4, NULL, NULL) RETURNING id";
+    on_tx!(tx, |conn| {
+        sqlx::query_scalar(sql)
+            .bind(&email.to)
+            .bind(&email.subject)
+            .bind(&email.body)
+            .bind(now)
+            .fetch_one(conn)
+            .await
+    })
+}
+
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<OutboxRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM unchained_outbox WHERE id = $1");
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Unsent letters whose time has come, oldest first.
+pub async fn due(db: &Db, now: DjangoDateTime, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM unchained_outbox \
+         WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+    );
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+}
+
+/// The earliest time an unsent letter is due, if any is waiting.
+pub async fn next_due_at(db: &Db) -> Result<Option<DjangoDateTime>, sqlx::Error> {
+    // ORDER BY/LIMIT rather than MIN(): the column keeps its declared type,
+    // so it decodes as a datetime on SQLite too.
+    let sql = "SELECT next_attempt_at FROM unchained_outbox WHERE sent_at IS NULL \
+               ORDER BY next_attempt_at LIMIT 1";
+    on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Claims a due letter for sending: moves its `next_attempt_at` to
+/// `lease_until` if it is still unsent and due at `now`. One statement, so of
+/// two workers racing for a letter exactly one gets it (PostgreSQL re-checks
+/// the condition on the row it waited for; SQLite has a single writer).
+/// Returns whether this caller got it.
+pub async fn claim(
+    db: &Db,
+    id: i64,
+    now: DjangoDateTime,
+    lease_until: DjangoDateTime,
+) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE unchained_outbox SET next_attempt_at = $3 \
+               WHERE id = $1 AND sent_at IS NULL AND next_attempt_at <= $2";
+    let affected = on_pool!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(now)
+        .bind(lease_until)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+    Ok(affected == 1)
+}
+
+/// Records that a letter was sent.
+pub async fn mark_sent(db: &Db, id: i64, sent_at: DjangoDateTime) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| sqlx::query(
+        "UPDATE unchained_outbox SET sent_at = $2, last_error = NULL WHERE id = $1"
+    )
+    .bind(id)
+    .bind(sent_at)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+}
+
+/// Records a failed attempt: counts it, keeps the error and sets the time of
+/// the next attempt.
+pub async fn mark_failed(
+    db: &Db,
+    id: i64,
+    error: &str,
+    next_attempt_at: DjangoDateTime,
+) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| sqlx::query(
+        "UPDATE unchained_outbox SET attempts = attempts + 1, last_error = $2, \
+         next_attempt_at = $3 WHERE id = $1 AND sent_at IS NULL"
+    )
+    .bind(id)
+    .bind(error)
+    .bind(next_attempt_at)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+}
