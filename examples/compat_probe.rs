@@ -67,18 +67,32 @@ fn handle(req: &Value) -> Answer {
 /// (`db::perms::user_perms`) and decides with the permission core. An
 /// unknown user has no permission.
 fn has_perm(req: &Value) -> Answer {
-    let url = unchained::config::DatabaseUrl::parse(field_str(req, "database_url")?).map_err(|e| e.to_string())?;
-    let checks = req.get("checks").and_then(Value::as_array).ok_or("\"checks\" must be a list")?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let url = unchained::config::DatabaseUrl::parse(field_str(req, "database_url")?)
+        .map_err(|e| e.to_string())?;
+    let checks = req
+        .get("checks")
+        .and_then(Value::as_array)
+        .ok_or("\"checks\" must be a list")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let db = unchained::db::Db::connect(&url).await.map_err(|e| e.to_string())?;
+        let db = unchained::db::Db::connect(&url)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut loaded = std::collections::HashMap::new();
         let mut results = Vec::with_capacity(checks.len());
         for check in checks {
-            let user_id = check.get("user_id").and_then(Value::as_i64).ok_or("\"user_id\" must be an integer")?;
+            let user_id = check
+                .get("user_id")
+                .and_then(Value::as_i64)
+                .ok_or("\"user_id\" must be an integer")?;
             let perm = field_str(check, "perm")?;
             if !loaded.contains_key(&user_id) {
-                let perms = unchained::db::perms::user_perms(&db, user_id).await.map_err(|e| e.to_string())?;
+                let perms = unchained::db::perms::user_perms(&db, user_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 loaded.insert(user_id, perms);
             }
             results.push(loaded[&user_id].as_ref().is_some_and(|u| u.has_perm(perm)));

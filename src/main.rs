@@ -58,6 +58,13 @@ enum Command {
         #[arg(long, default_value = "moderators")]
         name: String,
     },
+    /// Send a test letter to each address through the outbox, as `manage.py sendtestemail`
+    /// (exit status 1 when one could not be sent; it stays queued and `serve` retries it)
+    Sendtestemail {
+        /// Recipients' e-mail addresses
+        #[arg(required = true, value_name = "EMAIL")]
+        emails: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,6 +153,7 @@ async fn run(command: Command, mut settings: Settings) -> Outcome {
         }
         Command::Group { action } => group(&db, action).await,
         Command::SetupModerators { name } => setup_moderators(&db, &name).await,
+        Command::Sendtestemail { emails } => sendtestemail(&db, &settings, &emails).await,
     }
 }
 
@@ -186,6 +194,8 @@ async fn serve(db: Db, settings: Settings) -> Outcome {
             )));
         }
     }
+    // This backend's own tables (the mail outbox) on a database Django made.
+    schema::ensure_own_tables(&db).await?;
     unchained::web::serve(db, settings).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -475,4 +485,75 @@ async fn setup_moderators(db: &Db, name: &str) -> Outcome {
         .collect();
     grant_all(db, group_id, &names).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `manage.py sendtestemail`: one test letter per address, enqueued in the
+/// outbox, then one delivery attempt each, in this process.
+async fn sendtestemail(db: &Db, settings: &Settings, addresses: &[String]) -> Outcome {
+    use unchained::db::outbox;
+    use unchained::db::time::DjangoDateTime;
+    use unchained::mail::{self, Email};
+
+    // Django's subject: "Test email from <gethostname()> on <str(timezone.now())>".
+    let subject = format!(
+        "Test email from {} on {}+00:00",
+        mail::hostname(),
+        DjangoDateTime::now().to_sqlite_text()
+    );
+    let letters = addresses
+        .iter()
+        .map(|to| Email::new(to, &subject, "If you're reading this, it was successful."))
+        .collect::<Result<Vec<_>, _>>()?;
+    if schema::is_empty(db).await? {
+        return Err(Failure(
+            "the database is empty: run `unchained migrate` first".into(),
+        ));
+    }
+    schema::ensure_own_tables(db).await?;
+    let mut tx = db.begin().await?;
+    let mut ids = Vec::new();
+    for letter in &letters {
+        ids.push(outbox::enqueue(&mut tx, letter).await?);
+    }
+    tx.commit().await?;
+
+    let mailer = mail::Mailer::new(&settings.email).map_err(|e| {
+        Failure(format!(
+            "cannot send ({e}); the letters stay in the outbox for `unchained serve`"
+        ))
+    })?;
+    let mut failed = 0;
+    for id in ids {
+        let Some(row) = outbox::by_id(db, id).await? else {
+            continue;
+        };
+        match mail::deliver(db, &mailer, &row, settings.email.retry_base).await? {
+            Some(mail::Delivery { result: Ok(()), .. }) => {
+                println!("Sent test email {id} to {}.", row.recipient)
+            }
+            Some(mail::Delivery {
+                result: Err(error),
+                retry_at,
+                ..
+            }) => {
+                failed += 1;
+                let when = retry_at.map(|t| format!(" from {} UTC", t.to_sqlite_text()));
+                eprintln!(
+                    "Could not send test email {id} to {}: {error}\n  It stays in the outbox; `unchained serve` retries it{}.",
+                    row.recipient,
+                    when.unwrap_or_default()
+                );
+            }
+            None => println!(
+                "Test email {id} to {} is being sent by a running server.",
+                row.recipient
+            ),
+        }
+    }
+    mailer.close().await;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

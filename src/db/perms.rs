@@ -100,32 +100,45 @@ pub async fn grant_to_group(
     group_id: i64,
     permission_id: i64,
 ) -> Result<bool, sqlx::Error> {
-    let affected = on_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO auth_group_permissions (group_id, permission_id) SELECT $1, $2 \
-             WHERE NOT EXISTS (SELECT 1 FROM auth_group_permissions WHERE group_id = $1 AND permission_id = $2)",
-        )
-        .bind(group_id)
-        .bind(permission_id)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
-    })?;
-    Ok(affected == 1)
+    link(
+        db,
+        "auth_group_permissions",
+        ("group_id", group_id),
+        ("permission_id", permission_id),
+    )
+    .await
 }
 
 /// Puts a user in a group. Returns false when the user was already in it.
 pub async fn add_user_to_group(db: &Db, user_id: i64, group_id: i64) -> Result<bool, sqlx::Error> {
+    link(
+        db,
+        "users_user_groups",
+        ("user_id", user_id),
+        ("group_id", group_id),
+    )
+    .await
+}
+
+/// Adds a row to a many-to-many table unless the pair is there already.
+/// Returns whether it was added.
+async fn link(
+    db: &Db,
+    table: &str,
+    (a, a_id): (&str, i64),
+    (b, b_id): (&str, i64),
+) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO {table} ({a}, {b}) SELECT $1, $2 \
+         WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {a} = $1 AND {b} = $2)"
+    );
     let affected = on_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO users_user_groups (user_id, group_id) SELECT $1, $2 \
-             WHERE NOT EXISTS (SELECT 1 FROM users_user_groups WHERE user_id = $1 AND group_id = $2)",
-        )
-        .bind(user_id)
-        .bind(group_id)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
+        sqlx::query(&sql)
+            .bind(a_id)
+            .bind(b_id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
     })?;
     Ok(affected == 1)
 }

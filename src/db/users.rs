@@ -143,3 +143,72 @@ pub async fn touch_last_login(db: &Db, id: i64) -> Result<(), sqlx::Error> {
             .map(|_| ())
     })
 }
+
+/// Activates the user holding an e-mail verification token and clears the
+/// token, so a link works once. False for an unknown or used token.
+pub async fn activate_by_token(db: &Db, token: &str) -> Result<bool, sqlx::Error> {
+    if token.is_empty() {
+        return Ok(false);
+    }
+    let affected = on_pool!(db, |pool| {
+        sqlx::query("UPDATE users_user SET is_active = $1, token = NULL WHERE token = $2")
+            .bind(true)
+            .bind(token)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })?;
+    Ok(affected > 0)
+}
+
+/// Finds a user by e-mail regardless of case (the reference's `email__iexact`
+/// for password resets).
+pub async fn by_email_ignoring_case(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users_user WHERE UPPER(email) = UPPER($1) ORDER BY id LIMIT 1"
+    );
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(email)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Stores a new password hash inside a transaction (with the letter that
+/// announces it).
+pub async fn set_password_in(tx: &mut Tx, id: i64, password_hash: &str) -> Result<(), sqlx::Error> {
+    on_tx!(tx, |conn| {
+        sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })
+}
+
+/// The profile form's fields; `avatar` is set only when a new file came.
+pub struct ProfileUpdate {
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub avatar: Option<String>,
+}
+
+pub async fn update_profile(db: &Db, id: i64, update: &ProfileUpdate) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE users_user SET first_name = $1, last_name = $2, phone = $3, country = $4, \
+             avatar = COALESCE($5, avatar) WHERE id = $6",
+        )
+        .bind(&update.first_name)
+        .bind(&update.last_name)
+        .bind(&update.phone)
+        .bind(&update.country)
+        .bind(&update.avatar)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+}

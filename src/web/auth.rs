@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::db::users::{self, User};
@@ -146,7 +146,7 @@ pub struct LoginRedirect(String);
 impl IntoResponse for LoginRedirect {
     fn into_response(self) -> Response {
         let next: String = url_encode(&self.0);
-        Redirect::to(&format!("{LOGIN_URL}?next={next}")).into_response()
+        crate::web::redirect(&format!("{LOGIN_URL}?next={next}"))
     }
 }
 

@@ -151,3 +151,18 @@ fn check(
     };
     core::check_token(cookie, post_token, header_str("x-csrftoken"))
 }
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Csrf {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Csrf>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("the request pipeline did not run".into()))
+    }
+}

@@ -13,15 +13,23 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::django::csrf::OriginChecker;
 use crate::django::hashers::Hashers;
+use crate::mail::MailerHandle;
 
+pub mod assets;
 pub mod auth;
 pub mod csrf;
+/// Files compiled into the binary by build.rs.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
 pub mod error;
 pub mod form;
 pub mod host;
+pub mod media;
 pub mod session;
 pub mod templates;
 pub mod urls;
+pub mod users;
 
 use error::AppError;
 use templates::{Page, Templates};
@@ -34,12 +42,19 @@ pub struct AppState {
     pub templates: Arc<Templates>,
     pub hashers: Hashers,
     pub origin_checker: Arc<OriginChecker>,
+    /// Wakes the outbox worker after a commit that queued a letter.
+    pub mailer: MailerHandle,
 }
 
 impl AppState {
-    pub fn new(db: Db, settings: Settings) -> Result<AppState, minijinja::Error> {
+    pub fn new(
+        db: Db,
+        settings: Settings,
+        mailer: MailerHandle,
+    ) -> Result<AppState, minijinja::Error> {
         Ok(AppState {
             db,
+            mailer,
             hashers: settings.hashers(),
             origin_checker: Arc::new(OriginChecker::new(&settings.csrf_trusted_origins, None)),
             settings: Arc::new(settings),
@@ -50,6 +65,8 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(users::routes())
+        .merge(assets::routes(&state))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), pipeline))
         .layer(CookieManagerLayer::new())
@@ -101,9 +118,19 @@ async fn pipeline(
     response
 }
 
+/// A `302 Found` redirect, as Django's `HttpResponseRedirect` answers.
+pub fn redirect(location: &str) -> Response {
+    (
+        axum::http::StatusCode::FOUND,
+        [(axum::http::header::LOCATION, location.to_string())],
+    )
+        .into_response()
+}
+
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests under way.
 pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
-    let state = AppState::new(db.clone(), settings)
+    let mailer = crate::mail::spawn_worker(db.clone(), settings.email.clone());
+    let state = AppState::new(db.clone(), settings, mailer.clone())
         .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
     let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
     let address = listener.local_addr()?;
@@ -111,6 +138,7 @@ pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    mailer.shutdown().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

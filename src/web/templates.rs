@@ -15,7 +15,7 @@ use crate::web::error::AppError;
 use crate::web::urls;
 use crate::web::AppState;
 
-include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+use crate::web::embedded::TEMPLATES;
 
 pub struct Templates {
     env: Environment<'static>,
@@ -28,6 +28,7 @@ impl Templates {
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
         }
+        env.set_formatter(markupsafe_formatter);
         env.add_function("url", url);
         env.add_function("static", |path: String| {
             format!("/static/{}", path.trim_start_matches('/'))
@@ -42,6 +43,35 @@ impl Templates {
     pub fn render(&self, name: &str, context: Value) -> Result<String, Error> {
         self.env.get_template(name)?.render(context)
     }
+}
+
+/// Escapes as Jinja2's MarkupSafe does (`& < > " '`, not `/`), so a page
+/// renders to the same bytes here and under Django's Jinja2 back end.
+fn markupsafe_formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &Value,
+) -> Result<(), Error> {
+    if state.auto_escape() == minijinja::AutoEscape::None || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    if value.is_none() || value.is_undefined() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&#34;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    out.write_str(&escaped)
+        .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
 }
 
 /// `url(name, *args)`, as the reference project's Jinja environment.

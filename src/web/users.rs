@@ -1,0 +1,450 @@
+//! The `users` pages: registration with e-mail verification, login,
+//! logout, password reset to a generated password, and the profile.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::db::users::{self, CreateUserError, NewUser};
+use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
+use crate::django::password_validation::{validate_password, UserAttributes};
+use crate::mail::Email;
+use crate::web::auth::{self, LoggedIn};
+use crate::web::csrf::Csrf;
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::session::Session;
+use crate::web::templates::Page;
+use crate::web::urls::{self, LOGIN_REDIRECT_URL, LOGOUT_REDIRECT_URL};
+use crate::web::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users/register/", get(register_page).post(register))
+        .route("/users/email-confirm/{token}/", get(email_confirm))
+        .route("/users/login/", get(login_page).post(login))
+        .route("/users/logout/", post(logout))
+        .route(
+            "/users/password-reset/",
+            get(password_reset_page).post(password_reset),
+        )
+        .route("/users/profile/", get(profile_page).post(profile))
+}
+
+/// Field errors by name, as a bound Django form's `errors`.
+type Errors = BTreeMap<&'static str, Vec<String>>;
+
+fn add(errors: &mut Errors, field: &'static str, message: impl Into<String>) {
+    errors.entry(field).or_default().push(message.into());
+}
+
+const REQUIRED: &str = "Обязательное поле.";
+/// Django's `ProhibitNullCharactersValidator` message (ru), which every
+/// `CharField` of a form has; PostgreSQL cannot store NUL in text either.
+const NUL_CHARACTER: &str = "Данные содержат запрещённый символ: ноль-байт";
+
+/// Adds the NUL-character error to each named field that holds one.
+fn refuse_nul(form: &FormData, errors: &mut Errors, fields: &[&'static str]) {
+    for &name in fields {
+        if form.get(name).is_some_and(|v| v.contains('\0')) {
+            add(errors, name, NUL_CHARACTER);
+        }
+    }
+}
+const MAX_EMAIL_LENGTH: usize = 254;
+
+/// Django's `EmailField` checks, loosely: one `@`, a dotted domain, no spaces.
+fn email_error(email: &str) -> Option<&'static str> {
+    if email.is_empty() {
+        return Some(REQUIRED);
+    }
+    if email.chars().count() > MAX_EMAIL_LENGTH {
+        return Some("Адрес слишком длинный: не больше 254 символов.");
+    }
+    let valid = match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    (!valid).then_some("Введите правильный адрес электронной почты.")
+}
+
+/// The site's address for links in letters, from the request's own host.
+fn absolute_url(app: &AppState, headers: &HeaderMap, path: &str) -> Result<String, AppError> {
+    let host = crate::web::host::validated_host(&app.settings, headers)
+        .ok_or_else(|| AppError::BadRequest("Недопустимый заголовок Host.".into()))?;
+    let scheme = if app.settings.is_secure(headers) {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{host}{path}"))
+}
+
+async fn register_page(State(app): State<AppState>, page: Page) -> Result<Response, AppError> {
+    Ok(page
+        .html(&app, "users/register.html", context! {})?
+        .into_response())
+}
+
+async fn register(
+    State(app): State<AppState>,
+    page: Page,
+    headers: HeaderMap,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let email = users::normalize_email(&form.text("email"));
+    let password1 = form.get("password1").unwrap_or("").to_string();
+    let password2 = form.get("password2").unwrap_or("").to_string();
+    let mut errors = Errors::new();
+    if let Some(message) = email_error(&email) {
+        add(&mut errors, "email", message);
+    }
+    refuse_nul(&form, &mut errors, &["password1", "password2"]);
+    if password1.is_empty() {
+        add(&mut errors, "password1", REQUIRED);
+    }
+    if password2.is_empty() {
+        add(&mut errors, "password2", REQUIRED);
+    } else if password1 != password2 {
+        add(&mut errors, "password2", "Пароли не совпадают.");
+    } else {
+        let attributes = UserAttributes {
+            email: &email,
+            first_name: "",
+            last_name: "",
+        };
+        for message in validate_password(&password2, &attributes) {
+            add(&mut errors, "password2", message);
+        }
+    }
+    if !errors.contains_key("email") && users::by_email(&app.db, &email).await?.is_some() {
+        add(
+            &mut errors,
+            "email",
+            "Пользователь с таким адресом уже зарегистрирован.",
+        );
+    }
+    if !errors.is_empty() {
+        return invalid_form(&app, &page, "users/register.html", &form, errors);
+    }
+    let token = hex::encode(rand::random::<[u8; 16]>());
+    let hashers = app.hashers.clone();
+    let password_hash =
+        tokio::task::spawn_blocking(move || hashers.make_password(&password1)).await?;
+    let link = absolute_url(
+        &app,
+        &headers,
+        &urls::reverse("users:email_confirm", &[token.clone()]).expect("route exists"),
+    )?;
+    let letter = Email {
+        to: email.clone(),
+        subject: "Подтверждение почты".into(),
+        body: format!("Привет! Перейди по ссылке для подтверждения почты: {link}"),
+    };
+    // The user and the letter are stored together or not at all.
+    let mut tx = app.db.begin().await?;
+    let new_user = NewUser {
+        email: &email,
+        password_hash: &password_hash,
+        is_active: false,
+        is_staff: false,
+        is_superuser: false,
+        token: Some(&token),
+    };
+    match users::insert(&mut tx, &new_user).await {
+        Ok(_) => {}
+        Err(CreateUserError::EmailTaken) => {
+            add(
+                &mut errors,
+                "email",
+                "Пользователь с таким адресом уже зарегистрирован.",
+            );
+            return invalid_form(&app, &page, "users/register.html", &form, errors);
+        }
+        Err(CreateUserError::Database(e)) => return Err(e.into()),
+    }
+    crate::db::outbox::enqueue(&mut tx, &letter).await?;
+    tx.commit().await?;
+    app.mailer.notify();
+    tracing::info!("registered {email}; confirmation letter queued");
+    Ok(page
+        .html(
+            &app,
+            "users/register_done.html",
+            context! { email => email },
+        )?
+        .into_response())
+}
+
+/// Re-renders a form page with its errors and the entered values (never
+/// passwords: the templates do not echo them).
+fn invalid_form(
+    app: &AppState,
+    page: &Page,
+    template: &str,
+    form: &FormData,
+    errors: Errors,
+) -> Result<Response, AppError> {
+    let data: BTreeMap<&str, String> = [
+        "email",
+        "username",
+        "first_name",
+        "last_name",
+        "phone",
+        "country",
+    ]
+    .into_iter()
+    .map(|name| (name, form.get(name).unwrap_or("").to_string()))
+    .collect();
+    let body = page.render(
+        app,
+        template,
+        context! { form => context! { data => data, errors => errors } },
+    )?;
+    Ok((axum::http::StatusCode::OK, axum::response::Html(body)).into_response())
+}
+
+async fn email_confirm(
+    State(app): State<AppState>,
+    page: Page,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    // A NUL can be no token (and PostgreSQL refuses it in a query).
+    if !token.contains('\0') && users::activate_by_token(&app.db, &token).await? {
+        return Ok(crate::web::redirect(urls::LOGIN_URL));
+    }
+    let body = page.render(&app, "users/email_confirm_failed.html", context! {})?;
+    Ok((
+        axum::http::StatusCode::NOT_FOUND,
+        axum::response::Html(body),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// The `next` target when it stays on this site, else the default.
+fn redirect_target(app: &AppState, headers: &HeaderMap, next: Option<&str>) -> String {
+    let host = crate::web::host::validated_host(&app.settings, headers).unwrap_or_default();
+    match next {
+        Some(next) if !host.is_empty() && urls::is_safe_redirect(next, &host) => next.to_string(),
+        _ => LOGIN_REDIRECT_URL.to_string(),
+    }
+}
+
+async fn login_page(
+    State(app): State<AppState>,
+    page: Page,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, AppError> {
+    Ok(page
+        .html(&app, "users/login.html", context! { next => query.next })?
+        .into_response())
+}
+
+async fn login(
+    State(app): State<AppState>,
+    page: Page,
+    session: Session,
+    csrf: Csrf,
+    headers: HeaderMap,
+    Query(query): Query<NextQuery>,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let email = form.text("username");
+    let password = form.get("password").unwrap_or("");
+    // As Django's LoginView: the form's `next`, else the query string's.
+    let next = form.get("next").map(str::to_string).or(query.next);
+    let mut errors = Errors::new();
+    if email.is_empty() {
+        add(&mut errors, "username", REQUIRED);
+    }
+    if password.is_empty() {
+        add(&mut errors, "password", REQUIRED);
+    }
+    refuse_nul(&form, &mut errors, &["username", "password"]);
+    if errors.is_empty() {
+        match auth::authenticate(&app, &email, password).await? {
+            Some(user) => {
+                auth::login(&app, &session, &csrf, &user).await?;
+                let target = redirect_target(&app, &headers, next.as_deref());
+                return Ok(crate::web::redirect(&target));
+            }
+            // One message for a wrong password, an unknown address and an
+            // inactive account alike, as AuthenticationForm.
+            None => add(
+                &mut errors,
+                "__all__",
+                "Пожалуйста, введите правильные адрес электронной почты и пароль. Оба поля могут быть чувствительны к регистру.",
+            ),
+        }
+    }
+    let data: BTreeMap<&str, String> = [("username", email)].into_iter().collect();
+    let body = page.render(
+        &app,
+        "users/login.html",
+        context! { form => context! { data => data, errors => errors }, next => next },
+    )?;
+    Ok(axum::response::Html(body).into_response())
+}
+
+async fn logout(session: Session) -> Response {
+    auth::logout(&session);
+    crate::web::redirect(LOGOUT_REDIRECT_URL)
+}
+
+async fn password_reset_page(
+    State(app): State<AppState>,
+    page: Page,
+) -> Result<Response, AppError> {
+    Ok(page
+        .html(&app, "users/password_reset.html", context! {})?
+        .into_response())
+}
+
+/// Length of a generated password; letters and digits from the OS generator.
+const RESET_PASSWORD_LENGTH: usize = 12;
+
+async fn password_reset(
+    State(app): State<AppState>,
+    page: Page,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let email = form.text("email");
+    if let Some(message) = email_error(&email) {
+        let mut errors = Errors::new();
+        add(&mut errors, "email", message);
+        return invalid_form(&app, &page, "users/password_reset.html", &form, errors);
+    }
+    let new_password = get_random_string(RESET_PASSWORD_LENGTH, ASCII_LETTERS_AND_DIGITS);
+    let hashers = app.hashers.clone();
+    let password = new_password.clone();
+    // Hash before looking the address up, so known and unknown addresses
+    // cost the same time.
+    let hash = tokio::task::spawn_blocking(move || hashers.make_password(&password)).await?;
+    if let Some(user) = users::by_email_ignoring_case(&app.db, &email).await? {
+        let letter = Email {
+            to: user.email.clone(),
+            subject: "Восстановление пароля".into(),
+            body: format!("Ваш новый пароль: {new_password}"),
+        };
+        let mut tx = app.db.begin().await?;
+        users::set_password_in(&mut tx, user.id, &hash).await?;
+        crate::db::outbox::enqueue(&mut tx, &letter).await?;
+        tx.commit().await?;
+        app.mailer.notify();
+    }
+    Ok(page
+        .html(&app, "users/password_reset.html", context! { done => true })?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+async fn profile_page(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    Query(query): Query<SavedQuery>,
+) -> Result<Response, AppError> {
+    let data: BTreeMap<&str, String> = [
+        ("first_name", user.first_name.clone()),
+        ("last_name", user.last_name.clone()),
+        ("phone", user.phone.clone().unwrap_or_default()),
+        ("country", user.country.clone().unwrap_or_default()),
+    ]
+    .into_iter()
+    .collect();
+    let avatar_url = user
+        .avatar
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(|a| format!("/media/{a}"));
+    let saved = query.saved.is_some();
+    Ok(page
+        .html(&app, "users/profile.html", context! { form => context! { data => data }, avatar_url => avatar_url, saved => saved })?
+        .into_response())
+}
+
+/// Field limits of the model (`CharField(max_length=...)`).
+const PROFILE_FIELDS: [(&str, usize); 4] = [
+    ("first_name", 150),
+    ("last_name", 150),
+    ("phone", 35),
+    ("country", 50),
+];
+
+async fn profile(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let mut errors = Errors::new();
+    refuse_nul(
+        &form,
+        &mut errors,
+        &["first_name", "last_name", "phone", "country"],
+    );
+    for (name, limit) in PROFILE_FIELDS {
+        let length = form.text(name).chars().count();
+        if length > limit {
+            add(
+                &mut errors,
+                name,
+                format!("Не больше {limit} символов (сейчас {length})."),
+            );
+        }
+    }
+    let avatar = match form.file("avatar") {
+        Some(file) => match crate::web::media::check_image(file) {
+            Ok(kind) => Some((file, kind)),
+            Err(message) => {
+                add(&mut errors, "avatar", message);
+                None
+            }
+        },
+        None => None,
+    };
+    if !errors.is_empty() {
+        return invalid_form(&app, &page, "users/profile.html", &form, errors);
+    }
+    let avatar_path = match avatar {
+        Some((file, kind)) => Some(
+            crate::web::media::save_upload(&app.settings.media_root, "users/avatars", file, kind)
+                .await?,
+        ),
+        None => None,
+    };
+    let optional = |name: &str| Some(form.text(name)).filter(|v| !v.is_empty());
+    let update = users::ProfileUpdate {
+        first_name: form.text("first_name"),
+        last_name: form.text("last_name"),
+        phone: optional("phone"),
+        country: optional("country"),
+        avatar: avatar_path,
+    };
+    users::update_profile(&app.db, user.id, &update).await?;
+    Ok(crate::web::redirect(&format!(
+        "{}?saved=1",
+        urls::reverse("users:profile", &[]).expect("route exists")
+    )))
+}
