@@ -1,0 +1,2208 @@
+//! The accounts pages driven as a browser drives them, against the real
+//! site on a random loopback port and a real SMTP server (aiosmtpd with TLS
+//! and a login required, `compat-tests/tools/smtp_server.py`): register,
+//! read the letter, confirm, log in and out; reset a password; log in with
+//! a hash Django made (and see it upgraded); survive an SMTP outage; and
+//! answer every kind of bad input with a clear page and status. Each test
+//! runs on SQLite, and on PostgreSQL when `UNCHAINED_TEST_POSTGRES` is set.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::multipart;
+use serde_json::{Map, Value};
+
+use common::{backends, TestDb, SECRET_KEY};
+use unchained::db::outbox::{self, OutboxRow};
+use unchained::db::users::{self, NewUser, User};
+use unchained::db::Db;
+use unchained::django::hashers::Hashers;
+use unchained::mail::MailerHandle;
+
+const SMTP_USER: &str = "mailer@example.com";
+const SMTP_PASSWORD: &str = "s3cret pass";
+const FROM: &str = "Каталог <shop@example.com>";
+/// A password every validator accepts.
+const GOOD_PASSWORD: &str = "Correct-Horse-42";
+
+// ---------------------------------------------------------------------------
+// The SMTP server (as tests/mail.rs runs it)
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The compat virtualenv's python, which has aiosmtpd and trustme.
+fn python() -> PathBuf {
+    let python = repo().join("compat-tests/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash compat-tests/setup.sh` (scripts/test.sh does)",
+        python.display()
+    );
+    python
+}
+
+fn server_script() -> PathBuf {
+    repo().join("compat-tests/tools/smtp_server.py")
+}
+
+/// One CA for every SMTP server this test binary starts.
+struct Ca {
+    cert: PathBuf,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn ca() -> &'static Ca {
+    static CA: OnceLock<Ca> = OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca {
+            cert: dir.path().join("ca.pem"),
+            key: dir.path().join("ca.key"),
+            _dir: dir,
+        };
+        let status = Command::new(python())
+            .arg(server_script())
+            .args(["--ca-only", "--ca-cert"])
+            .arg(&ca.cert)
+            .arg("--ca-key")
+            .arg(&ca.key)
+            .status()
+            .expect("run smtp_server.py --ca-only");
+        assert!(status.success(), "making the test CA failed");
+        ca
+    })
+}
+
+/// The mail worker verifies the server against `SSL_CERT_FILE`, which
+/// rustls-native-certs reads from the process environment: set once, before
+/// any worker of this process starts.
+fn trust_test_ca_in_this_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("SSL_CERT_FILE", &ca().cert));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Implicit TLS, as port 465 (EMAIL_USE_SSL).
+    Ssl,
+    /// STARTTLS, required, as port 587 (EMAIL_USE_TLS).
+    StartTls,
+}
+
+/// The SMTP server, stopped when dropped.
+struct SmtpServer {
+    child: Child,
+    out: PathBuf,
+}
+
+impl SmtpServer {
+    fn start(mode: Mode, port: u16, out: &Path) -> SmtpServer {
+        let ca = ca();
+        let mut child = Command::new(python())
+            .arg(server_script())
+            .args(["--port", &port.to_string()])
+            .args([
+                "--mode",
+                match mode {
+                    Mode::Ssl => "ssl",
+                    Mode::StartTls => "starttls",
+                },
+            ])
+            .args(["--user", SMTP_USER, "--password", SMTP_PASSWORD])
+            .arg("--ca-cert")
+            .arg(&ca.cert)
+            .arg("--ca-key")
+            .arg(&ca.key)
+            .arg("--out-dir")
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start smtp_server.py");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line == "ready" => {}
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the SMTP server did not start: {other:?}");
+            }
+        }
+        SmtpServer {
+            child,
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// What the server received, in order: the JSON summaries it wrote.
+    fn messages(&self) -> Vec<Value> {
+        let mut numbered: Vec<(u64, PathBuf)> = match std::fs::read_dir(&self.out) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .map(|p| (p.file_stem().unwrap().to_str().unwrap().parse().unwrap(), p))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        numbered.sort();
+        numbered
+            .into_iter()
+            .map(|(_, p)| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Waits (bounded) until at least `n` letters arrived; returns them all.
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            assert!(
+                start.elapsed() < within,
+                "only {} of {n} letters arrived within {within:?}: {messages:?}",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The application
+
+/// Where the site's letters go.
+enum Mail {
+    /// The real SMTP server on this port (running or not), in this mode.
+    Smtp(Mode, u16),
+    /// Django's file back end, into a folder of the test's own.
+    File,
+}
+
+struct App {
+    base: String,
+    t: TestDb,
+    db: Db,
+    hashers: Hashers,
+    mailer: MailerHandle,
+    server: tokio::task::JoinHandle<()>,
+    backend: &'static str,
+}
+
+/// Builds the settings from a Django-style environment, migrates a fresh
+/// database, starts the mail worker (retrying after 1 s) and serves the
+/// site on a random loopback port.
+async fn spawn_app(backend: &'static str, mail: Mail) -> App {
+    trust_test_ca_in_this_process();
+    let t = TestDb::new(backend).await;
+    let mut env: unchained::config::Env = t.settings_env().into_iter().collect();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
+    set("EMAIL_RETRY_SECONDS", "1".into());
+    set("DEFAULT_FROM_EMAIL", FROM.into());
+    match mail {
+        Mail::Smtp(mode, port) => {
+            set(
+                "EMAIL_BACKEND",
+                "django.core.mail.backends.smtp.EmailBackend".into(),
+            );
+            set("EMAIL_HOST", "127.0.0.1".into());
+            set("EMAIL_PORT", port.to_string());
+            set("EMAIL_HOST_USER", SMTP_USER.into());
+            set("EMAIL_HOST_PASSWORD", SMTP_PASSWORD.into());
+            set(
+                "EMAIL_USE_SSL",
+                if mode == Mode::Ssl { "True" } else { "False" }.into(),
+            );
+            set(
+                "EMAIL_USE_TLS",
+                if mode == Mode::StartTls {
+                    "True"
+                } else {
+                    "False"
+                }
+                .into(),
+            );
+        }
+        Mail::File => {
+            set("EMAIL_BACKEND", "file".into());
+            set("EMAIL_FILE_PATH", t.path("sent-mail").display().to_string());
+        }
+    }
+    let settings = unchained::config::Settings::from_env(&env).expect("settings");
+    let db = t.db().await;
+    unchained::db::schema::migrate(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: migrate: {e:?}"));
+    let mailer = unchained::mail::spawn_worker(db.clone(), settings.email.clone());
+    let state =
+        unchained::web::AppState::new(db.clone(), settings, mailer.clone()).expect("templates");
+    let hashers = state.hashers.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, unchained::web::router(state))
+            .await
+            .unwrap();
+    });
+    App {
+        base: format!("http://{address}"),
+        t,
+        db,
+        hashers,
+        mailer,
+        server,
+        backend,
+    }
+}
+
+/// What a test checks did not change: every user row, the session keys, the
+/// outbox and the uploaded files.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    users: Vec<String>,
+    sessions: Vec<String>,
+    outbox: i64,
+    media: Vec<PathBuf>,
+}
+
+impl App {
+    fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+
+    async fn stop(self) {
+        self.mailer.shutdown().await;
+        self.server.abort();
+        let _ = self.server.await;
+        self.db.close().await;
+    }
+
+    async fn user(&self, email: &str) -> Option<User> {
+        users::by_email(&self.db, email).await.unwrap()
+    }
+
+    async fn users(&self) -> Vec<User> {
+        unchained::on_pool!(&self.db, |pool| sqlx::query_as::<_, User>(
+            "SELECT id, password, last_login, is_superuser, first_name, last_name, is_staff, \
+             is_active, date_joined, email, avatar, phone, country, token FROM users_user ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap()
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn session_keys(&self) -> Vec<String> {
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, String>(
+            "SELECT session_key FROM django_session ORDER BY session_key"
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap()
+    }
+
+    async fn session_data(&self, key: &str) -> Option<Map<String, Value>> {
+        let stored = unchained::db::sessions::load(&self.db, key)
+            .await
+            .unwrap()?;
+        unchained::django::sessions::decode(&stored, SECRET_KEY, &[] as &[String])
+    }
+
+    async fn outbox(&self) -> Vec<OutboxRow> {
+        let ids: Vec<i64> = unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM unchained_outbox ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap();
+        let mut rows = Vec::new();
+        for id in ids {
+            rows.push(outbox::by_id(&self.db, id).await.unwrap().unwrap());
+        }
+        rows
+    }
+
+    fn media_root(&self) -> PathBuf {
+        self.t.path("media")
+    }
+
+    fn media_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.media_root(), &mut files);
+        files.sort();
+        files
+    }
+
+    async fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            users: self
+                .users()
+                .await
+                .iter()
+                .map(|u| format!("{u:?}"))
+                .collect(),
+            sessions: self.session_keys().await,
+            outbox: self.count("SELECT COUNT(*) FROM unchained_outbox").await,
+            media: self.media_files(),
+        }
+    }
+
+    /// A user as `createsuperuser`-like code would store one (no letter).
+    async fn create_user(&self, email: &str, password: &str, active: bool) -> i64 {
+        let hashers = self.hashers.clone();
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || hashers.make_password(&password))
+            .await
+            .unwrap();
+        self.insert_user(email, &hash, active, None).await
+    }
+
+    async fn insert_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        active: bool,
+        token: Option<&str>,
+    ) -> i64 {
+        let mut tx = self.db.begin().await.unwrap();
+        let id = users::insert(
+            &mut tx,
+            &NewUser {
+                email,
+                password_hash,
+                is_active: active,
+                is_staff: false,
+                is_superuser: false,
+                token,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// A browser logged in as this user (checked).
+    async fn logged_in(&self, email: &str, password: &str) -> Browser {
+        let browser = self.browser();
+        let r = browser
+            .submit(
+                "/users/login/",
+                &[("username", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.location.as_deref()),
+            (302, Some("/")),
+            "{}: login as {email}: {}",
+            self.backend,
+            r.body
+        );
+        browser
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The browser
+
+/// A response, read whole.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn assert_page(&self, status: u16, what: &str) -> &Self {
+        assert_eq!(self.status, status, "{what}: {}", self.body);
+        assert!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/html")),
+            "{what}: not an HTML page: {:?}",
+            self.headers
+        );
+        assert!(
+            self.body.contains("</html>"),
+            "{what}: not a whole page: {}",
+            self.body
+        );
+        self
+    }
+
+    fn assert_contains(&self, needle: &str, what: &str) -> &Self {
+        assert!(
+            self.body.contains(needle),
+            "{what}: {needle:?} is not in the page: {}",
+            self.body
+        );
+        self
+    }
+
+    fn assert_redirect(&self, to: &str, what: &str) -> &Self {
+        assert_eq!(
+            (self.status, self.location.as_deref()),
+            (302, Some(to)),
+            "{what}: {}",
+            self.body
+        );
+        self
+    }
+}
+
+/// A reqwest client with a cookie jar and no automatic redirects.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+    base: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            jar,
+            base: base.to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn read(response: reqwest::Response) -> Resp {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let location = headers
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.text().await.unwrap();
+        Resp {
+            status,
+            location,
+            headers,
+            body,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
+        Browser::read(request.send().await.expect("request")).await
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// The form token of a page (GETs it: the CSRF cookie comes along).
+    async fn token(&self, page: &str) -> String {
+        let r = self.get(page).await;
+        assert_eq!(r.status, 200, "GET {page}: {}", r.body);
+        csrf_token(&r.body).unwrap_or_else(|| panic!("no CSRF token on {page}: {}", r.body))
+    }
+
+    /// POSTs URL-encoded fields as they are (no token added).
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        self.send(self.client.post(self.url(path)).form(fields))
+            .await
+    }
+
+    /// What a user does: opens the page, fills the form in, sends it.
+    async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let token = self.token(path).await;
+        let mut all = vec![("csrfmiddlewaretoken", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post(path, &all).await
+    }
+
+    /// A multipart form with the page's token.
+    async fn submit_multipart(&self, path: &str, form: multipart::Form) -> Resp {
+        let token = self.token(path).await;
+        self.send(
+            self.client
+                .post(self.url(path))
+                .multipart(form.text("csrfmiddlewaretoken", token)),
+        )
+        .await
+    }
+
+    async fn logout(&self) -> Resp {
+        let token = self.token("/users/profile/").await;
+        self.post("/users/logout/", &[("csrfmiddlewaretoken", token.as_str())])
+            .await
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        let url = reqwest::Url::parse(&self.base).unwrap();
+        let header = self.jar.cookies(&url)?;
+        header.to_str().unwrap().split("; ").find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+    }
+
+    fn set_cookie(&self, name: &str, value: &str) {
+        let url = reqwest::Url::parse(&self.base).unwrap();
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
+    }
+}
+
+fn csrf_token(html: &str) -> Option<String> {
+    let marker = "name=\"csrfmiddlewaretoken\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].to_string())
+}
+
+/// The page with every form token replaced by a placeholder.
+fn without_tokens(html: &str) -> String {
+    let marker = "name=\"csrfmiddlewaretoken\" value=\"";
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find(marker) {
+        let start = i + marker.len();
+        out.push_str(&rest[..start]);
+        out.push_str("TOKEN");
+        let end = start + rest[start..].find('"').unwrap();
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first `http://…` link in a text.
+fn link_in(text: &str) -> String {
+    let start = text.find("http://").expect("a link in the letter");
+    text[start..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The body of a letter.
+fn body_of(message: &Value) -> String {
+    message["body"].as_str().unwrap_or("").to_string()
+}
+
+/// A 1×1 transparent PNG.
+const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, 0x49, 0x48, 0x44, 0x52, 0, 0, 0,
+    1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1F, 0x15, 0xC4, 0x89, 0, 0, 0, 0x0A, 0x49, 0x44, 0x41, 0x54,
+    0x78, 0x9C, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0D, 0x0A, 0x2D, 0xB4, 0, 0, 0, 0, 0x49, 0x45, 0x4E,
+    0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+const LOGIN_ERROR: &str = "Пожалуйста, введите правильные адрес электронной почты и пароль";
+const REQUIRED: &str = "Обязательное поле.";
+const BAD_EMAIL: &str = "Введите правильный адрес электронной почты.";
+const EMAIL_TAKEN: &str = "Пользователь с таким адресом уже зарегистрирован.";
+const RESET_DONE: &str =
+    "Если такой адрес зарегистрирован, на него отправлено письмо с новым паролем.";
+const CSRF_PAGE: &str = "CSRF verification failed";
+const CONFIRM_FAILED: &str = "Ссылка недействительна";
+
+// ---------------------------------------------------------------------------
+// 1. Register, confirm, log in, log out
+
+async fn full_flow(mode: Mode) {
+    for backend in backends() {
+        let what = format!("{backend} {mode:?}");
+        let port = free_port();
+        let app = spawn_app(backend, Mail::Smtp(mode, port)).await;
+        let smtp = SmtpServer::start(mode, port, &app.t.path("smtp"));
+
+        // Register: the domain is lowercased, as Django's normalize_email.
+        let browser = app.browser();
+        browser
+            .get("/users/register/")
+            .await
+            .assert_page(200, &what)
+            .assert_contains("name=\"password2\"", &what);
+        let r = browser
+            .submit(
+                "/users/register/",
+                &[
+                    ("email", "Ivan.Petrov@Example.COM"),
+                    ("password1", GOOD_PASSWORD),
+                    ("password2", GOOD_PASSWORD),
+                ],
+            )
+            .await;
+        r.assert_page(200, &what)
+            .assert_contains("Проверьте почту", &what)
+            .assert_contains("Ivan.Petrov@example.com", &what);
+        let email = "Ivan.Petrov@example.com";
+        let user = app.user(email).await.expect("the user row");
+        assert!(!user.is_active, "{what}: active before confirming");
+        assert!(user.last_login.is_none());
+        assert!(
+            user.password.starts_with("pbkdf2_sha256$1000000$"),
+            "{what}: {}",
+            user.password
+        );
+        let token = user.token.clone().expect("a token");
+        assert!(token.len() >= 32, "{what}: a short token {token:?}");
+
+        // The letter, over real SMTP.
+        let messages = smtp.wait_for(1, Duration::from_secs(30)).await;
+        assert_eq!(messages.len(), 1, "{what}: {messages:?}");
+        let letter = &messages[0];
+        assert_eq!(letter["rcpt_tos"], serde_json::json!([email]), "{what}");
+        assert_eq!(letter["to"], email, "{what}");
+        assert_eq!(letter["from"], FROM, "{what}");
+        assert_eq!(letter["login"], SMTP_USER, "{what}");
+        assert_eq!(letter["subject"], "Подтверждение почты", "{what}");
+        let link = link_in(&body_of(letter));
+        assert_eq!(
+            link,
+            format!("{}/users/email-confirm/{token}/", app.base),
+            "{what}"
+        );
+
+        // Not confirmed yet: the generic login error, nothing set.
+        let r = app
+            .browser()
+            .submit(
+                "/users/login/",
+                &[("username", email), ("password", GOOD_PASSWORD)],
+            )
+            .await;
+        r.assert_page(200, &what)
+            .assert_contains(LOGIN_ERROR, &what);
+        assert!(app.user(email).await.unwrap().last_login.is_none());
+
+        // Follow the link: activated, token cleared; once only.
+        let path = link.strip_prefix(&app.base).unwrap();
+        browser
+            .get(path)
+            .await
+            .assert_redirect("/users/login/", &what);
+        let user = app.user(email).await.unwrap();
+        assert!(user.is_active, "{what}");
+        assert_eq!(user.token, None, "{what}");
+        browser
+            .get(path)
+            .await
+            .assert_page(404, &what)
+            .assert_contains(CONFIRM_FAILED, &what);
+
+        // Anonymous: the profile sends to the login page.
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", &what);
+
+        // `next` to another site goes to `/`, in every spelling.
+        for evil in ["https://evil.test/", "//evil.test/", "http:///evil.test/"] {
+            let other = app.browser();
+            let r = other
+                .submit(
+                    "/users/login/",
+                    &[
+                        ("username", email),
+                        ("password", GOOD_PASSWORD),
+                        ("next", evil),
+                    ],
+                )
+                .await;
+            r.assert_redirect("/", &format!("{what} next={evil}"));
+        }
+
+        // The login page carries a safe `next` through its form.
+        let r = browser.get("/users/login/?next=/users/profile/").await;
+        r.assert_page(200, &what).assert_contains(
+            "<input type=\"hidden\" name=\"next\" value=\"/users/profile/\">",
+            &what,
+        );
+        let token = csrf_token(&r.body).unwrap();
+        let r = browser
+            .post(
+                "/users/login/",
+                &[
+                    ("csrfmiddlewaretoken", token.as_str()),
+                    ("username", email),
+                    ("password", GOOD_PASSWORD),
+                    ("next", "/users/profile/"),
+                ],
+            )
+            .await;
+        r.assert_redirect("/users/profile/", &what);
+        let session_key = browser.cookie("sessionid").expect("a session cookie");
+        // Django's cookie: HttpOnly, SameSite=Lax, two weeks, whole site.
+        let set_cookies: Vec<&str> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let session_cookie = set_cookies
+            .iter()
+            .find(|c| c.starts_with("sessionid="))
+            .unwrap_or_else(|| panic!("{what}: no session cookie in {set_cookies:?}"));
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=1209600"] {
+            assert!(
+                session_cookie.contains(attribute),
+                "{what}: {attribute} missing from {session_cookie}"
+            );
+        }
+        // Login rotates the CSRF secret.
+        assert!(
+            set_cookies.iter().any(|c| c.starts_with("csrftoken=")),
+            "{what}: the CSRF secret was not rotated: {set_cookies:?}"
+        );
+        let r = browser.get("/users/profile/").await;
+        r.assert_page(200, &what)
+            .assert_contains(
+                &format!("<a class=\"who\" href=\"/users/profile/\">{email}</a>"),
+                &what,
+            )
+            .assert_contains("action=\"/users/logout/\"", &what);
+
+        // The database: last_login set, the session row says who.
+        let user = app.user(email).await.unwrap();
+        assert!(user.last_login.is_some(), "{what}");
+        let data = app
+            .session_data(&session_key)
+            .await
+            .expect("the session row");
+        assert_eq!(
+            data.get("_auth_user_id"),
+            Some(&Value::String(user.id.to_string())),
+            "{what}: {data:?}"
+        );
+        assert_eq!(
+            data.get("_auth_user_backend").and_then(Value::as_str),
+            Some("django.contrib.auth.backends.ModelBackend")
+        );
+
+        // Logout is POST only.
+        let r = browser.get("/users/logout/").await;
+        assert_eq!(r.status, 405, "{what}: GET /users/logout/: {}", r.body);
+        browser.get("/users/profile/").await.assert_page(200, &what);
+        browser.logout().await.assert_redirect("/", &what);
+        assert_eq!(browser.cookie("sessionid"), None, "{what}: cookie kept");
+        assert!(
+            !app.session_keys().await.contains(&session_key),
+            "{what}: the session row survived logout"
+        );
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", &what);
+        // The old cookie, replayed, is nobody.
+        let replay = app.browser();
+        replay.set_cookie("sessionid", &session_key);
+        replay
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", &what);
+
+        // Exactly one letter went.
+        assert_eq!(smtp.messages().len(), 1, "{what}");
+        drop(smtp);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_confirm_login_logout_over_implicit_tls() {
+    full_flow(Mode::Ssl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_confirm_login_logout_over_starttls() {
+    full_flow(Mode::StartTls).await;
+}
+
+/// Django's LoginView also takes `next` from the query string of the POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_honours_next_in_the_query_string() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        app.create_user("ivan@example.com", GOOD_PASSWORD, true)
+            .await;
+        let browser = app.browser();
+        let token = browser.token("/users/login/?next=/users/profile/").await;
+        let r = browser
+            .post(
+                "/users/login/?next=/users/profile/",
+                &[
+                    ("csrfmiddlewaretoken", token.as_str()),
+                    ("username", "ivan@example.com"),
+                    ("password", GOOD_PASSWORD),
+                ],
+            )
+            .await;
+        r.assert_redirect("/users/profile/", backend);
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Password reset
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_mails_a_new_password_and_tells_nobody_who_exists() {
+    for backend in backends() {
+        let port = free_port();
+        let app = spawn_app(backend, Mail::Smtp(Mode::Ssl, port)).await;
+        let smtp = SmtpServer::start(Mode::Ssl, port, &app.t.path("smtp"));
+        let email = "ivan@example.com";
+        let old_password = "Old-Password-17";
+        app.create_user(email, old_password, true).await;
+        let old_hash = app.user(email).await.unwrap().password;
+        let before_reset = app.logged_in(email, old_password).await;
+        before_reset
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+
+        // The login page links to the reset page.
+        app.browser()
+            .get("/users/login/")
+            .await
+            .assert_contains("href=\"/users/password-reset/\"", backend);
+
+        let browser = app.browser();
+        browser
+            .get("/users/password-reset/")
+            .await
+            .assert_page(200, backend)
+            .assert_contains("name=\"email\"", backend);
+        // The address in another case still finds the account (iexact).
+        let known = browser
+            .submit("/users/password-reset/", &[("email", "IVAN@Example.com")])
+            .await;
+        known
+            .assert_page(200, backend)
+            .assert_contains(RESET_DONE, backend);
+        let messages = smtp.wait_for(1, Duration::from_secs(30)).await;
+        let letter = &messages[0];
+        assert_eq!(letter["to"], email, "{backend}");
+        assert_eq!(letter["subject"], "Восстановление пароля", "{backend}");
+        let body = body_of(letter);
+        let new_password = body.trim_end().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            new_password.chars().count() >= 12
+                && new_password.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{backend}: {new_password:?} from {body:?}"
+        );
+        let user = app.user(email).await.unwrap();
+        assert_ne!(user.password, old_hash, "{backend}");
+        assert!(
+            user.password.starts_with("pbkdf2_sha256$1000000$")
+                && !user.password.contains(&new_password),
+            "{backend}: {}",
+            user.password
+        );
+
+        // The old password no longer works, the new one does, and the
+        // session from before the reset is over.
+        let r = app
+            .browser()
+            .submit(
+                "/users/login/",
+                &[("username", email), ("password", old_password)],
+            )
+            .await;
+        r.assert_page(200, backend)
+            .assert_contains(LOGIN_ERROR, backend);
+        let after = app.logged_in(email, &new_password).await;
+        after.get("/users/profile/").await.assert_page(200, backend);
+        before_reset
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", backend);
+
+        // An unknown address: the same page, byte for byte, and no letter.
+        let outbox_before = app.outbox().await.len();
+        let password_before = app.user(email).await.unwrap().password;
+        let unknown = browser
+            .submit("/users/password-reset/", &[("email", "nobody@example.com")])
+            .await;
+        assert_eq!(unknown.status, known.status, "{backend}");
+        assert_eq!(
+            unknown.headers.get("content-type"),
+            known.headers.get("content-type")
+        );
+        assert_eq!(
+            without_tokens(&unknown.body),
+            without_tokens(&known.body),
+            "{backend}: the pages differ"
+        );
+        assert_eq!(app.outbox().await.len(), outbox_before, "{backend}");
+        assert_eq!(app.user(email).await.unwrap().password, password_before);
+        app.mailer.notify();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(smtp.messages().len(), 1, "{backend}: a second letter went");
+        drop(smtp);
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. A hash Django made, upgraded at login
+
+fn python_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
+    let script = "import base64, hashlib, sys\n\
+                  pw, salt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n\
+                  h = base64.b64encode(hashlib.pbkdf2_hmac('sha256', pw.encode(), salt.encode(), n)).decode()\n\
+                  print(f'pbkdf2_sha256${n}${salt}${h}')";
+    let out = Command::new(python())
+        .args(["-c", script, password, salt, &iterations.to_string()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn python_verifies(encoded: &str, password: &str) -> bool {
+    let script = "import base64, hashlib, hmac, sys\n\
+                  enc, pw = sys.argv[1], sys.argv[2]\n\
+                  alg, n, salt, h = enc.split('$')\n\
+                  mine = base64.b64encode(hashlib.pbkdf2_hmac('sha256', pw.encode(), salt.encode(), int(n))).decode()\n\
+                  print('ok' if alg == 'pbkdf2_sha256' and hmac.compare_digest(mine, h) else 'bad')";
+    let out = Command::new(python())
+        .args(["-c", script, encoded, password])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim() == "ok"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_django_hash_logs_in_is_upgraded_and_ends_older_sessions() {
+    let password = "Django-Made-99";
+    let django_hash = python_pbkdf2(password, "NaClNaClNaCl2024", 260_000);
+    assert!(django_hash.starts_with("pbkdf2_sha256$260000$NaClNaClNaCl2024$"));
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "old.user@example.com";
+        let id = app.insert_user(email, &django_hash, true, None).await;
+
+        // A session Django started before the switch, for the old hash.
+        let mut data = Map::new();
+        data.insert("_auth_user_id".into(), Value::String(id.to_string()));
+        data.insert(
+            "_auth_user_backend".into(),
+            "django.contrib.auth.backends.ModelBackend".into(),
+        );
+        data.insert(
+            "_auth_user_hash".into(),
+            unchained::django::sessions::session_auth_hash(&django_hash, SECRET_KEY).into(),
+        );
+        let old_key = unchained::django::sessions::new_session_key();
+        let expire =
+            unchained::db::time::DjangoDateTime(chrono::Utc::now() + chrono::Duration::days(14));
+        assert!(unchained::db::sessions::insert(
+            &app.db,
+            &old_key,
+            &unchained::django::sessions::encode(&data, SECRET_KEY),
+            expire,
+        )
+        .await
+        .unwrap());
+        let old_session = app.browser();
+        old_session.set_cookie("sessionid", &old_key);
+        old_session
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend)
+            .assert_contains(email, backend);
+
+        // A wrong password changes nothing.
+        let r = app
+            .browser()
+            .submit(
+                "/users/login/",
+                &[("username", email), ("password", "Django-Made-98")],
+            )
+            .await;
+        r.assert_page(200, backend)
+            .assert_contains(LOGIN_ERROR, backend);
+        assert_eq!(app.user(email).await.unwrap().password, django_hash);
+
+        // The right one logs in and upgrades the hash.
+        let browser = app.logged_in(email, password).await;
+        let user = app.user(email).await.unwrap();
+        assert!(
+            user.password.starts_with("pbkdf2_sha256$1000000$"),
+            "{backend}: not upgraded: {}",
+            user.password
+        );
+        assert!(
+            python_verifies(&user.password, password),
+            "{backend}: Python does not verify {}",
+            user.password
+        );
+        assert!(user.last_login.is_some());
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+
+        // The session from before the upgrade is over, its row deleted.
+        old_session
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", backend);
+        assert!(
+            !app.session_keys().await.contains(&old_key),
+            "{backend}: the stale session row was kept"
+        );
+
+        // The upgraded hash keeps working.
+        let again = app.logged_in(email, password).await;
+        again.get("/users/profile/").await.assert_page(200, backend);
+        assert_eq!(app.user(email).await.unwrap().password, user.password);
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. SMTP outage
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_survives_an_smtp_outage_and_the_letter_goes_once() {
+    for backend in backends() {
+        let port = free_port();
+        let app = spawn_app(backend, Mail::Smtp(Mode::StartTls, port)).await;
+        let email = "outage@example.com";
+        let r = app
+            .browser()
+            .submit(
+                "/users/register/",
+                &[
+                    ("email", email),
+                    ("password1", GOOD_PASSWORD),
+                    ("password2", GOOD_PASSWORD),
+                ],
+            )
+            .await;
+        r.assert_page(200, backend)
+            .assert_contains("Проверьте почту", backend);
+        let user = app.user(email).await.expect("the user row");
+        assert!(!user.is_active);
+
+        // The worker tries, fails, and keeps the letter.
+        let start = Instant::now();
+        let failed = loop {
+            let rows = app.outbox().await;
+            assert_eq!(rows.len(), 1, "{backend}: {rows:?}");
+            if rows[0].last_error.is_some() {
+                break rows[0].clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{backend}: no failed attempt recorded: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(failed.recipient, email);
+        assert_eq!(failed.sent_at, None, "{backend}");
+        assert!(failed.attempts >= 1, "{backend}: {failed:?}");
+
+        // The server comes up on that port: the letter arrives, once.
+        let smtp = SmtpServer::start(Mode::StartTls, port, &app.t.path("smtp"));
+        let messages = smtp.wait_for(1, Duration::from_secs(60)).await;
+        for _ in 0..6 {
+            app.mailer.notify();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let messages_later = smtp.messages();
+        assert_eq!(messages_later.len(), 1, "{backend}: {messages_later:?}");
+        assert_eq!(messages[0]["to"], email);
+        let rows = app.outbox().await;
+        assert_eq!(rows.len(), 1, "{backend}");
+        assert!(rows[0].sent_at.is_some(), "{backend}: {:?}", rows[0]);
+
+        // And its link still works.
+        let link = link_in(&body_of(&messages[0]));
+        let path = link.strip_prefix(&app.base).unwrap().to_string();
+        app.browser()
+            .get(&path)
+            .await
+            .assert_redirect("/users/login/", backend);
+        assert!(app.user(email).await.unwrap().is_active);
+        drop(smtp);
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Bad input, page by page
+
+/// A value of 1 MB.
+fn megabyte() -> String {
+    "a".repeat(1024 * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_refuses_bad_input_and_keeps_the_email() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        app.create_user("taken@example.com", GOOD_PASSWORD, true)
+            .await;
+        let before = app.snapshot().await;
+        let browser = app.browser();
+        let form = |email: &'static str, p1: &'static str, p2: &'static str| {
+            vec![("email", email), ("password1", p1), ("password2", p2)]
+        };
+        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+            ("no fields", vec![], vec![REQUIRED]),
+            ("empty fields", form("", "", ""), vec![REQUIRED]),
+            (
+                "mismatched",
+                form("new@example.com", GOOD_PASSWORD, "Correct-Horse-43"),
+                vec!["Пароли не совпадают."],
+            ),
+            (
+                "too short",
+                form("new@example.com", "Kx9#mP", "Kx9#mP"),
+                vec!["Пароль слишком короткий"],
+            ),
+            (
+                "numeric",
+                form("new@example.com", "8203948571", "8203948571"),
+                vec!["только из цифр"],
+            ),
+            (
+                "common",
+                form("new@example.com", "password", "password"),
+                vec!["распространён"],
+            ),
+            (
+                "like the e-mail",
+                form("ivanpetrov1@example.com", "ivanpetrov1", "ivanpetrov1"),
+                vec!["слишком похож"],
+            ),
+            (
+                "not an e-mail",
+                form("not-an-email", GOOD_PASSWORD, GOOD_PASSWORD),
+                vec![BAD_EMAIL],
+            ),
+            (
+                "no domain dot",
+                form("ivan@localhost", GOOD_PASSWORD, GOOD_PASSWORD),
+                vec![BAD_EMAIL],
+            ),
+            (
+                "spaces",
+                form("iv an@example.com", GOOD_PASSWORD, GOOD_PASSWORD),
+                vec![BAD_EMAIL],
+            ),
+            (
+                "duplicate",
+                form("taken@example.com", GOOD_PASSWORD, GOOD_PASSWORD),
+                vec![EMAIL_TAKEN],
+            ),
+            (
+                "duplicate, domain in capitals",
+                form("taken@EXAMPLE.com", GOOD_PASSWORD, GOOD_PASSWORD),
+                vec![EMAIL_TAKEN],
+            ),
+        ];
+        for (case, fields, expected) in cases {
+            let what = format!("{backend} register: {case}");
+            let r = browser.submit("/users/register/", &fields).await;
+            r.assert_page(200, &what)
+                .assert_contains("<ul class=\"errors\">", &what);
+            for message in expected {
+                r.assert_contains(message, &what);
+            }
+            // Entered e-mails are kept, passwords never echoed.
+            if let Some((_, email)) = fields.iter().find(|(k, _)| *k == "email") {
+                if !email.is_empty() {
+                    r.assert_contains(&format!("value=\"{email}\""), &what);
+                }
+            }
+            for (name, value) in &fields {
+                if name.starts_with("password") && !value.is_empty() {
+                    assert!(
+                        !r.body.contains(&format!("value=\"{value}\"")),
+                        "{what}: the password is echoed"
+                    );
+                }
+            }
+        }
+        // 1 MB e-mail, URL-encoded and multipart.
+        let big = format!("{}@example.com", megabyte());
+        let what = format!("{backend} register: 1 MB e-mail");
+        let r = browser
+            .submit(
+                "/users/register/",
+                &[
+                    ("email", big.as_str()),
+                    ("password1", GOOD_PASSWORD),
+                    ("password2", GOOD_PASSWORD),
+                ],
+            )
+            .await;
+        r.assert_page(200, &what)
+            .assert_contains("Адрес слишком длинный", &what);
+        let r = browser
+            .submit_multipart(
+                "/users/register/",
+                multipart::Form::new()
+                    .text("email", big.clone())
+                    .text("password1", GOOD_PASSWORD)
+                    .text("password2", GOOD_PASSWORD),
+            )
+            .await;
+        r.assert_page(200, &format!("{what} (multipart)"))
+            .assert_contains("Адрес слишком длинный", &what);
+        // A 1 MB password that does not match: refused, not echoed.
+        let r = browser
+            .submit(
+                "/users/register/",
+                &[
+                    ("email", "new@example.com"),
+                    ("password1", megabyte().as_str()),
+                    ("password2", GOOD_PASSWORD),
+                ],
+            )
+            .await;
+        r.assert_page(200, &format!("{backend} register: 1 MB password"))
+            .assert_contains("Пароли не совпадают.", backend);
+        assert!(r.body.len() < 100_000, "{backend}: the password is echoed");
+
+        // A JSON body is no form: the fields are missing.
+        let token = browser.token("/users/register/").await;
+        let r = browser
+            .send(
+                browser
+                    .client
+                    .post(browser.url("/users/register/"))
+                    .header("X-CSRFToken", token)
+                    .header("content-type", "application/json")
+                    .body(r#"{"email": "json@example.com", "password1": "x", "password2": "x"}"#),
+            )
+            .await;
+        r.assert_page(200, &format!("{backend} register: JSON"))
+            .assert_contains(REQUIRED, backend);
+        // Broken percent-encoding and bytes that are not UTF-8.
+        let token = browser.token("/users/register/").await;
+        let r = browser
+            .send(
+                browser
+                    .client
+                    .post(browser.url("/users/register/"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!(
+                        "csrfmiddlewaretoken={token}&email=%FF%FE%&password1=%&password2=%ZZ"
+                    )),
+            )
+            .await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{backend} register: bad encoding: {} {}",
+            r.status,
+            r.body
+        );
+        r.assert_page(r.status, &format!("{backend} register: bad encoding"));
+        let r = browser
+            .send(
+                browser
+                    .client
+                    .post(browser.url("/users/register/"))
+                    .header("content-type", "multipart/form-data; boundary=XX")
+                    .body(format!(
+                        "--XX\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n\
+                         --XX\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n\u{0}\r\n--XX"
+                    )),
+            )
+            .await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{backend} register: broken multipart: {} {}",
+            r.status,
+            r.body
+        );
+        r.assert_page(r.status, &format!("{backend} register: broken multipart"));
+
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_bad_input_with_one_message() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        app.create_user("ivan@example.com", GOOD_PASSWORD, true)
+            .await;
+        app.create_user("sleepy@example.com", GOOD_PASSWORD, false)
+            .await;
+        let before = app.snapshot().await;
+        let browser = app.browser();
+
+        let r = browser.submit("/users/login/", &[]).await;
+        r.assert_page(200, backend);
+        assert_eq!(r.body.matches(REQUIRED).count(), 2, "{backend}: {}", r.body);
+        let big = megabyte();
+        let generic: Vec<(&str, String, String)> = vec![
+            (
+                "wrong password",
+                "ivan@example.com".into(),
+                "Correct-Horse-43".into(),
+            ),
+            (
+                "unknown e-mail",
+                "nobody@example.com".into(),
+                GOOD_PASSWORD.into(),
+            ),
+            (
+                "inactive user",
+                "sleepy@example.com".into(),
+                GOOD_PASSWORD.into(),
+            ),
+            (
+                "other case",
+                "IVAN@example.com".into(),
+                GOOD_PASSWORD.into(),
+            ),
+            ("1 MB password", "ivan@example.com".into(), big.clone()),
+            (
+                "1 MB e-mail",
+                format!("{big}@example.com"),
+                GOOD_PASSWORD.into(),
+            ),
+        ];
+        let mut pages = Vec::new();
+        for (case, email, password) in &generic {
+            let what = format!("{backend} login: {case}");
+            let r = browser
+                .submit(
+                    "/users/login/",
+                    &[
+                        ("username", email.as_str()),
+                        ("password", password.as_str()),
+                    ],
+                )
+                .await;
+            r.assert_page(200, &what)
+                .assert_contains(LOGIN_ERROR, &what);
+            assert!(
+                !r.body.contains(&format!("value=\"{password}\"")),
+                "{what}: the password is echoed"
+            );
+            assert_eq!(browser.cookie("sessionid"), None, "{what}: a session");
+            pages.push(without_tokens(&r.body).replace(email.as_str(), "EMAIL"));
+        }
+        // Same page whichever was wrong (apart from the entered address).
+        for (page, (case, _, _)) in pages.iter().zip(&generic).skip(1).take(2) {
+            assert_eq!(page, &pages[0], "{backend}: {case} differs");
+        }
+        // Multipart, 1 MB.
+        let r = browser
+            .submit_multipart(
+                "/users/login/",
+                multipart::Form::new()
+                    .text("username", "ivan@example.com")
+                    .text("password", big.clone()),
+            )
+            .await;
+        r.assert_page(200, &format!("{backend} login: multipart 1 MB"))
+            .assert_contains(LOGIN_ERROR, backend);
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", backend);
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_refuses_bad_input() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        app.create_user("ivan@example.com", GOOD_PASSWORD, true)
+            .await;
+        let before = app.snapshot().await;
+        let browser = app.browser();
+        let big = format!("{}@example.com", megabyte());
+        for (case, fields, expected) in [
+            ("no field", vec![], REQUIRED),
+            ("empty", vec![("email", "")], REQUIRED),
+            ("not an e-mail", vec![("email", "ivan")], BAD_EMAIL),
+            (
+                "1 MB",
+                vec![("email", big.as_str())],
+                "Адрес слишком длинный",
+            ),
+        ] {
+            let what = format!("{backend} reset: {case}");
+            let r = browser.submit("/users/password-reset/", &fields).await;
+            r.assert_page(200, &what).assert_contains(expected, &what);
+            assert!(!r.body.contains(RESET_DONE), "{what}");
+        }
+        let r = browser
+            .submit_multipart(
+                "/users/password-reset/",
+                multipart::Form::new().text("email", big.clone()),
+            )
+            .await;
+        r.assert_page(200, &format!("{backend} reset: multipart 1 MB"))
+            .assert_contains("Адрес слишком длинный", backend);
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let before = app.snapshot().await;
+
+        let png = |name: &str| {
+            multipart::Part::bytes(PNG_1X1.to_vec())
+                .file_name(name.to_string())
+                .mime_str("image/png")
+                .unwrap()
+        };
+        let file = |name: &str, bytes: Vec<u8>| {
+            multipart::Part::bytes(bytes)
+                .file_name(name.to_string())
+                .mime_str("image/png")
+                .unwrap()
+        };
+        let bad: Vec<(&str, multipart::Form, &str)> = vec![
+            (
+                "1 MB first name",
+                multipart::Form::new()
+                    .text("first_name", megabyte())
+                    .text("last_name", "Петров"),
+                "Не больше 150 символов",
+            ),
+            (
+                "long phone",
+                multipart::Form::new().text("phone", "1".repeat(36)),
+                "Не больше 35 символов",
+            ),
+            (
+                "long country",
+                multipart::Form::new().text("country", "Я".repeat(51)),
+                "Не больше 50 символов",
+            ),
+            (
+                "text as avatar",
+                multipart::Form::new()
+                    .text("first_name", "Иван")
+                    .part("avatar", file("me.png", b"not an image at all".to_vec())),
+                "Загрузите правильное изображение",
+            ),
+            (
+                "truncated PNG",
+                multipart::Form::new().part("avatar", file("me.png", PNG_1X1[..20].to_vec())),
+                "Загрузите правильное изображение",
+            ),
+            (
+                "6 MB avatar",
+                multipart::Form::new().part("avatar", {
+                    let mut big = PNG_1X1.to_vec();
+                    big.resize(6 * 1024 * 1024, 0);
+                    file("big.png", big)
+                }),
+                "Файл слишком большой",
+            ),
+            (
+                "an image with other errors",
+                multipart::Form::new()
+                    .text("phone", "1".repeat(36))
+                    .part("avatar", png("me.png")),
+                "Не больше 35 символов",
+            ),
+        ];
+        for (case, form, expected) in bad {
+            let what = format!("{backend} profile: {case}");
+            let r = browser.submit_multipart("/users/profile/", form).await;
+            r.assert_page(200, &what)
+                .assert_contains(expected, &what)
+                .assert_contains("<ul class=\"errors\">", &what);
+            assert_eq!(app.snapshot().await, before, "{what}: something changed");
+        }
+        // URL-encoded too.
+        let r = browser
+            .submit("/users/profile/", &[("first_name", megabyte().as_str())])
+            .await;
+        r.assert_page(200, &format!("{backend} profile: 1 MB URL-encoded"))
+            .assert_contains("Не больше 150 символов", backend);
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+
+        // A real PNG: stored under MEDIA_ROOT/users/avatars/, the column as Django's.
+        let r = browser
+            .submit_multipart(
+                "/users/profile/",
+                multipart::Form::new()
+                    .text("first_name", "Иван")
+                    .text("last_name", "Петров")
+                    .text("phone", "+7 999 123-45-67")
+                    .text("country", "Россия")
+                    .part("avatar", png("me.png")),
+            )
+            .await;
+        r.assert_redirect("/users/profile/?saved=1", &format!("{backend} avatar"));
+        let user = app.user(email).await.unwrap();
+        assert_eq!(
+            user.avatar.as_deref(),
+            Some("users/avatars/me.png"),
+            "{backend}"
+        );
+        assert_eq!(
+            (user.first_name.as_str(), user.last_name.as_str()),
+            ("Иван", "Петров")
+        );
+        assert_eq!(user.phone.as_deref(), Some("+7 999 123-45-67"));
+        assert_eq!(user.country.as_deref(), Some("Россия"));
+        let stored = app.media_root().join("users/avatars/me.png");
+        assert_eq!(std::fs::read(&stored).unwrap(), PNG_1X1, "{backend}");
+        browser
+            .get("/users/profile/?saved=1")
+            .await
+            .assert_page(200, backend)
+            .assert_contains("src=\"/media/users/avatars/me.png\"", backend)
+            .assert_contains("value=\"Иван\"", backend);
+
+        // The same name again: Django's `_` and seven random characters.
+        let r = browser
+            .submit_multipart(
+                "/users/profile/",
+                multipart::Form::new()
+                    .text("first_name", "Иван")
+                    .part("avatar", png("me.png")),
+            )
+            .await;
+        r.assert_redirect("/users/profile/?saved=1", backend);
+        let second = app.user(email).await.unwrap().avatar.unwrap();
+        let suffix = second
+            .strip_prefix("users/avatars/me_")
+            .and_then(|s| s.strip_suffix(".png"))
+            .unwrap_or_else(|| panic!("{backend}: {second}"));
+        assert!(
+            suffix.len() == 7 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{backend}: {second}"
+        );
+        assert!(stored.exists(), "{backend}: the first file is gone");
+        assert!(app.media_root().join(&second).exists(), "{backend}");
+
+        // A name that climbs out of the folder stays inside it.
+        let r = browser
+            .submit_multipart(
+                "/users/profile/",
+                multipart::Form::new().part("avatar", png("../../../escape me.png")),
+            )
+            .await;
+        r.assert_redirect("/users/profile/?saved=1", backend);
+        let third = app.user(email).await.unwrap().avatar.unwrap();
+        assert_eq!(third, "users/avatars/escape_me.png", "{backend}");
+        for path in app.media_files() {
+            assert!(
+                path.starts_with(app.media_root().join("users/avatars")),
+                "{backend}: {path:?}"
+            );
+        }
+        // Saving without a file keeps the avatar; empty optional fields are NULL.
+        let r = browser
+            .submit_multipart(
+                "/users/profile/",
+                multipart::Form::new()
+                    .text("first_name", "Иван")
+                    .text("phone", "")
+                    .part(
+                        "avatar",
+                        multipart::Part::bytes(Vec::new())
+                            .file_name("")
+                            .mime_str("application/octet-stream")
+                            .unwrap(),
+                    ),
+            )
+            .await;
+        r.assert_redirect("/users/profile/?saved=1", backend);
+        let user = app.user(email).await.unwrap();
+        assert_eq!(user.avatar.as_deref(), Some(third.as_str()), "{backend}");
+        assert_eq!(user.phone, None, "{backend}");
+
+        // An anonymous POST changes nothing and goes to the login page.
+        let before = app.snapshot().await;
+        let anonymous = app.browser();
+        let token = anonymous.token("/users/login/").await;
+        let r = anonymous
+            .post(
+                "/users/profile/",
+                &[
+                    ("csrfmiddlewaretoken", token.as_str()),
+                    ("first_name", "Хакер"),
+                ],
+            )
+            .await;
+        r.assert_redirect("/users/login/?next=/users/profile/", backend);
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.stop().await;
+    }
+}
+
+/// Over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) of fields, under
+/// the 10 MB body limit: refused, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_field_bytes_are_refused() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let before = app.snapshot().await;
+        let three_mb = "a".repeat(3 * 1024 * 1024);
+        let r = browser
+            .submit_multipart(
+                "/users/profile/",
+                multipart::Form::new().text("first_name", three_mb.clone()),
+            )
+            .await;
+        r.assert_page(413, &format!("{backend}: 3 MB multipart field"));
+        let r = app
+            .browser()
+            .submit("/users/password-reset/", &[("email", three_mb.as_str())])
+            .await;
+        r.assert_page(413, &format!("{backend}: 3 MB URL-encoded field"));
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+        app.stop().await;
+    }
+}
+
+/// A body over 10 MB, sent whole as any browser sends it, gets the 413 page
+/// (not a reset connection), and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_10_mb_get_a_413_page() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let before = app.snapshot().await;
+        for megabytes in [11, 11, 11, 11, 11, 40] {
+            let mut big = PNG_1X1.to_vec();
+            big.resize(megabytes * 1024 * 1024, 0);
+            let token = browser.token("/users/profile/").await;
+            let sent = browser
+                .client
+                .post(browser.url("/users/profile/"))
+                .multipart(
+                    multipart::Form::new()
+                        .text("csrfmiddlewaretoken", token)
+                        .text("first_name", "Иван")
+                        .part(
+                            "avatar",
+                            multipart::Part::bytes(big)
+                                .file_name("big.png")
+                                .mime_str("image/png")
+                                .unwrap(),
+                        ),
+                )
+                .send()
+                .await;
+            match sent {
+                Ok(response) => {
+                    Browser::read(response)
+                        .await
+                        .assert_page(413, &format!("{backend}: {megabytes} MB upload"));
+                }
+                Err(e) => panic!(
+                    "{backend}: POST /users/profile/ with a {megabytes} MB avatar: no response, \
+                     the connection was cut while the body was being sent: {e:?}"
+                ),
+            }
+        }
+        let anonymous = app.browser();
+        let token = anonymous.token("/users/register/").await;
+        let big_email = format!("{}@example.com", "a".repeat(11 * 1024 * 1024));
+        let sent = anonymous
+            .client
+            .post(anonymous.url("/users/register/"))
+            .form(&[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("email", big_email.as_str()),
+            ])
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                Browser::read(response)
+                    .await
+                    .assert_page(413, &format!("{backend}: 11 MB form"));
+            }
+            Err(e) => panic!(
+                "{backend}: POST /users/register/ with an 11 MB form: no response, the \
+                 connection was cut while the body was being sent: {e:?}"
+            ),
+        }
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_failures_are_403_and_change_nothing() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let logged_in = app.logged_in(email, GOOD_PASSWORD).await;
+        let anonymous = app.browser();
+        anonymous.get("/users/login/").await; // gets a CSRF cookie
+        let before = app.snapshot().await;
+        let wrong_token: String = "A".repeat(64);
+        let forms: Vec<(&str, &Browser, Vec<(&str, &str)>)> = vec![
+            (
+                "/users/register/",
+                &anonymous,
+                vec![
+                    ("email", "new@example.com"),
+                    ("password1", GOOD_PASSWORD),
+                    ("password2", GOOD_PASSWORD),
+                ],
+            ),
+            (
+                "/users/login/",
+                &anonymous,
+                vec![("username", email), ("password", GOOD_PASSWORD)],
+            ),
+            ("/users/password-reset/", &anonymous, vec![("email", email)]),
+            ("/users/profile/", &logged_in, vec![("first_name", "Хакер")]),
+            ("/users/logout/", &logged_in, vec![]),
+        ];
+        for (path, browser, fields) in &forms {
+            // A token from another browser (another secret).
+            let foreign = app.browser().token("/users/login/").await;
+            // No cookie at all: a fresh browser with a token made elsewhere.
+            let cookieless = app.browser();
+            for (case, who, token) in [
+                ("missing token", *browser, None),
+                ("empty token", *browser, Some(String::new())),
+                ("wrong token", *browser, Some(wrong_token.clone())),
+                ("short token", *browser, Some("abc".to_string())),
+                ("another browser's token", *browser, Some(foreign.clone())),
+                ("no CSRF cookie", &cookieless, Some(foreign.clone())),
+            ] {
+                let what = format!("{backend} POST {path}: {case}");
+                let mut all = fields.clone();
+                if let Some(token) = &token {
+                    all.push(("csrfmiddlewaretoken", token.as_str()));
+                }
+                let r = who.post(path, &all).await;
+                r.assert_page(403, &what).assert_contains(CSRF_PAGE, &what);
+                assert_eq!(app.snapshot().await, before, "{what}: something changed");
+            }
+        }
+        // Still logged in after all that.
+        logged_in
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+        anonymous
+            .get("/users/profile/")
+            .await
+            .assert_redirect("/users/login/?next=/users/profile/", backend);
+        // The X-CSRFToken header is accepted in place of the field.
+        let token = anonymous.token("/users/password-reset/").await;
+        let r = anonymous
+            .send(
+                anonymous
+                    .client
+                    .post(anonymous.url("/users/password-reset/"))
+                    .header("X-CSRFToken", token)
+                    .form(&[("email", "nobody@example.com")]),
+            )
+            .await;
+        r.assert_page(200, backend)
+            .assert_contains(RESET_DONE, backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_session_cookies_are_anonymous_never_500() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let real = app.logged_in(email, GOOD_PASSWORD).await;
+        let key = real.cookie("sessionid").unwrap();
+        let unknown = unchained::django::sessions::new_session_key();
+        for (case, value) in [
+            ("unknown key", unknown.as_str()),
+            ("tampered key", format!("{key}x").as_str()),
+            ("short key", "abc"),
+            ("garbage", "%00%ff..%2F..;'\"<>"),
+            ("signed-looking", "eyJhIjoiYiJ9:1tQb3X:Ta-mpered"),
+        ] {
+            let what = format!("{backend} sessionid: {case}");
+            let browser = app.browser();
+            browser.set_cookie("sessionid", value);
+            browser
+                .get("/users/profile/")
+                .await
+                .assert_redirect("/users/login/?next=/users/profile/", &what);
+            browser
+                .get("/users/login/")
+                .await
+                .assert_page(200, &what)
+                .assert_contains("href=\"/users/register/\"", &what);
+            let r = browser
+                .submit("/users/password-reset/", &[("email", "nobody@example.com")])
+                .await;
+            r.assert_page(200, &what);
+            // Logging in from there works and starts a new session.
+            browser.set_cookie("sessionid", value);
+            let r = browser
+                .submit(
+                    "/users/login/",
+                    &[("username", email), ("password", GOOD_PASSWORD)],
+                )
+                .await;
+            r.assert_redirect("/", &what);
+            let new_key = browser.cookie("sessionid").unwrap();
+            assert_ne!(new_key, value, "{what}");
+            browser.get("/users/profile/").await.assert_page(200, &what);
+            assert!(
+                !app.session_keys().await.contains(&value.to_string()),
+                "{what}: a row under the forged key"
+            );
+        }
+        assert!(app.session_keys().await.contains(&key));
+
+        // The row's data tampered with: anonymous, not a 500.
+        common::exec(
+            &app.db,
+            &format!("UPDATE django_session SET session_data = 'x' || session_data WHERE session_key = '{key}'"),
+        )
+        .await;
+        real.get("/users/profile/").await.assert_redirect(
+            "/users/login/?next=/users/profile/",
+            &format!("{backend}: tampered data"),
+        );
+
+        // An expired session: anonymous.
+        let expiring = app.logged_in(email, GOOD_PASSWORD).await;
+        let expiring_key = expiring.cookie("sessionid").unwrap();
+        expiring
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+        common::exec(
+            &app.db,
+            &format!("UPDATE django_session SET expire_date = '2000-01-01 00:00:00' WHERE session_key = '{expiring_key}'"),
+        )
+        .await;
+        expiring.get("/users/profile/").await.assert_redirect(
+            "/users/login/?next=/users/profile/",
+            &format!("{backend}: expired"),
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_used_confirmation_tokens_get_a_404_page() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let hashers = app.hashers.clone();
+        let hash = tokio::task::spawn_blocking(move || hashers.make_password(GOOD_PASSWORD))
+            .await
+            .unwrap();
+        let token = "0123456789abcdef0123456789abcdef";
+        app.insert_user("new@example.com", &hash, false, Some(token))
+            .await;
+        let before = app.snapshot().await;
+        let browser = app.browser();
+        for path in [
+            "/users/email-confirm/ffffffffffffffffffffffffffffffff/".to_string(),
+            format!("/users/email-confirm/{}/", &token[..31]),
+            format!("/users/email-confirm/{}/", token.to_uppercase()),
+            format!("/users/email-confirm/{token}x/"),
+            "/users/email-confirm/%27%20OR%201=1--/".to_string(),
+            format!("/users/email-confirm/{}/", "a".repeat(10_000)),
+        ] {
+            let what = format!("{backend} GET {}", &path[..path.len().min(80)]);
+            let r = browser.get(&path).await;
+            r.assert_page(404, &what)
+                .assert_contains(CONFIRM_FAILED, &what);
+        }
+        // No token at all is no page.
+        browser
+            .get("/users/email-confirm//")
+            .await
+            .assert_page(404, backend);
+        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+
+        // The real one works once; then it is a used token.
+        let path = format!("/users/email-confirm/{token}/");
+        browser
+            .get(&path)
+            .await
+            .assert_redirect("/users/login/", backend);
+        let user = app.user("new@example.com").await.unwrap();
+        assert!(user.is_active && user.token.is_none(), "{backend}");
+        browser
+            .get(&path)
+            .await
+            .assert_page(404, backend)
+            .assert_contains(CONFIRM_FAILED, backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avatars_are_served_under_media() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let r = browser
+            .submit_multipart(
+                "/users/profile/",
+                multipart::Form::new().part(
+                    "avatar",
+                    multipart::Part::bytes(PNG_1X1.to_vec())
+                        .file_name("me.png")
+                        .mime_str("image/png")
+                        .unwrap(),
+                ),
+            )
+            .await;
+        r.assert_redirect("/users/profile/?saved=1", backend);
+        let avatar = app.user(email).await.unwrap().avatar.unwrap();
+        let response = browser
+            .client
+            .get(browser.url(&format!("/media/{avatar}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "{backend}: GET /media/{avatar}"
+        );
+        assert_eq!(
+            response.bytes().await.unwrap().as_ref(),
+            PNG_1X1,
+            "{backend}"
+        );
+        // Nothing outside MEDIA_ROOT.
+        let r = browser.get("/media/../Cargo.toml").await;
+        assert_ne!(r.status, 200, "{backend}");
+        let r = browser.get("/media/%2e%2e/db.sqlite3").await;
+        assert_ne!(r.status, 200, "{backend}");
+        app.stop().await;
+    }
+}
+
+/// NUL characters: PostgreSQL refuses them in text, Django's forms refuse
+/// them with a field error. Never a 500, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_not_500() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let before = app.snapshot().await;
+        let anonymous = app.browser();
+        let cases: Vec<(&str, &Browser, &str, Vec<(&str, &str)>)> = vec![
+            (
+                "register e-mail",
+                &anonymous,
+                "/users/register/",
+                vec![
+                    ("email", "iv\0an@example.com"),
+                    ("password1", GOOD_PASSWORD),
+                    ("password2", GOOD_PASSWORD),
+                ],
+            ),
+            (
+                "register password",
+                &anonymous,
+                "/users/register/",
+                vec![
+                    ("email", "new@example.com"),
+                    ("password1", "Correct\0Horse-42"),
+                    ("password2", "Correct\0Horse-42"),
+                ],
+            ),
+            (
+                "login e-mail",
+                &anonymous,
+                "/users/login/",
+                vec![
+                    ("username", "ivan\0@example.com"),
+                    ("password", GOOD_PASSWORD),
+                ],
+            ),
+            (
+                "login password",
+                &anonymous,
+                "/users/login/",
+                vec![("username", email), ("password", "Correct\0Horse-42")],
+            ),
+            (
+                "reset e-mail",
+                &anonymous,
+                "/users/password-reset/",
+                vec![("email", "ivan\0@example.com")],
+            ),
+            (
+                "profile name",
+                &browser,
+                "/users/profile/",
+                vec![("first_name", "Ив\0ан"), ("country", "Рос\0сия")],
+            ),
+        ];
+        for (case, who, path, fields) in cases {
+            let what = format!("{backend} NUL in {case}");
+            let r = who.submit(path, &fields).await;
+            r.assert_page(200, &what)
+                .assert_contains("<ul class=\"errors\">", &what);
+            assert_eq!(app.snapshot().await, before, "{what}: something changed");
+        }
+        let r = anonymous.get("/users/email-confirm/%00/").await;
+        r.assert_page(404, &format!("{backend} NUL in the token"))
+            .assert_contains(CONFIRM_FAILED, backend);
+        app.stop().await;
+    }
+}
+
+/// Against session fixation: a session that existed before the login (one
+/// Django made for an anonymous visitor, here) gets a new key at login and
+/// its old row is deleted; its data is kept, as `cycle_key` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_gives_the_session_a_new_key() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let mut data = Map::new();
+        data.insert("cart".into(), Value::String("три товара".into()));
+        let old_key = unchained::django::sessions::new_session_key();
+        let expire =
+            unchained::db::time::DjangoDateTime(chrono::Utc::now() + chrono::Duration::days(14));
+        assert!(unchained::db::sessions::insert(
+            &app.db,
+            &old_key,
+            &unchained::django::sessions::encode(&data, SECRET_KEY),
+            expire,
+        )
+        .await
+        .unwrap());
+        let browser = app.browser();
+        browser.set_cookie("sessionid", &old_key);
+        let r = browser
+            .submit(
+                "/users/login/",
+                &[("username", email), ("password", GOOD_PASSWORD)],
+            )
+            .await;
+        r.assert_redirect("/", backend);
+        let new_key = browser.cookie("sessionid").unwrap();
+        assert_ne!(new_key, old_key, "{backend}: the key was kept");
+        let keys = app.session_keys().await;
+        assert!(!keys.contains(&old_key), "{backend}: the old row was kept");
+        let data = app.session_data(&new_key).await.expect("the new row");
+        assert_eq!(
+            data.get("cart").and_then(Value::as_str),
+            Some("три товара"),
+            "{backend}: {data:?}"
+        );
+        browser
+            .get("/users/profile/")
+            .await
+            .assert_page(200, backend);
+        app.stop().await;
+    }
+}
