@@ -102,6 +102,41 @@ impl Csrf {
     }
 }
 
+/// How much of an oversized body is read and thrown away, and for how long,
+/// so the client gets the 413 page rather than a reset connection.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_LIMIT_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a body of at most [`MAX_BODY_BYTES`]. A larger one is drained
+/// (within limits) before [`AppError::PayloadTooLarge`] answers.
+async fn read_body(body: Body) -> Result<axum::body::Bytes, AppError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    let mut total = 0usize;
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| AppError::BadRequest("Запрос оборвался на середине.".into()))?;
+            total += chunk.len();
+            if total <= MAX_BODY_BYTES {
+                buffer.extend_from_slice(&chunk);
+            } else if total > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+        Ok::<(), AppError>(())
+    };
+    match tokio::time::timeout(DRAIN_LIMIT_TIME, read).await {
+        Ok(result) => result?,
+        Err(_) => return Err(AppError::PayloadTooLarge),
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge);
+    }
+    Ok(buffer.into())
+}
+
 /// For an unsafe method: reads the body (bounded), parses the form into the
 /// request's extensions for the handler, and checks the CSRF token with
 /// Django's rules and reasons. Safe methods pass untouched.
@@ -114,9 +149,7 @@ pub async fn protect(
         return Ok(request);
     }
     let (mut parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge)?;
+    let bytes = read_body(body).await?;
     let form = FormData::parse(&parts.headers, bytes).await?;
     let raw_cookie = cookies.get(CSRF_COOKIE_NAME).map(|c| c.value().to_string());
     if let Err(reason) = check(app, &parts, raw_cookie.as_deref(), &form) {

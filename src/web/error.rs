@@ -75,6 +75,13 @@ impl IntoResponse for AppError {
         };
         let status = self.status();
         let mut response = (status, fallback_body(status)).into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // What was not read of the body must not be taken for a next request.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         response
             .extensions_mut()
             .insert(ErrorPage { status, message });

@@ -66,10 +66,11 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(users::routes())
-        .merge(assets::routes(&state))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), pipeline))
         .layer(CookieManagerLayer::new())
+        // Files need no session, user or CSRF: they skip the pipeline.
+        .merge(assets::routes(&state))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             AppError::Internal("a handler panicked".into()).into_response()
         }))
