@@ -2,7 +2,6 @@
 //! part of the compatibility core is built on.
 
 use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
 use rand::Rng;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -91,14 +90,17 @@ pub fn constant_time_compare(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
 }
 
 /// `get_random_string(length, allowed_chars)`: each character drawn uniformly
-/// from `allowed_chars` with the operating system's CSPRNG, as `secrets.choice`.
+/// from `allowed_chars` with a CSPRNG, as `secrets.choice`. `thread_rng` is
+/// ChaCha seeded (and periodically reseeded) from the operating system: as
+/// unpredictable as `OsRng` without a system call per character, which
+/// every page's CSRF mask would otherwise pay.
 pub fn get_random_string(length: usize, allowed_chars: &str) -> String {
     let chars: Vec<char> = allowed_chars.chars().collect();
     assert!(
         !chars.is_empty(),
         "get_random_string needs a non-empty alphabet"
     );
-    let mut rng = OsRng;
+    let mut rng = rand::thread_rng();
     (0..length)
         .map(|_| chars[rng.gen_range(0..chars.len())])
         .collect()
