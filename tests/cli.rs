@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{backends, text, TestDb};
+use common::{backends, free_port, text, TestDb};
 use unchained::on_pool;
 
 #[tokio::test]
@@ -369,14 +369,6 @@ async fn bad_configuration_gets_one_line() {
         "clap usage error: {}",
         text(&out)
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Polls until the server answers (at most ~30 s), returning the status code.

@@ -7,169 +7,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{backends, text, TestDb};
+use common::smtp::{ca, Mode, SmtpServer, SMTP_PASSWORD as PASSWORD, SMTP_USER as USER};
+use common::{backends, free_port, text, TestDb};
 use unchained::db::outbox::{self, OutboxRow};
 use unchained::db::time::DjangoDateTime;
 use unchained::db::Db;
 use unchained::mail::Email;
 
-const USER: &str = "mailer@example.com";
-const PASSWORD: &str = "s3cret pass";
 const FROM: &str = "Каталог <shop@example.com>";
 const TEST_BODY: &str = "If you're reading this, it was successful.";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The compat virtualenv's python, which has aiosmtpd and trustme.
-fn python() -> PathBuf {
-    let python = repo().join("compat-tests/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `bash compat-tests/setup.sh` (scripts/test.sh does)",
-        python.display()
-    );
-    python
-}
-
-fn server_script() -> PathBuf {
-    repo().join("compat-tests/tools/smtp_server.py")
-}
-
-/// One CA for every server this test binary starts, so a restarted server is
-/// still trusted by a worker that loaded the CA before.
-struct Ca {
-    cert: PathBuf,
-    key: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn ca() -> &'static Ca {
-    static CA: OnceLock<Ca> = OnceLock::new();
-    CA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca {
-            cert: dir.path().join("ca.pem"),
-            key: dir.path().join("ca.key"),
-            _dir: dir,
-        };
-        let status = Command::new(python())
-            .arg(server_script())
-            .args(["--ca-only", "--ca-cert"])
-            .arg(&ca.cert)
-            .arg("--ca-key")
-            .arg(&ca.key)
-            .status()
-            .expect("run smtp_server.py --ca-only");
-        assert!(status.success(), "making the test CA failed");
-        ca
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    /// Implicit TLS, as port 465 (EMAIL_USE_SSL).
-    Ssl,
-    /// STARTTLS, required, as port 587 (EMAIL_USE_TLS).
-    StartTls,
-}
-
-/// The SMTP server, stopped when dropped.
-struct SmtpServer {
-    child: Child,
-    out: PathBuf,
-}
-
-impl SmtpServer {
-    fn start(mode: Mode, port: u16, out: &Path) -> SmtpServer {
-        let ca = ca();
-        let mut child = Command::new(python())
-            .arg(server_script())
-            .args(["--port", &port.to_string()])
-            .args([
-                "--mode",
-                match mode {
-                    Mode::Ssl => "ssl",
-                    Mode::StartTls => "starttls",
-                },
-            ])
-            .args(["--user", USER, "--password", PASSWORD])
-            .arg("--ca-cert")
-            .arg(&ca.cert)
-            .arg("--ca-key")
-            .arg(&ca.key)
-            .arg("--out-dir")
-            .arg(out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start smtp_server.py");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line == "ready" => {}
-            other => {
-                let _ = child.kill();
-                panic!("the SMTP server did not start: {other:?}");
-            }
-        }
-        SmtpServer {
-            child,
-            out: out.to_path_buf(),
-        }
-    }
-
-    /// What the server received, in order: the JSON summaries its parser wrote.
-    fn messages(&self) -> Vec<serde_json::Value> {
-        received(&self.out)
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn received(out: &Path) -> Vec<serde_json::Value> {
-    let mut numbered: Vec<(u64, PathBuf)> = match std::fs::read_dir(out) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .map(|p| (p.file_stem().unwrap().to_str().unwrap().parse().unwrap(), p))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    numbered.sort();
-    numbered
-        .into_iter()
-        .map(|(_, p)| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-        .collect()
-}
 
 /// The SMTP settings for a server on `port`; `trust` points SSL_CERT_FILE at
 /// the test CA.

@@ -2,6 +2,8 @@
 //! binary run against it.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod smtp;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -130,4 +132,13 @@ pub async fn exec(db: &unchained::db::Db, sql: &str) {
         .await
         .map(|_| ()))
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A port nothing listens on right now, on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
