@@ -301,16 +301,36 @@ fn read_line(prompt: &str) -> Result<String, Failure> {
     Ok(line.trim().to_string())
 }
 
-fn read_new_password() -> Result<String, Failure> {
-    let password = read_password("Password: ")?;
-    let again = read_password("Password (again): ")?;
-    if password != again {
-        return Err(Failure("Error: Your passwords didn't match.".into()));
+/// Asks for a new password twice, checked with Django's default validators,
+/// at most three times (as `manage.py changepassword`).
+fn read_new_password(email: &str) -> Result<String, Failure> {
+    const MAX_TRIES: usize = 3;
+    let attributes = unchained::django::password_validation::UserAttributes {
+        email,
+        first_name: "",
+        last_name: "",
+    };
+    for _ in 0..MAX_TRIES {
+        let password = read_password("Password: ")?;
+        let again = read_password("Password (again): ")?;
+        if password != again {
+            eprintln!("Error: Your passwords didn't match.");
+            continue;
+        }
+        if password.is_empty() {
+            eprintln!("Error: Blank passwords aren't allowed.");
+            continue;
+        }
+        let problems =
+            unchained::django::password_validation::validate_password(&password, &attributes);
+        if problems.is_empty() {
+            return Ok(password);
+        }
+        eprintln!("{}", problems.join("\n"));
     }
-    if password.is_empty() {
-        return Err(Failure("Error: Blank passwords aren't allowed.".into()));
-    }
-    Ok(password)
+    Err(Failure(format!(
+        "Aborting: no acceptable password after {MAX_TRIES} attempts."
+    )))
 }
 
 /// Hashing is CPU-bound: it runs on a blocking thread.
@@ -347,7 +367,7 @@ async fn createsuperuser(
                 Failure("Error: set DJANGO_SUPERUSER_PASSWORD to use --noinput.".into())
             })?
     } else {
-        read_new_password()?
+        read_new_password(&email)?
     };
     let hash = hash_password(settings.hashers(), password).await?;
     let new_user = db::users::NewUser {
@@ -391,7 +411,7 @@ async fn changepassword(db: &Db, settings: &Settings, email: &str) -> Outcome {
         .await?
         .ok_or_else(|| Failure(format!("user '{email}' does not exist")))?;
     println!("Changing password for user '{}'", user.email);
-    let password = read_new_password()?;
+    let password = read_new_password(&user.email)?;
     let hash = hash_password(settings.hashers(), password).await?;
     db::users::set_password(db, user.id, &hash).await?;
     println!("Password changed successfully for user '{}'", user.email);

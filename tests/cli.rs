@@ -194,6 +194,24 @@ async fn superuser_password_and_groups() {
                 .valid
         );
 
+        let weak = t.run_with_input(
+            &["changepassword", "Admin@example.com"],
+            "12345678\n12345678\n",
+        );
+        assert!(!weak.status.success(), "{backend}: {}", text(&weak));
+        assert!(
+            text(&weak).contains("только из цифр"),
+            "{backend}: {}",
+            text(&weak)
+        );
+        let unchanged = unchained::db::users::by_id(&db, admin.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            unchanged.password, changed.password,
+            "a refused password changes nothing"
+        );
         let mismatch = t.run_with_input(&["changepassword", "Admin@example.com"], "one\ntwo\n");
         assert!(
             !mismatch.status.success() && text(&mismatch).contains("didn't match"),
