@@ -123,10 +123,13 @@ async fn serve_migrates_an_empty_database_and_answers() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let status = wait_for_status(port, "/no-such-page/").await;
+        let status = wait_for_status(port, "/no-such-page/", "127.0.0.1").await;
+        // As Django's DisallowedHost: a Host outside ALLOWED_HOSTS is refused.
+        let foreign = wait_for_status(port, "/users/login/", "evil.test").await;
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(status, Some(404), "{backend}");
+        assert_eq!(foreign, Some(400), "{backend}");
         assert!(
             t.run(&["check"]).status.success(),
             "{backend}: serve left the database migrated"
@@ -390,12 +393,12 @@ async fn bad_configuration_gets_one_line() {
 }
 
 /// Polls until the server answers (at most ~30 s), returning the status code.
-async fn wait_for_status(port: u16, path: &str) -> Option<u16> {
+async fn wait_for_status(port: u16, path: &str, host: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for _ in 0..300 {
         if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             let request =
-                format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes()).await.ok()?;
             let mut response = String::new();
             stream.read_to_string(&mut response).await.ok()?;

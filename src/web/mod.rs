@@ -77,8 +77,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What Django's middleware stack does around every view, in order: load
-/// the session and the user, check CSRF on unsafe methods (parsing the form
+/// What Django's middleware stack does around every view, in order: refuse
+/// a Host outside ALLOWED_HOSTS, load the session and the user, check CSRF on unsafe methods (parsing the form
 /// once), run the view, render error pages with navigation, then save the
 /// session and send the cookies.
 async fn pipeline(
@@ -87,6 +87,13 @@ async fn pipeline(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // Django's DisallowedHost: a Host outside ALLOWED_HOSTS gets a 400.
+    if host::validated_host(&app.settings, request.headers()).is_none() {
+        return AppError::BadRequest(
+            "Недопустимый заголовок Host: адрес сайта не разрешён в ALLOWED_HOSTS.".into(),
+        )
+        .into_response();
+    }
     let session = match session::load(&app, &cookies).await {
         Ok(session) => session,
         Err(e) => return e.into_response(),

@@ -2,18 +2,7 @@ from django import forms
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from catalog.models import Product, Version
-
-
-class StyleFormMixin:
-    """Bootstrap classes on every widget, as the original templates expect."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            if isinstance(field.widget, forms.CheckboxInput):
-                field.widget.attrs["class"] = "form-check-input"
-            else:
-                field.widget.attrs["class"] = "form-control"
+from users.forms import StyleFormMixin
 
 
 class ProductForm(StyleFormMixin, forms.ModelForm):
