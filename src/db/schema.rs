@@ -347,13 +347,13 @@ pub fn compare_shapes(expected: &Shape, actual: &Shape) -> (Vec<String>, Vec<Fin
     (missing_tables, findings)
 }
 
-async fn table_exists(db: &Db, table: &str) -> Result<bool, sqlx::Error> {
-    Ok(actual_shape(db).await?.contains_key(table))
-}
-
-/// Migrations recorded in `django_migrations`, or none when the table is missing.
-pub async fn applied_migrations(db: &Db) -> Result<BTreeSet<(String, String)>, sqlx::Error> {
-    if !table_exists(db, "django_migrations").await? {
+/// Migrations recorded in `django_migrations`, or none when the table is
+/// missing from `actual` (the shape the caller has already read).
+pub async fn applied_migrations(
+    db: &Db,
+    actual: &Shape,
+) -> Result<BTreeSet<(String, String)>, sqlx::Error> {
+    if !actual.contains_key("django_migrations") {
         return Ok(BTreeSet::new());
     }
     let rows: Vec<(String, String)> = crate::on_pool!(db, |pool| sqlx::query_as(
@@ -366,12 +366,12 @@ pub async fn applied_migrations(db: &Db) -> Result<BTreeSet<(String, String)>, s
 
 /// Schema findings (tables, columns, recorded migrations), without the data checks.
 pub async fn schema_findings(db: &Db) -> Result<Vec<Finding>, sqlx::Error> {
-    let (missing, mut findings) =
-        compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
+    let actual = actual_shape(db).await?;
+    let (missing, mut findings) = compare_shapes(&expected_shape(db).await?, &actual);
     for table in missing {
         findings.push(Finding::error(format!("table {table} is missing")));
     }
-    let applied = applied_migrations(db).await?;
+    let applied = applied_migrations(db, &actual).await?;
     let rows = django_rows();
     let expected: BTreeSet<_> = rows.migrations.iter().cloned().collect();
     for (app, name) in rows.migrations.iter().filter(|m| !applied.contains(*m)) {
@@ -420,7 +420,8 @@ pub enum MigrateError {
 /// An existing table that differs from Django's is never touched: migrate
 /// refuses and lists the differences.
 pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
-    let (missing, findings) = compare_shapes(&expected_shape(db).await?, &actual_shape(db).await?);
+    let actual = actual_shape(db).await?;
+    let (missing, findings) = compare_shapes(&expected_shape(db).await?, &actual);
     let errors: Vec<Finding> = findings
         .into_iter()
         .filter(|f| f.severity == Severity::Error)
@@ -428,7 +429,7 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
     if !errors.is_empty() {
         return Err(MigrateError::Mismatch(errors));
     }
-    let own_missing = missing_own_tables(db).await?;
+    let own_missing = missing_own_tables(&actual);
     let statements: Vec<Statement> = ddl(db)
         .into_iter()
         .filter(|s| missing.contains(&s.table))
@@ -438,7 +439,7 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
                 .filter(|s| own_missing.contains(&s.table)),
         )
         .collect();
-    let applied = applied_migrations(db).await?;
+    let applied = applied_migrations(db, &actual).await?;
     let rows = django_rows();
     let mut report = MigrateReport {
         created_tables: missing.into_iter().chain(own_missing).collect(),
@@ -499,19 +500,18 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
     Ok(report)
 }
 
-async fn missing_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    let actual = actual_shape(db).await?;
-    Ok(own_tables()
+fn missing_own_tables(actual: &Shape) -> Vec<String> {
+    own_tables()
         .into_iter()
         .filter(|t| !actual.contains_key(t))
-        .collect())
+        .collect()
 }
 
 /// Creates this project's own tables when missing (as `migrate` does), for a
 /// database that Django migrated: `serve` calls it before starting the mail
 /// worker. Returns the tables it created.
 pub async fn ensure_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    let missing = missing_own_tables(db).await?;
+    let missing = missing_own_tables(&actual_shape(db).await?);
     if missing.is_empty() {
         return Ok(missing);
     }
