@@ -18,6 +18,16 @@ trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 step "Python virtualenv (reference Django 5.2, and the SMTP server the Rust mail tests use)"
 bash compat-tests/setup.sh
 
+step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py)"
+if [[ ! -x /usr/bin/chromedriver ]]; then
+  sudo=""
+  [[ "$(id -u)" != 0 ]] && sudo="sudo"
+  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+  # A fresh machine has no package lists yet: update only when the install needs it.
+  apt_install || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && apt_install; }
+fi
+/usr/bin/chromedriver --version
+
 step "Rust: build (release, shared by the tests and the compat suite)"
 cargo build --release --bins --examples
 

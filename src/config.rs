@@ -132,7 +132,8 @@ pub struct Settings {
     pub email: EmailSettings,
     pub media_root: PathBuf,
     pub static_root: PathBuf,
-    pub time_zone: String,
+    /// Where datetimes are shown (stored in UTC, as Django's USE_TZ).
+    pub time_zone: chrono_tz::Tz,
     pub password_hashers: Vec<String>,
     pub bind: SocketAddr,
     pub csrf_trusted_origins: Vec<String>,
@@ -200,7 +201,12 @@ impl Settings {
             .map_err(|_| {
                 ConfigError::new("BIND_ADDRESS", "expected host:port, such as 127.0.0.1:8000")
             })?;
-        let time_zone = get("TIME_ZONE").unwrap_or("Europe/Moscow").to_string();
+        let time_zone = get("TIME_ZONE")
+            .unwrap_or("Europe/Moscow")
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                ConfigError::new("TIME_ZONE", "expected an IANA time zone, such as Europe/Moscow")
+            })?;
         let csrf_trusted_origins = parse_list(get("CSRF_TRUSTED_ORIGINS"));
         if let Some(bad) = csrf_trusted_origins.iter().find(|o| !o.contains("://")) {
             return Err(ConfigError::new(

@@ -8,120 +8,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::cookie::{CookieStore, Jar};
 use reqwest::multipart;
 use serde_json::{Map, Value};
 
-use common::smtp::{
-    python, trust_test_ca_in_this_process, Mode, SmtpServer, SMTP_PASSWORD, SMTP_USER,
+use common::app::{
+    csrf_token, spawn_app, App, Browser, Mail, FROM, GOOD_PASSWORD, PNG_1X1,
 };
-use common::{backends, free_port, TestDb, SECRET_KEY};
+use common::smtp::{python, Mode, SmtpServer, SMTP_USER};
+use common::{backends, free_port, SECRET_KEY};
 use unchained::db::outbox::{self, OutboxRow};
-use unchained::db::users::{self, NewUser, User};
-use unchained::db::Db;
-use unchained::django::hashers::Hashers;
-use unchained::mail::MailerHandle;
-
-const FROM: &str = "Каталог <shop@example.com>";
-/// A password every validator accepts.
-const GOOD_PASSWORD: &str = "Correct-Horse-42";
+use unchained::db::users::User;
 
 // ---------------------------------------------------------------------------
-// The SMTP server (as tests/mail.rs runs it)
-
-// ---------------------------------------------------------------------------
-// The application
-
-/// Where the site's letters go.
-enum Mail {
-    /// The real SMTP server on this port (running or not), in this mode.
-    Smtp(Mode, u16),
-    /// Django's file back end, into a folder of the test's own.
-    File,
-}
-
-struct App {
-    base: String,
-    t: TestDb,
-    db: Db,
-    hashers: Hashers,
-    mailer: MailerHandle,
-    server: tokio::task::JoinHandle<()>,
-    backend: &'static str,
-}
-
-/// Builds the settings from a Django-style environment, migrates a fresh
-/// database, starts the mail worker (retrying after 1 s) and serves the
-/// site on a random loopback port.
-async fn spawn_app(backend: &'static str, mail: Mail) -> App {
-    trust_test_ca_in_this_process();
-    let t = TestDb::new(backend).await;
-    let mut env: unchained::config::Env = t.settings_env().into_iter().collect();
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_string(), v);
-    };
-    set("EMAIL_RETRY_SECONDS", "1".into());
-    set("DEFAULT_FROM_EMAIL", FROM.into());
-    match mail {
-        Mail::Smtp(mode, port) => {
-            set(
-                "EMAIL_BACKEND",
-                "django.core.mail.backends.smtp.EmailBackend".into(),
-            );
-            set("EMAIL_HOST", "127.0.0.1".into());
-            set("EMAIL_PORT", port.to_string());
-            set("EMAIL_HOST_USER", SMTP_USER.into());
-            set("EMAIL_HOST_PASSWORD", SMTP_PASSWORD.into());
-            set(
-                "EMAIL_USE_SSL",
-                if mode == Mode::Ssl { "True" } else { "False" }.into(),
-            );
-            set(
-                "EMAIL_USE_TLS",
-                if mode == Mode::StartTls {
-                    "True"
-                } else {
-                    "False"
-                }
-                .into(),
-            );
-        }
-        Mail::File => {
-            set("EMAIL_BACKEND", "file".into());
-            set("EMAIL_FILE_PATH", t.path("sent-mail").display().to_string());
-        }
-    }
-    let settings = unchained::config::Settings::from_env(&env).expect("settings");
-    let db = t.db().await;
-    unchained::db::schema::migrate(&db)
-        .await
-        .unwrap_or_else(|e| panic!("{backend}: migrate: {e:?}"));
-    let mailer = unchained::mail::spawn_worker(db.clone(), settings.email.clone());
-    let state =
-        unchained::web::AppState::new(db.clone(), settings, mailer.clone()).expect("templates");
-    let hashers = state.hashers.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, unchained::web::router(state))
-            .await
-            .unwrap();
-    });
-    App {
-        base: format!("http://{address}"),
-        t,
-        db,
-        hashers,
-        mailer,
-        server,
-        backend,
-    }
-}
+// What the accounts tests read besides the shared harness (tests/common/app.rs)
 
 /// What a test checks did not change: every user row, the session keys, the
 /// outbox and the uploaded files.
@@ -134,21 +37,6 @@ struct Snapshot {
 }
 
 impl App {
-    fn browser(&self) -> Browser {
-        Browser::new(&self.base)
-    }
-
-    async fn stop(self) {
-        self.mailer.shutdown().await;
-        self.server.abort();
-        let _ = self.server.await;
-        self.db.close().await;
-    }
-
-    async fn user(&self, email: &str) -> Option<User> {
-        users::by_email(&self.db, email).await.unwrap()
-    }
-
     async fn users(&self) -> Vec<User> {
         unchained::on_pool!(&self.db, |pool| sqlx::query_as::<_, User>(
             "SELECT id, password, last_login, is_superuser, first_name, last_name, is_staff, \
@@ -159,20 +47,9 @@ impl App {
         .unwrap()
     }
 
-    async fn count(&self, sql: &str) -> i64 {
-        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
     async fn session_keys(&self) -> Vec<String> {
-        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, String>(
-            "SELECT session_key FROM django_session ORDER BY session_key"
-        )
-        .fetch_all(pool)
-        .await)
-        .unwrap()
+        self.strings("SELECT session_key FROM django_session ORDER BY session_key")
+            .await
     }
 
     async fn session_data(&self, key: &str) -> Option<Map<String, Value>> {
@@ -196,30 +73,6 @@ impl App {
         rows
     }
 
-    fn media_root(&self) -> PathBuf {
-        self.t.path("media")
-    }
-
-    fn media_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.media_root(), &mut files);
-        files.sort();
-        files
-    }
-
     async fn snapshot(&self) -> Snapshot {
         Snapshot {
             users: self
@@ -233,222 +86,6 @@ impl App {
             media: self.media_files(),
         }
     }
-
-    /// A user as `createsuperuser`-like code would store one (no letter).
-    async fn create_user(&self, email: &str, password: &str, active: bool) -> i64 {
-        let hashers = self.hashers.clone();
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || hashers.make_password(&password))
-            .await
-            .unwrap();
-        self.insert_user(email, &hash, active, None).await
-    }
-
-    async fn insert_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        active: bool,
-        token: Option<&str>,
-    ) -> i64 {
-        let mut tx = self.db.begin().await.unwrap();
-        let id = users::insert(
-            &mut tx,
-            &NewUser {
-                email,
-                password_hash,
-                is_active: active,
-                is_staff: false,
-                is_superuser: false,
-                token,
-            },
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        id
-    }
-
-    /// A browser logged in as this user (checked).
-    async fn logged_in(&self, email: &str, password: &str) -> Browser {
-        let browser = self.browser();
-        let r = browser
-            .submit(
-                "/users/login/",
-                &[("username", email), ("password", password)],
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.location.as_deref()),
-            (302, Some("/")),
-            "{}: login as {email}: {}",
-            self.backend,
-            r.body
-        );
-        browser
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The browser
-
-/// A response, read whole.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn assert_page(&self, status: u16, what: &str) -> &Self {
-        assert_eq!(self.status, status, "{what}: {}", self.body);
-        assert!(
-            self.headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/html")),
-            "{what}: not an HTML page: {:?}",
-            self.headers
-        );
-        assert!(
-            self.body.contains("</html>"),
-            "{what}: not a whole page: {}",
-            self.body
-        );
-        self
-    }
-
-    fn assert_contains(&self, needle: &str, what: &str) -> &Self {
-        assert!(
-            self.body.contains(needle),
-            "{what}: {needle:?} is not in the page: {}",
-            self.body
-        );
-        self
-    }
-
-    fn assert_redirect(&self, to: &str, what: &str) -> &Self {
-        assert_eq!(
-            (self.status, self.location.as_deref()),
-            (302, Some(to)),
-            "{what}: {}",
-            self.body
-        );
-        self
-    }
-}
-
-/// A reqwest client with a cookie jar and no automatic redirects.
-struct Browser {
-    client: reqwest::Client,
-    jar: Arc<Jar>,
-    base: String,
-}
-
-impl Browser {
-    fn new(base: &str) -> Browser {
-        let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap();
-        Browser {
-            client,
-            jar,
-            base: base.to_string(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn read(response: reqwest::Response) -> Resp {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let location = headers
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string());
-        let body = response.text().await.unwrap();
-        Resp {
-            status,
-            location,
-            headers,
-            body,
-        }
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
-        Browser::read(request.send().await.expect("request")).await
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.send(self.client.get(self.url(path))).await
-    }
-
-    /// The form token of a page (GETs it: the CSRF cookie comes along).
-    async fn token(&self, page: &str) -> String {
-        let r = self.get(page).await;
-        assert_eq!(r.status, 200, "GET {page}: {}", r.body);
-        csrf_token(&r.body).unwrap_or_else(|| panic!("no CSRF token on {page}: {}", r.body))
-    }
-
-    /// POSTs URL-encoded fields as they are (no token added).
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
-        self.send(self.client.post(self.url(path)).form(fields))
-            .await
-    }
-
-    /// What a user does: opens the page, fills the form in, sends it.
-    async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
-        let token = self.token(path).await;
-        let mut all = vec![("csrfmiddlewaretoken", token.as_str())];
-        all.extend_from_slice(fields);
-        self.post(path, &all).await
-    }
-
-    /// A multipart form with the page's token.
-    async fn submit_multipart(&self, path: &str, form: multipart::Form) -> Resp {
-        let token = self.token(path).await;
-        self.send(
-            self.client
-                .post(self.url(path))
-                .multipart(form.text("csrfmiddlewaretoken", token)),
-        )
-        .await
-    }
-
-    async fn logout(&self) -> Resp {
-        let token = self.token("/users/profile/").await;
-        self.post("/users/logout/", &[("csrfmiddlewaretoken", token.as_str())])
-            .await
-    }
-
-    fn cookie(&self, name: &str) -> Option<String> {
-        let url = reqwest::Url::parse(&self.base).unwrap();
-        let header = self.jar.cookies(&url)?;
-        header.to_str().unwrap().split("; ").find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == name).then(|| v.to_string())
-        })
-    }
-
-    fn set_cookie(&self, name: &str, value: &str) {
-        let url = reqwest::Url::parse(&self.base).unwrap();
-        self.jar
-            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
-    }
-}
-
-fn csrf_token(html: &str) -> Option<String> {
-    let marker = "name=\"csrfmiddlewaretoken\" value=\"";
-    let start = html.find(marker)? + marker.len();
-    let end = start + html[start..].find('"')?;
-    Some(html[start..end].to_string())
 }
 
 /// The page with every form token replaced by a placeholder.
@@ -481,14 +118,6 @@ fn link_in(text: &str) -> String {
 fn body_of(message: &Value) -> String {
     message["body"].as_str().unwrap_or("").to_string()
 }
-
-/// A 1×1 transparent PNG.
-const PNG_1X1: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, 0x49, 0x48, 0x44, 0x52, 0, 0, 0,
-    1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1F, 0x15, 0xC4, 0x89, 0, 0, 0, 0x0A, 0x49, 0x44, 0x41, 0x54,
-    0x78, 0x9C, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0D, 0x0A, 0x2D, 0xB4, 0, 0, 0, 0, 0x49, 0x45, 0x4E,
-    0x44, 0xAE, 0x42, 0x60, 0x82,
-];
 
 const LOGIN_ERROR: &str = "Пожалуйста, введите правильные адрес электронной почты и пароль";
 const REQUIRED: &str = "Обязательное поле.";

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::DatabaseUrl;
 
+pub mod catalog;
 pub mod outbox;
 pub mod perms;
 pub mod schema;

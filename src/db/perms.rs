@@ -57,6 +57,21 @@ pub async fn user_perms(db: &Db, user_id: i64) -> Result<Option<UserPerms>, sqlx
     }))
 }
 
+/// The permissions of a user already loaded: only an active, non-superuser
+/// account needs the permission query (Django's `ModelBackend` skips it too).
+pub async fn perms_of(db: &Db, user: &crate::db::users::User) -> Result<UserPerms, sqlx::Error> {
+    let perms = if user.is_active && !user.is_superuser {
+        user_permission_names(db, user.id).await?
+    } else {
+        HashSet::new()
+    };
+    Ok(UserPerms {
+        is_active: user.is_active,
+        is_superuser: user.is_superuser,
+        perms,
+    })
+}
+
 /// The id of a permission named `app_label.codename`.
 pub async fn permission_id(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Error> {
     let Some((app_label, codename)) = name.split_once('.') else {

@@ -8,6 +8,7 @@
 
 pub mod crypto;
 pub mod csrf;
+pub mod forms;
 pub mod hashers;
 pub mod password_validation;
 pub mod perms;

@@ -45,6 +45,27 @@ pub fn check_image(file: &UploadedFile) -> Result<ImageKind, String> {
     Ok(kind)
 }
 
+/// The address of a stored file, as `FileSystemStorage.url`: under
+/// `/media/`, quoted as Django's `filepath_to_uri` quotes.
+pub fn url(name: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'~')
+        .remove(b'!')
+        .remove(b'*')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b'\'')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'-');
+    let path = name.replace('\\', "/");
+    format!(
+        "/media/{}",
+        percent_encoding::utf8_percent_encode(path.trim_start_matches('/'), KEEP)
+    )
+}
+
 /// Django's `get_valid_filename`: spaces to underscores, only `[-\w.]` kept.
 pub fn valid_filename(name: &str) -> String {
     let base = name
@@ -166,6 +187,12 @@ mod tests {
             check_image(&upload("a.png", &PNG_1X1[..12])).is_err(),
             "a truncated header is refused"
         );
+    }
+
+    #[test]
+    fn urls_are_quoted_like_django() {
+        assert_eq!(url("products/a b(1).png"), "/media/products/a%20b(1).png");
+        assert_eq!(url("products/ава.jpg"), "/media/products/%D0%B0%D0%B2%D0%B0.jpg");
     }
 
     #[test]

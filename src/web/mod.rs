@@ -17,6 +17,7 @@ use crate::mail::MailerHandle;
 
 pub mod assets;
 pub mod auth;
+pub mod catalog;
 pub mod csrf;
 /// Files compiled into the binary by build.rs.
 pub mod embedded {
@@ -24,6 +25,7 @@ pub mod embedded {
 }
 pub mod error;
 pub mod form;
+pub mod form_view;
 pub mod host;
 pub mod media;
 pub mod session;
@@ -52,13 +54,14 @@ impl AppState {
         settings: Settings,
         mailer: MailerHandle,
     ) -> Result<AppState, minijinja::Error> {
+        let templates = Arc::new(Templates::load(settings.time_zone)?);
         Ok(AppState {
+            templates,
             db,
             mailer,
             hashers: settings.hashers(),
             origin_checker: Arc::new(OriginChecker::new(&settings.csrf_trusted_origins, None)),
             settings: Arc::new(settings),
-            templates: Arc::new(Templates::load()?),
         })
     }
 }
@@ -66,6 +69,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(users::routes())
+        .merge(catalog::routes())
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), pipeline))
         .layer(CookieManagerLayer::new())
@@ -107,6 +111,7 @@ async fn pipeline(
         user,
         csrf: csrf.clone(),
         path: request.uri().path().to_string(),
+        perms: None,
     };
     request.extensions_mut().insert(session.clone());
     request.extensions_mut().insert(csrf.clone());

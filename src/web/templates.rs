@@ -10,6 +10,7 @@ use axum::response::Html;
 use minijinja::{context, Environment, Error, ErrorKind, Value};
 
 use crate::db::users::User;
+use crate::django::perms::UserPerms;
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::urls;
@@ -23,13 +24,14 @@ pub struct Templates {
 
 impl Templates {
     /// Parses every template; a syntax error stops start-up, not a request.
-    pub fn load() -> Result<Templates, Error> {
+    pub fn load(time_zone: chrono_tz::Tz) -> Result<Templates, Error> {
         let mut env = Environment::new();
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
         }
         env.set_formatter(markupsafe_formatter);
         env.add_function("url", url);
+        env.add_filter("localtime", move |value: Value| localtime(&value, time_zone));
         env.add_function("static", |path: String| {
             format!("/static/{}", path.trim_start_matches('/'))
         });
@@ -74,6 +76,25 @@ fn markupsafe_formatter(
         .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
 }
 
+/// The `localtime` filter: an aware datetime (RFC 3339 text here, a
+/// `datetime` under Django) shown in TIME_ZONE as `25.11.2026 18:23`, as
+/// the reference project's Jinja environment defines it.
+fn localtime(value: &Value, time_zone: chrono_tz::Tz) -> String {
+    value
+        .as_str()
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map(|moment| {
+            moment
+                .with_timezone(&time_zone)
+                .format(LOCALTIME_FORMAT)
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The format of the `localtime` filter (strftime, the same on both sides).
+pub const LOCALTIME_FORMAT: &str = "%d.%m.%Y %H:%M";
+
 /// `url(name, *args)`, as the reference project's Jinja environment.
 fn url(name: String, args: minijinja::value::Rest<Value>) -> Result<String, Error> {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -93,17 +114,45 @@ pub struct Page {
     pub user: Option<Arc<User>>,
     pub csrf: Csrf,
     pub path: String,
+    /// The user's permissions, when the page's handler loaded them: then
+    /// `request.user.has_perm()` and `has_perms()` work in its template.
+    pub perms: Option<Arc<UserPerms>>,
 }
 
 impl Page {
+    pub fn with_perms(&self, perms: UserPerms) -> Page {
+        Page {
+            perms: Some(Arc::new(perms)),
+            ..self.clone()
+        }
+    }
+
+    /// `request.user.has_perm` and `has_perms` for a template.
+    fn perm_functions(&self) -> (Value, Value) {
+        match &self.perms {
+            Some(perms) => {
+                let one = Arc::clone(perms);
+                let all = Arc::clone(perms);
+                (
+                    Value::from_function(move |perm: String| one.has_perm(&perm)),
+                    Value::from_function(move |list: Vec<String>| all.has_perms(&list)),
+                )
+            }
+            None => (Value::UNDEFINED, Value::UNDEFINED),
+        }
+    }
+
     /// Renders a template with the page's own context plus `request`,
     /// `csrf_token` and `csrf_input`.
     pub fn render(&self, app: &AppState, name: &str, extra: Value) -> Result<String, Error> {
         let token = self.csrf.token();
         let csrf_input =
             format!("<input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"{token}\">");
+        let (has_perm, has_perms) = self.perm_functions();
         let user = match &self.user {
             Some(u) => context! {
+                has_perm => has_perm,
+                has_perms => has_perms,
                 is_authenticated => true,
                 is_anonymous => false,
                 pk => u.id,

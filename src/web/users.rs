@@ -377,7 +377,7 @@ async fn profile_page(
         .avatar
         .as_deref()
         .filter(|a| !a.is_empty())
-        .map(|a| format!("/media/{a}"));
+        .map(crate::web::media::url);
     let saved = query.saved.is_some();
     Ok(page
         .html(&app, "users/profile.html", context! { form => context! { data => data }, avatar_url => avatar_url, saved => saved })?

@@ -2,6 +2,7 @@
 //! binary run against it.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod app;
 pub mod smtp;
 
 use std::path::PathBuf;

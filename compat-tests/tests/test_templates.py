@@ -1,0 +1,365 @@
+"""The same Jinja templates (`templates/`) render to the same HTML under
+MiniJinja in `unchained serve` and under Django's Jinja2 back end in the
+reference project.
+
+Per back end: one database migrated by `manage.py migrate` and filled through
+the Django ORM (users, categories, products with and without images, an
+escaping-hostile description, prices such as 13119.00 and 0.10, versions
+with one current); the reference project under gunicorn and `unchained
+serve` both on it, with one SECRET_KEY. One login (made on unchained) gives a
+session cookie valid on both. Each page is fetched from both servers with the
+same cookies; only the CSRF form tokens (masked afresh on every render) are
+normalised, everything else must match byte for byte. A mismatch shows a
+unified diff and leaves both pages in <repo>/target/render-compare/<backend>/.
+"""
+import difflib
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from live import REPO_ROOT, Browser, LiveServer, form_token, free_port
+
+SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
+ALLOWED_HOSTS = "127.0.0.1,localhost"
+VIEWER_EMAIL = "viewer@example.com"
+VIEWER_PASSWORD = "Correct-Horse-42"
+
+# Runs in `manage.py shell -c`; prints one JSON line with what the tests need.
+SEED = r'''
+import datetime, json
+from decimal import Decimal
+from catalog.models import Category, Product, Version
+from users.models import User
+
+viewer = User.objects.create_user(email=%(viewer)r, password=%(password)r, first_name="Вера")
+other = User.objects.create_user(email="other@example.com", password=%(password)r)
+coffee = Category.objects.create(name="Кофе", description="Зёрна & молотый")
+tea = Category.objects.create(name='Чай <"зелёный">', description=None)
+
+HOSTILE = 'Описание с <b>&"\'</b> и <script>alert(1)</script>\nвторая строка'
+# name, description, image, category, price, published, owner
+SPECS = [
+    ("Арабика", HOSTILE, "products/x.png", coffee, "13119.00", True, other),
+    ("Робуста", None, "", coffee, "0.10", True, other),
+    ("Улун «Молочный»", "Мягкий\n\nс молочными нотами", "products/фото чая.png", tea, "450.50", True, other),
+    ("Пуэр", "Выдержанный & прессованный", "products/x.png", tea, "1234567.89", True, viewer),
+    ("Черновик владельца", "ещё не проверен", "products/draft.png", None, "99.99", False, viewer),
+    ("Чужой черновик", "не виден зрителю", "", coffee, "1.00", False, other),
+    ("Сенча", "", None, tea, "0.00", True, other),
+    ("Без категории", "Просто товар", "products/x.png", None, "100.00", True, viewer),
+    ("Ещё черновик", "<i>курсив</i>", "", tea, "7.05", False, viewer),
+    ("Кения АА", "Ягодная кислотность, " * 8 + "и долгое послевкусие", "products/kenya.png", coffee, "2500.00", True, other),
+    ("Эфиопия", "Цветочный", "", coffee, "2400.10", True, other),
+    ("Ройбуш", "Без кофеина", "products/x.png", tea, "320.00", True, other),
+    ("Матча", "Порошок", "", tea, "999.90", True, viewer),
+    ("Скрытый", "другого владельца", "products/x.png", tea, "5.00", False, other),
+]
+base = datetime.datetime(2024, 3, 10, 20, 45, 12, 345678, tzinfo=datetime.timezone.utc)
+pks = []
+for i, (name, description, image, category, price, published, owner) in enumerate(SPECS):
+    p = Product.objects.create(
+        name=name, description=description, image=image, category=category,
+        price=Decimal(price), is_moderated=published, owner=owner,
+    )
+    # Distinct times around midnight in Moscow, but 6 and 7 share one (ordered by -pk).
+    j = 6 if i == 7 else i
+    created = base + datetime.timedelta(hours=j, minutes=7 * j)
+    Product.objects.filter(pk=p.pk).update(created_at=created, updated_at=created + datetime.timedelta(days=1))
+    pks.append(p.pk)
+
+puer = Product.objects.get(pk=pks[3])
+Version.objects.create(product=puer, version_number=1, version_name="Первая", is_current=False)
+Version.objects.create(product=puer, version_number=2, version_name="Вторая <i>&</i>", is_current=True)
+Version.objects.create(product=puer, version_number=3, version_name="Третья", is_current=False)
+robusta = Product.objects.get(pk=pks[1])
+Version.objects.create(product=robusta, version_number=1, version_name="Старая", is_current=False)
+
+print(json.dumps({"pks": pks, "names": [s[0] for s in SPECS]}))
+''' % {"viewer": VIEWER_EMAIL, "password": VIEWER_PASSWORD}
+
+# SPECS rows the viewer sees (published or their own): 12, so 9 + 3 over two pages.
+VISIBLE_TO_VIEWER = 12
+CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken"\s+value="([A-Za-z0-9]{64})"'
+                           r'|value="([A-Za-z0-9]{64})"\s+name="csrfmiddlewaretoken"')
+
+
+# ---------------------------------------------------------------- the two servers
+
+
+class Gunicorn:
+    """The reference project under gunicorn on a free 127.0.0.1 port."""
+
+    def __init__(self, venv_python, refproject_dir, env, log_path):
+        self.venv_python = venv_python
+        self.refproject_dir = refproject_dir
+        self.env = env
+        self.log_path = log_path
+        self.proc = None
+        self.port = None
+        self._log = None
+
+    def log_text(self):
+        if self.log_path.exists():
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
+        return ""
+
+    def start(self, timeout=60):
+        for _ in range(3):
+            self.port = free_port()
+            self._log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(
+                [str(self.venv_python), "-m", "gunicorn", "config.wsgi", "--workers", "1",
+                 "--bind", f"127.0.0.1:{self.port}", "--timeout", "120"],
+                env=self.env, cwd=str(self.refproject_dir), stdin=subprocess.DEVNULL,
+                stdout=self._log, stderr=subprocess.STDOUT,
+            )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    r = Browser("127.0.0.1", self.port, timeout=10).get("/users/login/")
+                except OSError:
+                    time.sleep(0.2)
+                    continue
+                if r.status == 200:
+                    return self
+                raise AssertionError(f"Django's /users/login/ answered {r!r}:\n{r.text[:3000]}\n{self.log_text()}")
+            self.stop()
+        raise AssertionError(f"gunicorn did not come up:\n{self.log_text()}")
+
+    def stop(self):
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def browser(self):
+        return Browser("127.0.0.1", self.port)
+
+
+class Site:
+    def __init__(self, backend, database_url, django, unchained, data, cookies, drop, run_manage):
+        self.run_manage = run_manage
+        self.backend = backend
+        self.database_url = database_url
+        self.django = django
+        self.unchained = unchained
+        self.data = data
+        self.cookies = cookies  # the viewer's sessionid and csrftoken, valid on both
+        self._drop = drop
+
+    def close(self):
+        try:
+            self.unchained.stop()
+        finally:
+            try:
+                self.django.stop()
+            finally:
+                if self._drop:
+                    self._drop()
+
+
+@pytest.fixture(scope="module")
+def _sites():
+    sites = {}
+    yield sites
+    for site in sites.values():
+        site.close()
+
+
+@pytest.fixture
+def site(db_backend, _sites, request, run_manage, unchained_bin, venv_python, refproject_dir,
+         tmp_path_factory, repo_root):
+    """The back end's database filled by Django, with both servers on it; once per module."""
+    if db_backend in _sites:
+        return _sites[db_backend]
+    workdir = tmp_path_factory.mktemp(f"templates-{db_backend}")
+    drop = None
+    if db_backend == "sqlite":
+        url = f"sqlite:///{workdir / 'site.sqlite3'}"
+    else:
+        base = request.getfixturevalue("pg_base_url")
+        name = f"compat_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        url = subprocess.run(
+            ["bash", str(repo_root / "scripts" / "postgres.sh"), "createdb", name],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+
+        def drop():
+            if os.environ.get("COMPAT_KEEP_DBS"):
+                return
+            import psycopg
+
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as con:
+                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    media_root = workdir / "media"
+    media_root.mkdir()
+    common = {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "MEDIA_ROOT": str(media_root),
+              "EMAIL_BACKEND": "file", "EMAIL_FILE_PATH": str(workdir / "mail"),
+              "SECRET_KEY_FALLBACKS": None}
+    django = unchained = None
+    try:
+        run_manage(url, "migrate", "--no-input")
+        out = run_manage(url, "shell", "-c", SEED).stdout.strip().splitlines()
+        data = json.loads(out[-1])
+
+        env = dict(os.environ)
+        for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY_FALLBACKS"):
+            env.pop(key, None)
+        env.update({k: v for k, v in common.items() if v is not None})
+        env.update({"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
+                    "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONDONTWRITEBYTECODE": "1"})
+        django = Gunicorn(venv_python, refproject_dir, env, workdir / "gunicorn.log").start()
+        unchained = LiveServer(unchained_bin, url, SECRET_KEY, env=common,
+                               log_path=workdir / "serve.log").start()
+
+        # One login, on unchained; its cookies serve both.
+        browser = unchained.browser()
+        page = browser.get("/users/login/")
+        r = browser.post("/users/login/", {"csrfmiddlewaretoken": form_token(page.text),
+                                           "username": VIEWER_EMAIL, "password": VIEWER_PASSWORD})
+        assert r.status == 302 and r.location == "/", f"login on unchained: {r!r}\n{r.text[:2000]}"
+        cookies = dict(browser.cookies)
+        assert set(cookies) >= {"sessionid", "csrftoken"}, cookies
+        check = django.browser()
+        check.cookies = dict(cookies)
+        r = check.get("/users/profile/")
+        assert r.status == 200 and VIEWER_EMAIL in r.text, (
+            f"Django does not honour unchained's session: {r!r}\n{django.log_text()}"
+        )
+    except BaseException:
+        for server in (unchained, django):
+            if server:
+                server.stop()
+        if drop:
+            drop()
+        raise
+    _sites[db_backend] = Site(db_backend, url, django, unchained, data, cookies, drop, run_manage)
+    return _sites[db_backend]
+
+
+# ---------------------------------------------------------------- comparison
+
+
+def normalise(page_html):
+    """Only the CSRF form tokens vary between two renders of one page."""
+    tokens = {a or b for a, b in CSRF_INPUT_RE.findall(page_html)}
+    for token in tokens:
+        page_html = page_html.replace(token, "<csrf-token>")
+    return page_html
+
+
+def fetch_both(site, path, logged_in):
+    out = {}
+    for side, server in (("django", site.django), ("unchained", site.unchained)):
+        browser = server.browser()
+        if logged_in:
+            browser.cookies = dict(site.cookies)
+        out[side] = browser.get(path)
+    return out["django"], out["unchained"]
+
+
+TRACEBACK = r'''
+import sys, traceback
+from django.test import Client
+c = Client(raise_request_exception=True)
+for k, v in %(cookies)r.items():
+    c.cookies[k] = v
+try:
+    r = c.get(%(path)r)
+    print("status", r.status_code)
+except Exception:
+    traceback.print_exc(file=sys.stdout)
+'''
+
+
+def django_traceback(site, path, logged_in):
+    """Django under gunicorn (DEBUG off) logs no traceback: ask its test Client."""
+    cookies = dict(site.cookies) if logged_in else {}
+    proc = site.run_manage(site.database_url, "shell", "-c", TRACEBACK % {"cookies": cookies, "path": path},
+                           env={"ALLOWED_HOSTS": ALLOWED_HOSTS + ",testserver", "DEBUG": "0"},
+                           check=False)
+    return (proc.stdout + proc.stderr)[-6000:]
+
+
+def assert_same_html(site, label, path, logged_in):
+    dj, uc = fetch_both(site, path, logged_in)
+    if dj.status != 200:
+        pytest.fail(f"Django answered {dj!r} for {path}:\n{dj.text[:2000]}\n"
+                    f"{django_traceback(site, path, logged_in)}", pytrace=False)
+    assert uc.status == 200, (
+        f"unchained answered {uc!r} for {path} (Django: 200):\n{uc.text[:3000]}\n{site.unchained.log_text()}"
+    )
+    if logged_in:
+        assert VIEWER_EMAIL in dj.text, f"Django's {path} is not the viewer's page"
+    django_html, unchained_html = normalise(dj.text), normalise(uc.text)
+    if django_html == unchained_html:
+        return dj.text
+    out_dir = site_artifacts(site)
+    (out_dir / f"{label}.django.html").write_text(django_html, encoding="utf-8")
+    (out_dir / f"{label}.unchained.html").write_text(unchained_html, encoding="utf-8")
+    diff = list(difflib.unified_diff(
+        django_html.splitlines(keepends=True), unchained_html.splitlines(keepends=True),
+        fromfile=f"django {path}", tofile=f"unchained {path}", n=2,
+    ))
+    shown = "".join(diff[:400]) + (f"\n... {len(diff) - 400} more diff lines" if len(diff) > 400 else "")
+    pytest.fail(
+        f"{path} ({'logged in' if logged_in else 'anonymous'}, {site.backend}) renders differently; "
+        f"both pages are in {out_dir}:\n{shown}",
+        pytrace=False,
+    )
+
+
+def site_artifacts(site):
+    path = REPO_ROOT / "target" / "render-compare" / site.backend
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def count_cards(page_html):
+    return len(re.findall(r'<article[^>]*class="[^"]*\bproduct-card\b', page_html))
+
+
+# ---------------------------------------------------------------- the pages
+
+
+def test_home_page(site):
+    html = assert_same_html(site, "home", "/", logged_in=True)
+    assert count_cards(html) == 9, f"the first page shows {count_cards(html)} products, not 9"
+    assert 'rel="next"' in html
+
+
+def test_home_page_2(site):
+    html = assert_same_html(site, "home-page-2", "/?page=2", logged_in=True)
+    assert count_cards(html) == VISIBLE_TO_VIEWER - 9, count_cards(html)
+    assert 'rel="prev"' in html
+
+
+@pytest.mark.parametrize("index", [3, 0, 1], ids=["own-image-current-version", "others-image", "no-image"])
+def test_product_detail(site, index):
+    pk = site.data["pks"][index]
+    html = assert_same_html(site, f"detail-{index}", f"/products/{pk}/", logged_in=True)
+    assert "product-name" in html
+    if index == 3:
+        assert "product-image" in html and "current-version" in html, "not the page under test"
+
+
+def test_contacts_anonymous(site):
+    html = assert_same_html(site, "contacts-anonymous", "/contacts/", logged_in=False)
+    assert VIEWER_EMAIL not in html
+
+
+def test_contacts_logged_in(site):
+    assert_same_html(site, "contacts-logged-in", "/contacts/", logged_in=True)

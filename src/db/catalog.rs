@@ -1,0 +1,352 @@
+//! The catalog tables: `catalog_category`, `catalog_product` and
+//! `catalog_version`.
+//!
+//! Prices never pass through floating point here: they are bound as decimal
+//! text and cast to the column's numeric type by the database (Django binds
+//! `str(Decimal)` on SQLite too), and read back as text with two places.
+
+use crate::db::time::DjangoDateTime;
+use crate::db::{Db, Tx};
+use crate::{on_pool, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Category {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A product with its category's name and its owner's e-mail, which every
+/// page that shows a product needs (Django's `select_related`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub image: Option<String>,
+    pub category_id: Option<i64>,
+    pub category_name: Option<String>,
+    /// Exact decimal text with two places, such as `13119.00`.
+    pub price: String,
+    pub created_at: DjangoDateTime,
+    pub updated_at: DjangoDateTime,
+    pub is_moderated: bool,
+    pub owner_id: Option<i64>,
+    pub owner_email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Version {
+    pub id: i64,
+    pub product_id: i64,
+    pub version_number: i64,
+    pub version_name: String,
+    pub is_current: bool,
+}
+
+/// The price column as text with two places on either back end.
+fn price_text(db: &Db) -> &'static str {
+    match db {
+        // SQLite keeps a NUMERIC value as an integer or a real (as Django
+        // leaves it); printf gives the two places Django's converter shows.
+        Db::Sqlite(_) => "printf('%.2f', p.price)",
+        Db::Postgres(_) => "p.price::text",
+    }
+}
+
+fn product_select(db: &Db) -> String {
+    format!(
+        "SELECT p.id, p.name, p.description, p.image, p.category_id, c.name AS category_name, \
+         {} AS price, p.created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email \
+         FROM catalog_product p \
+         LEFT JOIN catalog_category c ON c.id = p.category_id \
+         LEFT JOIN users_user u ON u.id = p.owner_id",
+        price_text(db)
+    )
+}
+
+/// Which products a list shows: all of them, or the published ones plus
+/// the viewer's own.
+#[derive(Debug, Clone, Copy)]
+pub enum Visibility {
+    All,
+    PublishedOrOwnedBy(i64),
+}
+
+impl Visibility {
+    /// The WHERE clause; `$1` is the owner's id when there is one.
+    fn clause(self) -> &'static str {
+        match self {
+            Visibility::All => "",
+            Visibility::PublishedOrOwnedBy(_) => " WHERE (p.is_moderated OR p.owner_id = $1)",
+        }
+    }
+}
+
+pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM catalog_product p{}",
+        visibility.clause()
+    );
+    on_pool!(db, |pool| {
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        if let Visibility::PublishedOrOwnedBy(owner) = visibility {
+            query = query.bind(owner);
+        }
+        query.fetch_one(pool).await
+    })
+}
+
+/// One page of the list, newest first (`-created_at, -pk`).
+pub async fn page_visible(
+    db: &Db,
+    visibility: Visibility,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Product>, sqlx::Error> {
+    let sql = format!(
+        "{}{} ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {offset}",
+        product_select(db),
+        visibility.clause()
+    );
+    on_pool!(db, |pool| {
+        let mut query = sqlx::query_as::<_, Product>(&sql);
+        if let Visibility::PublishedOrOwnedBy(owner) = visibility {
+            query = query.bind(owner);
+        }
+        query.fetch_all(pool).await
+    })
+}
+
+pub async fn product(db: &Db, id: i64) -> Result<Option<Product>, sqlx::Error> {
+    let sql = format!("{} WHERE p.id = $1", product_select(db));
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+}
+
+pub async fn categories(db: &Db) -> Result<Vec<Category>, sqlx::Error> {
+    on_pool!(db, |pool| sqlx::query_as(
+        "SELECT id, name FROM catalog_category ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await)
+}
+
+/// `version_number` is `integer` on PostgreSQL: read it as a bigint.
+const VERSION_COLUMNS: &str =
+    "id, product_id, CAST(version_number AS BIGINT) AS version_number, version_name, is_current";
+
+/// A product's versions in the order Django's inline formset lists them.
+pub async fn versions(db: &Db, product_id: i64) -> Result<Vec<Version>, sqlx::Error> {
+    let sql =
+        format!("SELECT {VERSION_COLUMNS} FROM catalog_version WHERE product_id = $1 ORDER BY id");
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(product_id)
+        .fetch_all(pool)
+        .await)
+}
+
+/// The first current version, as `versions.filter(is_current=True).first()`.
+pub async fn current_version(db: &Db, product_id: i64) -> Result<Option<Version>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM catalog_version \
+         WHERE product_id = $1 AND is_current ORDER BY id LIMIT 1"
+    );
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(product_id)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// The owner form's fields; `price` is decimal text.
+#[derive(Debug, Clone)]
+pub struct OwnerFields {
+    pub name: String,
+    pub description: Option<String>,
+    pub category_id: Option<i64>,
+    pub price: String,
+}
+
+/// What happens to the image column on a save.
+#[derive(Debug, Clone)]
+pub enum ImageChange {
+    Keep,
+    /// Cleared with the form's clear box: Django stores an empty string.
+    Clear,
+    Set(String),
+}
+
+/// Inserts a product as `auto_now_add`/`auto_now` would stamp it; it starts
+/// unpublished. Returns its id.
+pub async fn insert_product(
+    db: &Db,
+    fields: &OwnerFields,
+    image: Option<&str>,
+    owner_id: i64,
+) -> Result<i64, sqlx::Error> {
+    let now = DjangoDateTime::now();
+    let sql = "INSERT INTO catalog_product \
+               (name, description, image, category_id, price, created_at, updated_at, is_moderated, owner_id) \
+               VALUES ($1, $2, $3, $4, CAST($5 AS NUMERIC), $6, $6, FALSE, $7) RETURNING id";
+    on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(image)
+        .bind(fields.category_id)
+        .bind(&fields.price)
+        .bind(now)
+        .bind(owner_id)
+        .fetch_one(pool)
+        .await)
+}
+
+/// Saves the owner form (inside the transaction that also saves versions).
+pub async fn update_owner_fields(
+    tx: &mut Tx,
+    id: i64,
+    fields: &OwnerFields,
+    image: &ImageChange,
+) -> Result<(), sqlx::Error> {
+    let now = DjangoDateTime::now();
+    let (sql, new_image) = match image {
+        ImageChange::Keep => (
+            "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
+             price = CAST($4 AS NUMERIC), updated_at = $5 WHERE id = $6",
+            None,
+        ),
+        ImageChange::Clear => (
+            "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
+             price = CAST($4 AS NUMERIC), updated_at = $5, image = $7 WHERE id = $6",
+            Some(""),
+        ),
+        ImageChange::Set(path) => (
+            "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
+             price = CAST($4 AS NUMERIC), updated_at = $5, image = $7 WHERE id = $6",
+            Some(path.as_str()),
+        ),
+    };
+    on_tx!(tx, |conn| {
+        let mut query = sqlx::query(sql)
+            .bind(&fields.name)
+            .bind(&fields.description)
+            .bind(fields.category_id)
+            .bind(&fields.price)
+            .bind(now)
+            .bind(id);
+        if let Some(image) = new_image {
+            query = query.bind(image);
+        }
+        query.execute(conn).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The moderator form's fields.
+#[derive(Debug, Clone)]
+pub struct ModeratorFields {
+    pub is_moderated: bool,
+    pub description: Option<String>,
+    pub category_id: Option<i64>,
+}
+
+pub async fn update_moderator_fields(
+    db: &Db,
+    id: i64,
+    fields: &ModeratorFields,
+) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE catalog_product SET is_moderated = $1, description = $2, category_id = $3, \
+               updated_at = $4 WHERE id = $5";
+    on_pool!(db, |pool| sqlx::query(sql)
+        .bind(fields.is_moderated)
+        .bind(&fields.description)
+        .bind(fields.category_id)
+        .bind(DjangoDateTime::now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Deletes a product and, as Django's collector does before it, its versions.
+pub async fn delete_product(db: &Db, id: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |conn| {
+        sqlx::query("DELETE FROM catalog_version WHERE product_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM catalog_product WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+    })?;
+    tx.commit().await
+}
+
+/// A version's editable fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionFields {
+    pub version_number: i64,
+    pub version_name: String,
+    pub is_current: bool,
+}
+
+/// What one formset submit does to a product's versions.
+#[derive(Debug, Clone, Default)]
+pub struct VersionChanges {
+    pub delete: Vec<i64>,
+    pub update: Vec<(i64, VersionFields)>,
+    pub create: Vec<VersionFields>,
+}
+
+/// Applies the changes (only to this product's rows) and returns how many
+/// versions are current afterwards, so the caller can refuse more than one.
+pub async fn apply_version_changes(
+    tx: &mut Tx,
+    product_id: i64,
+    changes: &VersionChanges,
+) -> Result<i64, sqlx::Error> {
+    on_tx!(tx, |conn| {
+        for id in &changes.delete {
+            sqlx::query("DELETE FROM catalog_version WHERE id = $1 AND product_id = $2")
+                .bind(id)
+                .bind(product_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for (id, fields) in &changes.update {
+            sqlx::query(
+                "UPDATE catalog_version SET version_number = $1, version_name = $2, is_current = $3 \
+                 WHERE id = $4 AND product_id = $5",
+            )
+            .bind(fields.version_number)
+            .bind(&fields.version_name)
+            .bind(fields.is_current)
+            .bind(id)
+            .bind(product_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for fields in &changes.create {
+            sqlx::query(
+                "INSERT INTO catalog_version (product_id, version_number, version_name, is_current) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(product_id)
+            .bind(fields.version_number)
+            .bind(&fields.version_name)
+            .bind(fields.is_current)
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM catalog_version WHERE product_id = $1 AND is_current",
+        )
+        .bind(product_id)
+        .fetch_one(&mut *conn)
+        .await
+    })
+}

@@ -1,0 +1,559 @@
+//! The catalog's forms, cleaned as Django's `ProductForm`,
+//! `ProductModeratorForm` and the inline `VersionFormSet` clean them, and
+//! shown to the templates through `form_view`. A form reads only its own
+//! fields: anything else posted is ignored.
+
+use std::collections::HashMap;
+
+use minijinja::Value;
+
+use crate::db::catalog::{
+    Category, ModeratorFields, OwnerFields, Product, Version, VersionChanges, VersionFields,
+};
+use crate::django::forms::{
+    clean_char, clean_checkbox, clean_decimal, clean_integer, parse_choice_id, INVALID_CHOICE,
+    REQUIRED,
+};
+use crate::web::form::{FormData, UploadedFile};
+use crate::web::form_view::{self, add_error, Errors, Field};
+use crate::web::media::{self, ImageKind};
+
+const NAME_MAX: usize = 100;
+const VERSION_NAME_MAX: usize = 150;
+const PRICE_DIGITS: u32 = 10;
+const PRICE_PLACES: u32 = 2;
+/// `FileField(max_length=100)`: also the longest file name a form takes.
+const IMAGE_NAME_MAX: usize = 100;
+pub const VERSIONS_PREFIX: &str = "versions";
+/// Django's formset defaults: `max_num` 1000, `absolute_max` 2000.
+const MAX_NUM_FORMS: i64 = 1000;
+const ABSOLUTE_MAX_FORMS: i64 = 2000;
+
+fn category_choices(categories: &[Category]) -> Vec<(String, String)> {
+    std::iter::once((String::new(), "---------".to_string()))
+        .chain(categories.iter().map(|c| (c.id.to_string(), c.name.clone())))
+        .collect()
+}
+
+/// A category id that must name an existing category (or be empty).
+fn clean_category(
+    value: Option<&str>,
+    categories: &[Category],
+) -> Result<Option<i64>, String> {
+    match parse_choice_id(value)? {
+        Some(id) if !categories.iter().any(|c| c.id == id) => Err(INVALID_CHOICE.to_string()),
+        id => Ok(id),
+    }
+}
+
+/// Records a cleaner's outcome: the value, or its message under `field`.
+fn take<T>(errors: &mut Errors, field: &str, result: Result<T, String>) -> Option<T> {
+    result.map_err(|message| add_error(errors, field, message)).ok()
+}
+
+/// What the owner form does with the image.
+pub enum ImageInput<'a> {
+    Keep,
+    Clear,
+    Upload(&'a UploadedFile, ImageKind),
+}
+
+/// A clean owner form.
+pub struct OwnerForm<'a> {
+    pub fields: OwnerFields,
+    pub image: ImageInput<'a>,
+}
+
+/// Cleans the owner form (`name, description, image, category, price`).
+pub fn clean_owner_form<'a>(
+    form: &'a FormData,
+    categories: &[Category],
+) -> Result<OwnerForm<'a>, Errors> {
+    let mut errors = Errors::new();
+    let name = take(&mut errors, "name", clean_char(form.get("name"), Some(NAME_MAX), true));
+    let description = take(
+        &mut errors,
+        "description",
+        clean_char(form.get("description"), None, false),
+    );
+    let category_id = take(
+        &mut errors,
+        "category",
+        clean_category(form.get("category"), categories),
+    );
+    let price = take(
+        &mut errors,
+        "price",
+        clean_decimal(form.get("price"), PRICE_DIGITS, PRICE_PLACES),
+    );
+    let image = take(&mut errors, "image", clean_image(form));
+    match (name, description, category_id, price, image) {
+        (Some(Some(name)), Some(description), Some(category_id), Some(price), Some(image))
+            if errors.is_empty() =>
+        {
+            Ok(OwnerForm {
+                fields: OwnerFields {
+                    name,
+                    description,
+                    category_id,
+                    price,
+                },
+                image,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// `ImageField` with Django's `ClearableFileInput`: an upload, the clear
+/// box, or neither (an empty file part keeps the current image).
+fn clean_image(form: &FormData) -> Result<ImageInput<'_>, String> {
+    let clear = clean_checkbox(form.get("image-clear"));
+    let Some(file) = form.file("image") else {
+        return Ok(if clear {
+            ImageInput::Clear
+        } else {
+            ImageInput::Keep
+        });
+    };
+    if clear {
+        return Err("Пожалуйста, загрузите файл или поставьте флажок \"Очистить\", но не совершайте оба действия одновременно.".into());
+    }
+    let length = file.filename.chars().count();
+    if length > IMAGE_NAME_MAX {
+        return Err(format!(
+            "Убедитесь, что это имя файла содержит не более {IMAGE_NAME_MAX} символов (сейчас {length})."
+        ));
+    }
+    if file.bytes.is_empty() {
+        return Err("Отправленный файл пуст.".into());
+    }
+    let kind = media::check_image(file)?;
+    Ok(ImageInput::Upload(file, kind))
+}
+
+/// Cleans the moderator form (`is_moderated, description, category`).
+pub fn clean_moderator_form(
+    form: &FormData,
+    categories: &[Category],
+) -> Result<ModeratorFields, Errors> {
+    let mut errors = Errors::new();
+    let description = take(
+        &mut errors,
+        "description",
+        clean_char(form.get("description"), None, false),
+    );
+    let category_id = take(
+        &mut errors,
+        "category",
+        clean_category(form.get("category"), categories),
+    );
+    match (description, category_id) {
+        (Some(description), Some(category_id)) if errors.is_empty() => Ok(ModeratorFields {
+            is_moderated: clean_checkbox(form.get("is_moderated")),
+            description,
+            category_id,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The image as a `FieldFile` shows in templates: `name` and `url`.
+pub fn image_value(image: Option<&str>) -> Value {
+    match image.filter(|name| !name.is_empty()) {
+        Some(name) => minijinja::context! { name => name, url => media::url(name) },
+        None => Value::from(()),
+    }
+}
+
+/// Where a form's values come from: the submitted form, or the product.
+pub enum Source<'a> {
+    Submitted(&'a FormData),
+    Initial(Option<&'a Product>),
+}
+
+impl Source<'_> {
+    fn value(&self, name: &str, initial: impl FnOnce(&Product) -> Value) -> Value {
+        match self {
+            Source::Submitted(form) => Value::from(form.get(name)),
+            Source::Initial(Some(product)) => initial(product),
+            Source::Initial(None) => Value::from(()),
+        }
+    }
+
+    fn checkbox(&self, name: &str, initial: impl FnOnce(&Product) -> bool) -> Value {
+        match self {
+            Source::Submitted(form) => Value::from(clean_checkbox(form.get(name))),
+            Source::Initial(Some(product)) => Value::from(initial(product)),
+            Source::Initial(None) => Value::from(false),
+        }
+    }
+}
+
+/// The owner form for a template.
+pub fn owner_form_view(
+    source: &Source<'_>,
+    product: Option<&Product>,
+    categories: &[Category],
+    errors: &Errors,
+) -> Value {
+    let fields = vec![
+        Field::new("name", source.value("name", |p| Value::from(p.name.clone()))),
+        Field::new(
+            "description",
+            source.value("description", |p| Value::from(p.description.clone())),
+        ),
+        // A file input shows the current file, submitted or not.
+        Field::new(
+            "image",
+            image_value(product.and_then(|p| p.image.as_deref())),
+        ),
+        Field::new(
+            "category",
+            source.value("category", |p| Value::from(p.category_id)),
+        )
+        .with_choices(category_choices(categories)),
+        Field::new("price", source.value("price", |p| Value::from(p.price.clone()))),
+    ];
+    form_view::form(None, fields, errors)
+}
+
+/// The moderator form for a template.
+pub fn moderator_form_view(
+    source: &Source<'_>,
+    categories: &[Category],
+    errors: &Errors,
+) -> Value {
+    let fields = vec![
+        Field::new(
+            "is_moderated",
+            source.checkbox("is_moderated", |p| p.is_moderated),
+        ),
+        Field::new(
+            "description",
+            source.value("description", |p| Value::from(p.description.clone())),
+        ),
+        Field::new(
+            "category",
+            source.value("category", |p| Value::from(p.category_id)),
+        )
+        .with_choices(category_choices(categories)),
+    ];
+    form_view::form(None, fields, errors)
+}
+
+// ---------------------------------------------------------------------------
+// The versions formset
+
+fn field_name(index: &str, field: &str) -> String {
+    format!("{VERSIONS_PREFIX}-{index}-{field}")
+}
+
+/// One submitted row, as read from the form.
+struct Row<'a> {
+    form: &'a FormData,
+    index: usize,
+}
+
+impl<'a> Row<'a> {
+    fn get(&self, field: &str) -> Option<&'a str> {
+        self.form.get(&field_name(&self.index.to_string(), field))
+    }
+
+    fn is_deleted(&self) -> bool {
+        clean_checkbox(self.get("DELETE"))
+    }
+
+    /// An extra row nobody touched (`has_changed()` is false).
+    fn is_blank(&self) -> bool {
+        ["id", "version_number", "version_name"]
+            .iter()
+            .all(|f| self.get(f).unwrap_or("").is_empty())
+            && !clean_checkbox(self.get("is_current"))
+            && !self.is_deleted()
+    }
+}
+
+/// The submitted formset, cleaned or with its errors.
+pub struct VersionFormset<'a> {
+    form: &'a FormData,
+    total: usize,
+    initial: usize,
+    row_errors: Vec<Errors>,
+    non_form_errors: Vec<String>,
+    changes: VersionChanges,
+}
+
+impl VersionFormset<'_> {
+    pub fn is_valid(&self) -> bool {
+        self.non_form_errors.is_empty() && self.row_errors.iter().all(Errors::is_empty)
+    }
+
+    pub fn changes(&self) -> &VersionChanges {
+        &self.changes
+    }
+
+    /// Adds a formset error found while saving (more than one current
+    /// version once the rows not in the formset are counted).
+    pub fn add_non_form_error(&mut self, message: impl Into<String>) {
+        self.non_form_errors.push(message.into());
+    }
+
+    /// The submitted formset for a template, with its errors.
+    pub fn view(&self, product_id: i64) -> Value {
+        let forms = (0..self.total)
+            .map(|i| {
+                let row = Row { form: self.form, index: i };
+                let value = |f: &str| Value::from(row.get(f));
+                row_view(
+                    &i.to_string(),
+                    [
+                        value("id"),
+                        Value::from(product_id),
+                        value("version_number"),
+                        value("version_name"),
+                    ],
+                    [
+                        clean_checkbox(row.get("is_current")),
+                        row.is_deleted(),
+                    ],
+                    self.row_errors.get(i).unwrap_or(&Errors::new()),
+                )
+            })
+            .collect();
+        let submitted = |name: &str| {
+            Value::from(
+                self.form
+                    .get(&format!("{VERSIONS_PREFIX}-{name}"))
+                    .map(str::to_string),
+            )
+        };
+        form_view::formset(
+            VERSIONS_PREFIX,
+            [
+                ("TOTAL_FORMS", submitted("TOTAL_FORMS")),
+                ("INITIAL_FORMS", submitted("INITIAL_FORMS")),
+                ("MIN_NUM_FORMS", submitted("MIN_NUM_FORMS")),
+                ("MAX_NUM_FORMS", submitted("MAX_NUM_FORMS")),
+            ],
+            forms,
+            empty_row_view(product_id),
+            self.non_form_errors.clone(),
+        )
+    }
+}
+
+/// The formset of a product's versions before any submit: one row per
+/// version and one blank row, as `inlineformset_factory(extra=1)`.
+pub fn initial_formset_view(product_id: i64, versions: &[Version]) -> Value {
+    let mut forms: Vec<Value> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            row_view(
+                &i.to_string(),
+                [
+                    Value::from(v.id),
+                    Value::from(product_id),
+                    Value::from(v.version_number),
+                    Value::from(v.version_name.clone()),
+                ],
+                [v.is_current, false],
+                &Errors::new(),
+            )
+        })
+        .collect();
+    forms.push(blank_row_view(&versions.len().to_string(), product_id));
+    form_view::formset(
+        VERSIONS_PREFIX,
+        [
+            ("TOTAL_FORMS", Value::from(versions.len() + 1)),
+            ("INITIAL_FORMS", Value::from(versions.len())),
+            ("MIN_NUM_FORMS", Value::from(0)),
+            ("MAX_NUM_FORMS", Value::from(MAX_NUM_FORMS)),
+        ],
+        forms,
+        empty_row_view(product_id),
+        Vec::new(),
+    )
+}
+
+fn blank_row_view(index: &str, product_id: i64) -> Value {
+    row_view(
+        index,
+        [
+            Value::from(()),
+            Value::from(product_id),
+            Value::from(()),
+            Value::from(()),
+        ],
+        [false, false],
+        &Errors::new(),
+    )
+}
+
+/// `formset.empty_form`: the row the "add a version" button copies.
+fn empty_row_view(product_id: i64) -> Value {
+    blank_row_view("__prefix__", product_id)
+}
+
+fn row_view(
+    index: &str,
+    [id, product, number, name]: [Value; 4],
+    [is_current, delete]: [bool; 2],
+    errors: &Errors,
+) -> Value {
+    form_view::form(
+        Some(&format!("{VERSIONS_PREFIX}-{index}")),
+        vec![
+            Field::new("id", id),
+            Field::new("product", product),
+            Field::new("version_number", number),
+            Field::new("version_name", name),
+            Field::new("is_current", is_current),
+            Field::new("DELETE", delete),
+        ],
+        errors,
+    )
+}
+
+/// Reads one management-form count; `None` when missing or not a number.
+fn management_count(form: &FormData, name: &str) -> Option<i64> {
+    clean_integer(form.get(&format!("{VERSIONS_PREFIX}-{name}")), 0, i64::MAX).ok()
+}
+
+/// Cleans the versions formset of `product_id` against its `existing`
+/// versions. `max_version_number` is the column's range on this database
+/// (Django's `PositiveIntegerField` validator).
+pub fn clean_version_formset<'a>(
+    form: &'a FormData,
+    product_id: i64,
+    existing: &[Version],
+    max_version_number: i64,
+) -> VersionFormset<'a> {
+    let mut formset = VersionFormset {
+        form,
+        total: 0,
+        initial: 0,
+        row_errors: Vec::new(),
+        non_form_errors: Vec::new(),
+        changes: VersionChanges::default(),
+    };
+    let total = management_count(form, "TOTAL_FORMS");
+    let initial = management_count(form, "INITIAL_FORMS");
+    let (Some(total), Some(initial)) = (total, initial) else {
+        let missing: Vec<String> = [("TOTAL_FORMS", total), ("INITIAL_FORMS", initial)]
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(name, _)| format!("{VERSIONS_PREFIX}-{name}"))
+            .collect();
+        formset.add_non_form_error(format!(
+            "Данные ManagementForm отсутствуют или были подделаны. Отсутствующие поля: {}. Если проблема не исчезнет, вам может потребоваться отправить отчет об ошибке.",
+            missing.join(", ")
+        ));
+        return formset;
+    };
+    if total > ABSOLUTE_MAX_FORMS {
+        formset.add_non_form_error(format!(
+            "Пожалуйста, отправьте не больше {MAX_NUM_FORMS} форм."
+        ));
+        return formset;
+    }
+    formset.total = total as usize;
+    formset.initial = initial.min(total) as usize;
+    let by_id: HashMap<i64, &Version> = existing.iter().map(|v| (v.id, v)).collect();
+    let mut current = 0;
+    for index in 0..formset.total {
+        let row = Row { form, index };
+        let mut errors = Errors::new();
+        let is_initial = index < formset.initial;
+        if !is_initial && row.is_blank() {
+            formset.row_errors.push(errors);
+            continue;
+        }
+        // The hidden parent key must be this product, if sent at all.
+        if let Some(parent) = row.get("product").filter(|p| !p.trim().is_empty()) {
+            if parent.trim() != product_id.to_string() {
+                add_error(
+                    &mut errors,
+                    "product",
+                    "Значение во вложенной форме не совпадает со значением в базовой форме.",
+                );
+            }
+        }
+        // A row of the formset's own versions needs the id of one of them.
+        let existing_version = if is_initial {
+            match parse_choice_id(row.get("id")) {
+                Ok(None) => {
+                    add_error(&mut errors, "id", REQUIRED);
+                    None
+                }
+                Ok(Some(id)) => match by_id.get(&id) {
+                    Some(version) => Some(*version),
+                    None => {
+                        add_error(&mut errors, "id", INVALID_CHOICE);
+                        None
+                    }
+                },
+                Err(message) => {
+                    add_error(&mut errors, "id", message);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if row.is_deleted() {
+            // Deleted rows are not validated; an unknown one deletes nothing.
+            if let Some(version) = existing_version {
+                formset.changes.delete.push(version.id);
+            }
+            formset.row_errors.push(Errors::new());
+            continue;
+        }
+        let number = take(
+            &mut errors,
+            "version_number",
+            clean_integer(row.get("version_number"), 0, max_version_number),
+        );
+        let name = take(
+            &mut errors,
+            "version_name",
+            clean_char(row.get("version_name"), Some(VERSION_NAME_MAX), true),
+        );
+        let is_current = clean_checkbox(row.get("is_current"));
+        if let (Some(version_number), Some(Some(version_name))) = (number, name) {
+            if is_current {
+                current += 1;
+            }
+            let fields = VersionFields {
+                version_number,
+                version_name,
+                is_current,
+            };
+            if errors.is_empty() {
+                match existing_version {
+                    Some(version) => {
+                        let unchanged = version.version_number == fields.version_number
+                            && version.version_name == fields.version_name
+                            && version.is_current == fields.is_current;
+                        if !unchanged {
+                            formset.changes.update.push((version.id, fields));
+                        }
+                    }
+                    None if !is_initial => formset.changes.create.push(fields),
+                    None => {}
+                }
+            }
+        } else if is_current {
+            current += 1;
+        }
+        formset.row_errors.push(errors);
+    }
+    if current > 1 {
+        formset.add_non_form_error(ONE_CURRENT_VERSION);
+    }
+    formset
+}
+
+pub const ONE_CURRENT_VERSION: &str = "Текущей может быть только одна версия.";

@@ -1,0 +1,384 @@
+//! The `catalog` pages: the product list, a product, creating, editing
+//! (owner form with the versions formset, or the moderator form) and
+//! deleting products, and the contact page. Who may do what is decided in
+//! `access`; the forms are cleaned in `forms`.
+
+pub mod access;
+pub mod forms;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use minijinja::{context, Value};
+
+use crate::db::catalog::{self, ImageChange, Product};
+use crate::db::perms::perms_of;
+use crate::web::auth::LoggedIn;
+use crate::web::error::AppError;
+use crate::web::form::FormData;
+use crate::web::form_view::Errors;
+use crate::web::templates::Page;
+use crate::web::urls;
+use crate::web::AppState;
+
+use access::EditForm;
+use forms::{ImageInput, Source};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/products/create/", get(create_page).post(create))
+        .route("/products/{pk}/", get(detail))
+        .route("/products/{pk}/update/", get(update_page).post(update))
+        .route("/products/{pk}/delete/", get(delete_page).post(delete))
+        .route("/contacts/", get(contacts).post(contacts_sent))
+}
+
+/// Products a page of the list shows (`ListView.paginate_by`).
+const PAGE_SIZE: i64 = 9;
+
+/// A product as the templates see a Django model instance.
+fn product_value(product: &Product) -> Value {
+    let category = product.category_id.map(|id| {
+        context! { pk => id, id => id, name => product.category_name.clone().unwrap_or_default() }
+    });
+    let owner = product
+        .owner_id
+        .map(|id| context! { pk => id, id => id, email => product.owner_email.clone() });
+    context! {
+        pk => product.id,
+        id => product.id,
+        name => product.name,
+        description => product.description,
+        image => forms::image_value(product.image.as_deref()),
+        category => category,
+        category_id => product.category_id,
+        price => product.price,
+        created_at => product.created_at.0.to_rfc3339(),
+        updated_at => product.updated_at.0.to_rfc3339(),
+        is_moderated => product.is_moderated,
+        owner => owner,
+        owner_id => product.owner_id,
+    }
+}
+
+/// A path id as Django's `<int:pk>` takes it: digits only, else 404.
+fn parse_pk(raw: &str) -> Result<i64, AppError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AppError::NotFound);
+    }
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+async fn product_or_404(app: &AppState, raw_pk: &str) -> Result<Product, AppError> {
+    let pk = parse_pk(raw_pk)?;
+    catalog::product(&app.db, pk)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// The `page` parameter as Django's `ListView.paginate_queryset` reads it:
+/// a number (Python's `int()`), or `last`; anything else is a 404.
+fn requested_page(query: Option<&str>, num_pages: i64) -> Result<i64, AppError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    let Some((_, raw)) = pairs.iter().rev().find(|(k, _)| k == "page") else {
+        return Ok(1);
+    };
+    let number = if raw == "last" {
+        num_pages
+    } else {
+        crate::django::forms::clean_integer(Some(raw), i64::MIN, i64::MAX)
+            .map_err(|_| AppError::NotFound)?
+    };
+    if number < 1 || number > num_pages {
+        return Err(AppError::NotFound);
+    }
+    Ok(number)
+}
+
+async fn home(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let perms = perms_of(&app.db, &user).await?;
+    let visibility = access::list_visibility(user.id, &perms);
+    let count = catalog::count_visible(&app.db, visibility).await?;
+    // An empty first page is allowed, as `allow_empty` is by default.
+    let num_pages = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let number = requested_page(query.as_deref(), num_pages)?;
+    let products =
+        catalog::page_visible(&app.db, visibility, PAGE_SIZE, (number - 1) * PAGE_SIZE).await?;
+    let product_list: Vec<Value> = products.iter().map(product_value).collect();
+    let paginator = context! { count => count, num_pages => num_pages, per_page => PAGE_SIZE };
+    let page_obj = context! {
+        number => number,
+        paginator => paginator.clone(),
+        has_next => Value::from_function(move || number < num_pages),
+        has_previous => Value::from_function(move || number > 1),
+        has_other_pages => Value::from_function(move || num_pages > 1),
+        next_page_number => Value::from_function(move || number + 1),
+        previous_page_number => Value::from_function(move || number - 1),
+    };
+    let body = page.with_perms(perms).render(
+        &app,
+        "catalog/product_list.html",
+        context! {
+            product_list => product_list.clone(),
+            object_list => product_list,
+            page_obj => page_obj,
+            paginator => paginator,
+            is_paginated => num_pages > 1,
+        },
+    )?;
+    Ok(Html(body).into_response())
+}
+
+async fn detail(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    Path(pk): Path<String>,
+) -> Result<Response, AppError> {
+    let product = product_or_404(&app, &pk).await?;
+    let current_version = catalog::current_version(&app.db, product.id).await?;
+    let perms = perms_of(&app.db, &user).await?;
+    let product = product_value(&product);
+    let current_version = current_version.map(|v| {
+        context! { pk => v.id, id => v.id, version_number => v.version_number, version_name => v.version_name, is_current => v.is_current }
+    });
+    let body = page.with_perms(perms).render(
+        &app,
+        "catalog/product_detail.html",
+        context! { product => product.clone(), object => product, current_version => current_version },
+    )?;
+    Ok(Html(body).into_response())
+}
+
+async fn create_page(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(_user): LoggedIn,
+) -> Result<Response, AppError> {
+    let categories = catalog::categories(&app.db).await?;
+    let form = forms::owner_form_view(&Source::Initial(None), None, &categories, &Errors::new());
+    render_form(&app, &page, None, form, None)
+}
+
+async fn create(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let categories = catalog::categories(&app.db).await?;
+    let clean = match forms::clean_owner_form(&form, &categories) {
+        Ok(clean) => clean,
+        Err(errors) => {
+            let view =
+                forms::owner_form_view(&Source::Submitted(&form), None, &categories, &errors);
+            return render_form(&app, &page, None, view, None);
+        }
+    };
+    let image = match clean.image {
+        ImageInput::Upload(file, kind) => Some(save_image(&app, file, kind).await?),
+        ImageInput::Keep | ImageInput::Clear => None,
+    };
+    let id = catalog::insert_product(&app.db, &clean.fields, image.as_deref(), user.id).await?;
+    tracing::info!("product {id} created by user {}", user.id);
+    Ok(crate::web::redirect(&reverse("catalog:home", &[])))
+}
+
+async fn save_image(
+    app: &AppState,
+    file: &crate::web::form::UploadedFile,
+    kind: crate::web::media::ImageKind,
+) -> Result<String, AppError> {
+    crate::web::media::save_upload(&app.settings.media_root, "products", file, kind).await
+}
+
+fn reverse(name: &str, args: &[String]) -> String {
+    urls::reverse(name, args).expect("the catalog's routes are in urls::ROUTES")
+}
+
+/// Renders `catalog/product_form.html` (create and update share it).
+fn render_form(
+    app: &AppState,
+    page: &Page,
+    product: Option<&Product>,
+    form: Value,
+    formset: Option<Value>,
+) -> Result<Response, AppError> {
+    let product = product.map(product_value);
+    let body = page.render(
+        app,
+        "catalog/product_form.html",
+        context! { form => form, formset => formset, product => product.clone(), object => product },
+    )?;
+    Ok(Html(body).into_response())
+}
+
+/// The product and which form its editor gets; 403 for anyone else.
+async fn editable_product(
+    app: &AppState,
+    user: &crate::db::users::User,
+    pk: &str,
+) -> Result<(Product, EditForm), AppError> {
+    let product = product_or_404(app, pk).await?;
+    let perms = perms_of(&app.db, user).await?;
+    let kind = access::edit_form(user.id, &perms, product.owner_id).ok_or(AppError::Forbidden)?;
+    Ok((product, kind))
+}
+
+async fn update_page(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    Path(pk): Path<String>,
+) -> Result<Response, AppError> {
+    let (product, kind) = editable_product(&app, &user, &pk).await?;
+    let categories = catalog::categories(&app.db).await?;
+    let source = Source::Initial(Some(&product));
+    match kind {
+        EditForm::Owner => {
+            let versions = catalog::versions(&app.db, product.id).await?;
+            let form = forms::owner_form_view(&source, Some(&product), &categories, &Errors::new());
+            let formset = forms::initial_formset_view(product.id, &versions);
+            render_form(&app, &page, Some(&product), form, Some(formset))
+        }
+        EditForm::Moderator => {
+            let form = forms::moderator_form_view(&source, &categories, &Errors::new());
+            render_form(&app, &page, Some(&product), form, None)
+        }
+    }
+}
+
+/// The largest `version_number` the column takes on this database, as
+/// Django's `integer_field_range` for a `PositiveIntegerField`.
+fn max_version_number(app: &AppState) -> i64 {
+    match app.db {
+        crate::db::Db::Sqlite(_) => i64::MAX,
+        crate::db::Db::Postgres(_) => i64::from(i32::MAX),
+    }
+}
+
+async fn update(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    Path(pk): Path<String>,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let (product, kind) = editable_product(&app, &user, &pk).await?;
+    let categories = catalog::categories(&app.db).await?;
+    let detail_url = reverse("catalog:product_detail", &[product.id.to_string()]);
+    if kind == EditForm::Moderator {
+        return match forms::clean_moderator_form(&form, &categories) {
+            Ok(fields) => {
+                catalog::update_moderator_fields(&app.db, product.id, &fields).await?;
+                tracing::info!(
+                    "product {} moderated by user {} (published: {})",
+                    product.id,
+                    user.id,
+                    fields.is_moderated
+                );
+                Ok(crate::web::redirect(&detail_url))
+            }
+            Err(errors) => {
+                let view =
+                    forms::moderator_form_view(&Source::Submitted(&form), &categories, &errors);
+                render_form(&app, &page, Some(&product), view, None)
+            }
+        };
+    }
+    let versions = catalog::versions(&app.db, product.id).await?;
+    let mut formset =
+        forms::clean_version_formset(&form, product.id, &versions, max_version_number(&app));
+    let clean = forms::clean_owner_form(&form, &categories);
+    if let (Ok(clean), true) = (&clean, formset.is_valid()) {
+        let mut tx = app.db.begin().await?;
+        let current = catalog::apply_version_changes(&mut tx, product.id, formset.changes()).await?;
+        if current <= 1 {
+            let image = match &clean.image {
+                ImageInput::Keep => ImageChange::Keep,
+                ImageInput::Clear => ImageChange::Clear,
+                ImageInput::Upload(file, kind) => {
+                    ImageChange::Set(save_image(&app, file, *kind).await?)
+                }
+            };
+            catalog::update_owner_fields(&mut tx, product.id, &clean.fields, &image).await?;
+            tx.commit().await?;
+            return Ok(crate::web::redirect(&detail_url));
+        }
+        // Versions left out of the formset were current too: keep nothing.
+        drop(tx);
+        formset.add_non_form_error(forms::ONE_CURRENT_VERSION);
+    }
+    let errors = clean.err().unwrap_or_default();
+    let view = forms::owner_form_view(&Source::Submitted(&form), Some(&product), &categories, &errors);
+    render_form(&app, &page, Some(&product), view, Some(formset.view(product.id)))
+}
+
+/// The product, if this user may delete it; 403 otherwise.
+async fn deletable_product(
+    app: &AppState,
+    user: &crate::db::users::User,
+    pk: &str,
+) -> Result<Product, AppError> {
+    let product = product_or_404(app, pk).await?;
+    let perms = perms_of(&app.db, user).await?;
+    if !access::may_delete(user.id, &perms, product.owner_id) {
+        return Err(AppError::Forbidden);
+    }
+    Ok(product)
+}
+
+async fn delete_page(
+    State(app): State<AppState>,
+    page: Page,
+    LoggedIn(user): LoggedIn,
+    Path(pk): Path<String>,
+) -> Result<Response, AppError> {
+    let product = product_value(&deletable_product(&app, &user, &pk).await?);
+    let body = page.render(
+        &app,
+        "catalog/product_confirm_delete.html",
+        context! { product => product.clone(), object => product },
+    )?;
+    Ok(Html(body).into_response())
+}
+
+async fn delete(
+    State(app): State<AppState>,
+    LoggedIn(user): LoggedIn,
+    Path(pk): Path<String>,
+) -> Result<Response, AppError> {
+    let product = deletable_product(&app, &user, &pk).await?;
+    catalog::delete_product(&app.db, product.id).await?;
+    tracing::info!("product {} deleted by user {}", product.id, user.id);
+    Ok(crate::web::redirect(&reverse("catalog:home", &[])))
+}
+
+async fn contacts(State(app): State<AppState>, page: Page) -> Result<Response, AppError> {
+    Ok(page
+        .html(&app, "catalog/contacts.html", context! {})?
+        .into_response())
+}
+
+/// The contact form: the message is logged, as the original prints it.
+async fn contacts_sent(
+    State(app): State<AppState>,
+    page: Page,
+    form: FormData,
+) -> Result<Response, AppError> {
+    tracing::info!(
+        "contact message from {} ({}): {}",
+        form.text("name"),
+        form.text("phone"),
+        form.text("message")
+    );
+    contacts(State(app), page).await
+}

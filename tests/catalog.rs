@@ -1,0 +1,1926 @@
+//! The catalog pages driven as a browser drives them, against the real site
+//! on a random loopback port (the shared harness, tests/common/app.rs): the
+//! product list and its pagination, a product's page, creating, editing
+//! (the owner's form with its versions formset, the moderator's form) and
+//! deleting products, who may do which, prices and images stored exactly as
+//! Django stores them, and bad input answered with a page, never a 500.
+//! Each test runs on SQLite, and on PostgreSQL when `UNCHAINED_TEST_POSTGRES`
+//! is set.
+//!
+//! Users are made through the library and log in through the real login
+//! page; roles come from permissions (`unchained::db::perms`, or the user's
+//! own permission table), never from a group's name.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use reqwest::multipart;
+
+use common::app::{spawn_app, App, Browser, Mail, Resp, GOOD_PASSWORD, PNG_1X1};
+use common::{backends, exec};
+use unchained::db::perms::{self, MODERATOR_PERMISSIONS};
+use unchained::db::time::DjangoDateTime;
+use unchained::db::users::NewUser;
+
+// ---------------------------------------------------------------------------
+// People
+
+/// A user of the site, logged in through the login page.
+struct Person {
+    id: i64,
+    browser: Browser,
+}
+
+impl Person {
+    async fn get(&self, path: &str) -> Resp {
+        self.browser.get(path).await
+    }
+
+    /// A form token, as any page this user sees carries one.
+    async fn token(&self) -> String {
+        self.browser.token("/users/profile/").await
+    }
+
+    /// POSTs URL-encoded fields with a valid form token.
+    async fn post(&self, path: &str, fields: &Fields) -> Resp {
+        let mut all = vec![("csrfmiddlewaretoken".to_string(), self.token().await)];
+        all.extend(fields.iter().cloned());
+        self.browser.post(path, &all).await
+    }
+
+    /// POSTs a multipart form (fields, then files) with a valid form token.
+    async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &Fields,
+        files: Vec<(&str, multipart::Part)>,
+    ) -> Resp {
+        let mut all = vec![("csrfmiddlewaretoken".to_string(), self.token().await)];
+        all.extend(fields.iter().cloned());
+        self.browser
+            .post_multipart(path, multipart_form(&all, files))
+            .await
+    }
+}
+
+/// Every user shares one password; hashing it once keeps the suite quick.
+async fn password_hash(app: &App) -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = HASH.get() {
+        return hash.clone();
+    }
+    let hash = app.make_password(GOOD_PASSWORD).await;
+    HASH.get_or_init(|| hash).clone()
+}
+
+impl App {
+    /// An active user, logged in.
+    async fn person(&self, email: &str) -> Person {
+        self.person_with(email, false).await
+    }
+
+    /// An active superuser, logged in.
+    async fn superuser(&self, email: &str) -> Person {
+        self.person_with(email, true).await
+    }
+
+    async fn person_with(&self, email: &str, superuser: bool) -> Person {
+        let hash = password_hash(self).await;
+        let id = self
+            .insert(&NewUser {
+                email,
+                password_hash: &hash,
+                is_active: true,
+                is_staff: superuser,
+                is_superuser: superuser,
+                token: None,
+            })
+            .await;
+        let browser = self.logged_in(email, GOOD_PASSWORD).await;
+        Person { id, browser }
+    }
+
+    async fn permission(&self, name: &str) -> i64 {
+        perms::permission_id(&self.db, name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: no permission {name}", self.backend))
+    }
+
+    /// Puts a user in a group holding these permissions.
+    async fn grant_through_group(&self, user_id: i64, group: &str, names: &[&str]) {
+        let (group_id, _) = perms::ensure_group(&self.db, group).await.unwrap();
+        for name in names {
+            let permission = self.permission(name).await;
+            perms::grant_to_group(&self.db, group_id, permission)
+                .await
+                .unwrap();
+        }
+        perms::add_user_to_group(&self.db, user_id, group_id)
+            .await
+            .unwrap();
+    }
+
+    /// Gives a user these permissions directly (`users_user_user_permissions`).
+    async fn grant_directly(&self, user_id: i64, names: &[&str]) {
+        for name in names {
+            let permission = self.permission(name).await;
+            exec(
+                &self.db,
+                &format!(
+                    "INSERT INTO users_user_user_permissions (user_id, permission_id) \
+                     VALUES ({user_id}, {permission})"
+                ),
+            )
+            .await;
+        }
+    }
+
+    /// A moderator: in a group (not named "moderators") with the three
+    /// custom permissions.
+    async fn moderator(&self, email: &str) -> Person {
+        let person = self.person(email).await;
+        self.grant_through_group(person.id, "Контент-редакторы", &MODERATOR_PERMISSIONS)
+            .await;
+        person
+    }
+
+    // -- catalog rows, written as Django writes them
+
+    async fn category(&self, name: &str) -> i64 {
+        let sql = "INSERT INTO catalog_category (name, description) VALUES ($1, 'Описание') RETURNING id";
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .bind(name)
+            .fetch_one(pool)
+            .await)
+        .unwrap()
+    }
+
+    /// A product created now, priced 13119.00, without category or image.
+    async fn product(&self, name: &str, owner: Option<i64>, published: bool) -> i64 {
+        self.product_at(name, owner, published, DjangoDateTime::now())
+            .await
+    }
+
+    async fn product_at(
+        &self,
+        name: &str,
+        owner: Option<i64>,
+        published: bool,
+        created: DjangoDateTime,
+    ) -> i64 {
+        let sql = "INSERT INTO catalog_product (name, description, image, price, created_at, \
+                   updated_at, is_moderated, category_id, owner_id) \
+                   VALUES ($1, 'Описание', NULL, 13119.00, $2, $2, $3, NULL, $4) RETURNING id";
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .bind(name)
+            .bind(created)
+            .bind(published)
+            .bind(owner)
+            .fetch_one(pool)
+            .await)
+        .unwrap()
+    }
+
+    async fn version(&self, product: i64, number: i64, name: &str, current: bool) -> i64 {
+        let sql = "INSERT INTO catalog_version (version_number, version_name, is_current, product_id) \
+                   VALUES ($1, $2, $3, $4) RETURNING id";
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .bind(number)
+            .bind(name)
+            .bind(current)
+            .bind(product)
+            .fetch_one(pool)
+            .await)
+        .unwrap()
+    }
+
+    // -- reading back
+
+    async fn products(&self) -> Vec<ProductRow> {
+        let sql = format!("{PRODUCT_SELECT} ORDER BY id");
+        unchained::on_pool!(&self.db, |pool| sqlx::query_as::<_, ProductRow>(&sql)
+            .fetch_all(pool)
+            .await)
+        .unwrap()
+    }
+
+    async fn product_row(&self, id: i64) -> Option<ProductRow> {
+        let sql = format!("{PRODUCT_SELECT} WHERE id = $1");
+        unchained::on_pool!(&self.db, |pool| sqlx::query_as::<_, ProductRow>(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .unwrap()
+    }
+
+    /// The product, which must exist.
+    async fn get_product(&self, id: i64) -> ProductRow {
+        self.product_row(id)
+            .await
+            .unwrap_or_else(|| panic!("{}: product {id} is gone", self.backend))
+    }
+
+    /// The newest product row (the one a create just made).
+    async fn last_product(&self) -> ProductRow {
+        self.products().await.pop().expect("a product")
+    }
+
+    async fn versions(&self) -> Vec<VersionRow> {
+        let sql = format!("{VERSION_SELECT} ORDER BY id");
+        unchained::on_pool!(&self.db, |pool| sqlx::query_as::<_, VersionRow>(&sql)
+            .fetch_all(pool)
+            .await)
+        .unwrap()
+    }
+
+    async fn versions_of(&self, product: i64) -> Vec<VersionRow> {
+        let sql = format!("{VERSION_SELECT} WHERE product_id = $1 ORDER BY id");
+        unchained::on_pool!(&self.db, |pool| sqlx::query_as::<_, VersionRow>(&sql)
+            .bind(product)
+            .fetch_all(pool)
+            .await)
+        .unwrap()
+    }
+
+    /// Everything a catalog page could change.
+    async fn state(&self) -> CatalogState {
+        CatalogState {
+            products: self.products().await,
+            versions: self.versions().await,
+            media: self.media_files(),
+        }
+    }
+
+    /// The owner form as the update page shows it for this product:
+    /// its fields, its versions as initial rows and one blank extra row.
+    async fn owner_form(&self, pk: i64) -> Fields {
+        let product = self.get_product(pk).await;
+        let mut fields = form(&[
+            ("name", &product.name),
+            ("description", product.description.as_deref().unwrap_or("")),
+            (
+                "category",
+                &product
+                    .category_id
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("price", &two_places(&product.price)),
+        ]);
+        let rows: Vec<Row> = self
+            .versions_of(pk)
+            .await
+            .iter()
+            .map(Row::existing)
+            .collect();
+        fields.extend(formset(&rows, &[Row::blank()]));
+        fields
+    }
+}
+
+const PRODUCT_SELECT: &str = "SELECT id, name, description, image, CAST(price AS TEXT) AS price, \
+     created_at, updated_at, is_moderated, category_id, owner_id FROM catalog_product";
+const VERSION_SELECT: &str = "SELECT id, product_id, CAST(version_number AS BIGINT) AS version_number, \
+     version_name, is_current FROM catalog_version";
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct ProductRow {
+    id: i64,
+    name: String,
+    description: Option<String>,
+    image: Option<String>,
+    /// `CAST(price AS TEXT)`: `12.50` on PostgreSQL, `12.5` on SQLite.
+    price: String,
+    created_at: DjangoDateTime,
+    updated_at: DjangoDateTime,
+    is_moderated: bool,
+    category_id: Option<i64>,
+    owner_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct VersionRow {
+    id: i64,
+    product_id: i64,
+    version_number: i64,
+    version_name: String,
+    is_current: bool,
+}
+
+#[derive(Debug, PartialEq)]
+struct CatalogState {
+    products: Vec<ProductRow>,
+    versions: Vec<VersionRow>,
+    media: Vec<PathBuf>,
+}
+
+/// A decimal's text (as either database casts it) with exactly two places:
+/// `12.5` → `12.50`, `7` → `7.00`. Digits beyond two that are not zeros are
+/// kept, so a wrong value never looks right.
+fn two_places(text: &str) -> String {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let mut fraction = fraction.trim_end_matches('0').to_string();
+    while fraction.len() < 2 {
+        fraction.push('0');
+    }
+    format!("{whole}.{fraction}")
+}
+
+/// Python's `str()` of a naive UTC datetime, as Django writes it on SQLite.
+fn is_django_sqlite_datetime(text: &str) -> bool {
+    let pattern = "dddd-dd-dd dd:dd:dd";
+    let digits_at = |s: &str, p: &str| {
+        s.len() == p.len()
+            && s.chars()
+                .zip(p.chars())
+                .all(|(c, p)| if p == 'd' { c.is_ascii_digit() } else { c == p })
+    };
+    match text.len() {
+        19 => digits_at(text, pattern),
+        26 => digits_at(text, &format!("{pattern}.dddddd")),
+        _ => false,
+    }
+}
+
+fn assert_recent(when: &DjangoDateTime, what: &str) {
+    let age = chrono::Utc::now() - when.0;
+    assert!(
+        age.num_seconds().abs() < 60,
+        "{what}: {when:?} is not now (UTC): {age:?} away"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Forms
+
+/// The fields of a form, in order.
+type Fields = Vec<(String, String)>;
+
+fn form(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Sets a field (replacing its value, or adding it).
+fn set(fields: &mut Fields, name: &str, value: &str) {
+    match fields.iter_mut().find(|(k, _)| k == name) {
+        Some(field) => field.1 = value.to_string(),
+        None => fields.push((name.to_string(), value.to_string())),
+    }
+}
+
+fn with(mut fields: Fields, changes: &[(&str, &str)]) -> Fields {
+    for (name, value) in changes {
+        set(&mut fields, name, value);
+    }
+    fields
+}
+
+fn without(fields: &Fields, prefix: &str) -> Fields {
+    fields
+        .iter()
+        .filter(|(k, _)| !k.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+/// A new product's form: a valid one unless changed.
+fn new_product(name: &str, price: &str, category: Option<i64>) -> Fields {
+    form(&[
+        ("name", name),
+        ("description", "Хороший товар"),
+        (
+            "category",
+            &category.map(|c| c.to_string()).unwrap_or_default(),
+        ),
+        ("price", price),
+    ])
+}
+
+/// One row of the versions formset.
+#[derive(Clone)]
+struct Row {
+    id: Option<String>,
+    number: String,
+    name: String,
+    current: bool,
+    delete: bool,
+}
+
+impl Row {
+    fn new(number: &str, name: &str) -> Row {
+        Row {
+            id: None,
+            number: number.into(),
+            name: name.into(),
+            current: false,
+            delete: false,
+        }
+    }
+
+    /// An extra row left completely blank.
+    fn blank() -> Row {
+        Row::new("", "")
+    }
+
+    /// An initial row showing a stored version.
+    fn existing(v: &VersionRow) -> Row {
+        Row {
+            id: Some(v.id.to_string()),
+            current: v.is_current,
+            ..Row::new(&v.version_number.to_string(), &v.version_name)
+        }
+    }
+
+    fn current(mut self, current: bool) -> Row {
+        self.current = current;
+        self
+    }
+
+    fn deleted(mut self) -> Row {
+        self.delete = true;
+        self
+    }
+
+    fn number(mut self, number: &str) -> Row {
+        self.number = number.into();
+        self
+    }
+
+    fn named(mut self, name: &str) -> Row {
+        self.name = name.into();
+        self
+    }
+
+    fn id(mut self, id: &str) -> Row {
+        self.id = Some(id.into());
+        self
+    }
+}
+
+/// Django's inline formset fields (prefix `versions`): the management form,
+/// the initial rows, then the extra rows.
+fn formset(initial: &[Row], extra: &[Row]) -> Fields {
+    let mut fields = form(&[
+        (
+            "versions-TOTAL_FORMS",
+            &(initial.len() + extra.len()).to_string(),
+        ),
+        ("versions-INITIAL_FORMS", &initial.len().to_string()),
+        ("versions-MIN_NUM_FORMS", "0"),
+        ("versions-MAX_NUM_FORMS", "1000"),
+    ]);
+    for (i, row) in initial.iter().chain(extra).enumerate() {
+        let key = |name: &str| format!("versions-{i}-{name}");
+        fields.push((key("id"), row.id.clone().unwrap_or_default()));
+        fields.push((key("version_number"), row.number.clone()));
+        fields.push((key("version_name"), row.name.clone()));
+        if row.current {
+            fields.push((key("is_current"), "on".into()));
+        }
+        if row.delete {
+            fields.push((key("DELETE"), "on".into()));
+        }
+    }
+    fields
+}
+
+fn multipart_form(fields: &Fields, files: Vec<(&str, multipart::Part)>) -> multipart::Form {
+    let mut form = multipart::Form::new();
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.clone());
+    }
+    for (name, part) in files {
+        form = form.part(name.to_string(), part);
+    }
+    form
+}
+
+fn file(name: &str, bytes: &[u8]) -> multipart::Part {
+    multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_string())
+        .mime_str("image/png")
+        .unwrap()
+}
+
+fn png(name: &str) -> multipart::Part {
+    file(name, PNG_1X1)
+}
+
+/// What a browser sends for a file input left empty.
+fn no_file() -> multipart::Part {
+    multipart::Part::bytes(Vec::new())
+        .file_name("")
+        .mime_str("application/octet-stream")
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Reading pages
+
+fn update_path(pk: i64) -> String {
+    format!("/products/{pk}/update/")
+}
+
+fn delete_path(pk: i64) -> String {
+    format!("/products/{pk}/delete/")
+}
+
+fn detail_path(pk: i64) -> String {
+    format!("/products/{pk}/")
+}
+
+/// An element of a page: its opening tag and what is inside it.
+struct Element<'a> {
+    tag: &'a str,
+    inner: &'a str,
+}
+
+impl Element<'_> {
+    fn text(&self) -> String {
+        strip_tags(self.inner)
+    }
+
+    fn attr(&self, name: &str) -> Option<String> {
+        attribute(self.tag, name)
+    }
+}
+
+/// Every element whose class list holds `class`, in page order. An element
+/// runs to the first closing tag of its name (no nesting of the same tag).
+fn elements<'a>(html: &'a str, class: &str) -> Vec<Element<'a>> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(i) = html[from..].find("class=\"") {
+        let value_start = from + i + "class=\"".len();
+        let Some(len) = html[value_start..].find('"') else {
+            break;
+        };
+        from = value_start + len;
+        if !html[value_start..from].split_whitespace().any(|c| c == class) {
+            continue;
+        }
+        let Some(tag_start) = html[..value_start].rfind('<') else {
+            continue;
+        };
+        let Some(tag_len) = html[from..].find('>') else {
+            break;
+        };
+        let tag_end = from + tag_len + 1;
+        let tag_name: String = html[tag_start + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let close = format!("</{tag_name}>");
+        let inner_end = html[tag_end..]
+            .find(&close)
+            .map_or(tag_end, |j| tag_end + j);
+        found.push(Element {
+            tag: &html[tag_start..tag_end],
+            inner: &html[tag_end..inner_end],
+        });
+    }
+    found
+}
+
+fn element<'a>(r: &'a Resp, class: &str, what: &str) -> Element<'a> {
+    elements(&r.body, class)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no element of class {class:?} in: {}", r.body))
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let marker = format!("{name}=\"");
+    let mut from = 0;
+    while let Some(i) = tag[from..].find(&marker) {
+        let at = from + i;
+        from = at + marker.len();
+        if at > 0 && tag[..at].ends_with(|c: char| c.is_whitespace()) {
+            let end = tag[from..].find('"')?;
+            return Some(tag[from..from + end].to_string());
+        }
+    }
+    None
+}
+
+/// Text without tags, entities for spaces undone, whitespace collapsed.
+fn strip_tags(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&nbsp;", " ")
+        .replace('\u{a0}', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The opening tag of the form input named `name`.
+fn input<'a>(html: &'a str, name: &str) -> Option<&'a str> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let start = html[..at].rfind('<')?;
+    let end = at + html[at..].find('>')? + 1;
+    Some(&html[start..end])
+}
+
+fn input_value(r: &Resp, name: &str, what: &str) -> String {
+    let tag = input(&r.body, name)
+        .unwrap_or_else(|| panic!("{what}: no input {name:?} in: {}", r.body));
+    attribute(tag, "value").unwrap_or_default()
+}
+
+/// The products of a list page, by `data-pk`, in order.
+fn card_pks(r: &Resp, what: &str) -> Vec<i64> {
+    elements(&r.body, "product-card")
+        .iter()
+        .map(|card| {
+            card.attr("data-pk")
+                .and_then(|pk| pk.parse().ok())
+                .unwrap_or_else(|| panic!("{what}: a card without data-pk: {}", card.tag))
+        })
+        .collect()
+}
+
+/// The card of one product on a list page (its tag and inside).
+fn card(r: &Resp, pk: i64, what: &str) -> String {
+    elements(&r.body, "product-card")
+        .into_iter()
+        .find(|card| card.attr("data-pk") == Some(pk.to_string()))
+        .map(|card| format!("{}{}", card.tag, card.inner))
+        .unwrap_or_else(|| panic!("{what}: no card for product {pk}: {}", r.body))
+}
+
+/// Whether a number appears whole in a text (`7,00` in `7,00 ₽`, not in `17,00`).
+fn shows_number(text: &str, number: &str) -> bool {
+    let digit = |c: char| c.is_ascii_digit() || c == ',' || c == '.';
+    text.match_indices(number).any(|(i, _)| {
+        !text[..i].ends_with(digit) && !text[i + number.len()..].starts_with(digit)
+    })
+}
+
+fn assert_form_errors(r: &Resp, what: &str) {
+    r.assert_page(200, what)
+        .assert_contains("class=\"errors\"", what);
+}
+
+fn assert_owner_form(r: &Resp, what: &str) {
+    r.assert_page(200, what);
+    for field in [
+        "name=\"name\"",
+        "name=\"price\"",
+        "name=\"description\"",
+        "name=\"category\"",
+        "name=\"image\"",
+        "name=\"versions-TOTAL_FORMS\"",
+        "name=\"versions-INITIAL_FORMS\"",
+        "name=\"versions-MIN_NUM_FORMS\"",
+        "name=\"versions-MAX_NUM_FORMS\"",
+    ] {
+        r.assert_contains(field, what);
+    }
+    r.assert_lacks("name=\"is_moderated\"", what);
+}
+
+fn assert_moderator_form(r: &Resp, what: &str) {
+    r.assert_page(200, what)
+        .assert_contains("name=\"is_moderated\"", what)
+        .assert_contains("name=\"description\"", what)
+        .assert_contains("name=\"category\"", what);
+    for hidden in [
+        "name=\"name\"",
+        "name=\"price\"",
+        "name=\"image\"",
+        "name=\"versions-TOTAL_FORMS\"",
+    ] {
+        r.assert_lacks(hidden, what);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Who may see what
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_visitors_are_sent_to_the_login_page() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let owner = app.person("owner@example.com").await;
+        let pk = app.product("Ноутбук", Some(owner.id), true).await;
+        let anonymous = app.browser();
+        for path in [
+            "/".to_string(),
+            detail_path(pk),
+            "/products/create/".to_string(),
+            update_path(pk),
+            delete_path(pk),
+            // An unknown product too: login comes first.
+            "/products/999/".to_string(),
+        ] {
+            anonymous
+                .get(&path)
+                .await
+                .assert_redirect(&format!("/users/login/?next={path}"), backend);
+        }
+        // The query string goes along, quoted as Django quotes it.
+        anonymous
+            .get("/?page=2")
+            .await
+            .assert_redirect("/users/login/?next=/%3Fpage%3D2", backend);
+
+        // An anonymous POST with a valid token changes nothing.
+        let before = app.state().await;
+        let token = anonymous.token("/users/login/").await;
+        for path in ["/products/create/".to_string(), update_path(pk), delete_path(pk)] {
+            let mut fields = new_product("Чужой", "1.00", None);
+            fields.push(("csrfmiddlewaretoken".into(), token.clone()));
+            anonymous
+                .post(&path, &fields)
+                .await
+                .assert_redirect(&format!("/users/login/?next={path}"), backend);
+        }
+        assert_eq!(app.state().await, before, "{backend}: something changed");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_lists_nine_a_page_newest_first() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let viewer = app.person("viewer@example.com").await;
+
+        // No products: page 1 (and "last") is an empty page; page 2 is not.
+        for path in ["/", "/?page=1", "/?page=last", "/?page="] {
+            let r = viewer.get(path).await;
+            r.assert_page(200, &format!("{backend} empty {path}"));
+            assert_eq!(card_pks(&r, backend), Vec::<i64>::new(), "{backend} {path}");
+        }
+        viewer
+            .get("/?page=2")
+            .await
+            .assert_page(404, &format!("{backend}: page 2 of nothing"));
+
+        // 21 products: creation times out of insertion order, three sharing
+        // the newest time (then the higher pk first), one far older made last.
+        let base = DjangoDateTime::now();
+        let at = |minutes: i64| DjangoDateTime(base.0 + chrono::Duration::minutes(minutes));
+        let mut made: Vec<(i64, i64)> = Vec::new(); // (minutes, pk)
+        let mut minutes: Vec<i64> = (0..17).map(|i| (i * 7) % 17).collect();
+        minutes.extend([20, 20, 20, -100_000]);
+        for (i, m) in minutes.iter().enumerate() {
+            let pk = app
+                .product_at(&format!("Товар {i}"), None, true, at(*m))
+                .await;
+            made.push((*m, pk));
+        }
+        made.sort_by(|a, b| b.cmp(a));
+        let expected: Vec<i64> = made.iter().map(|(_, pk)| *pk).collect();
+        assert_eq!(expected.len(), 21);
+
+        let page = |n: &str| format!("/?page={n}");
+        let pages = [
+            ("1", &expected[0..9], false, true),
+            ("2", &expected[9..18], true, true),
+            ("3", &expected[18..21], true, false),
+            ("last", &expected[18..21], true, false),
+        ];
+        for (n, want, prev, next) in pages {
+            let what = format!("{backend} page {n}");
+            let r = viewer.get(&page(n)).await;
+            r.assert_page(200, &what);
+            assert_eq!(card_pks(&r, &what), want.to_vec(), "{what}");
+            assert_eq!(r.body.contains("rel=\"prev\""), prev, "{what}: rel=prev");
+            assert_eq!(r.body.contains("rel=\"next\""), next, "{what}: rel=next");
+        }
+        let r = viewer.get("/").await;
+        assert_eq!(card_pks(&r, backend), expected[0..9].to_vec(), "{backend} /");
+
+        for bad in ["4", "0", "-1", "abc", "99999999999999999999", "1.5", "%00"] {
+            viewer
+                .get(&page(bad))
+                .await
+                .assert_page(404, &format!("{backend} ?page={bad}"));
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_shows_published_products_and_the_viewers_own() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let bob = app.person("bob@example.com").await;
+        let carol = app.person("carol@example.com").await;
+        let publisher = app.person("publisher@example.com").await;
+        app.grant_directly(publisher.id, &["catalog.can_publish_product"])
+            .await;
+        let group_publisher = app.person("group-publisher@example.com").await;
+        app.grant_through_group(
+            group_publisher.id,
+            "Публикаторы",
+            &["catalog.can_publish_product"],
+        )
+        .await;
+        let root = app.superuser("root@example.com").await;
+
+        let a_draft = app.product("Черновик Алисы", Some(alice.id), false).await;
+        let b_draft = app.product("Черновик Боба", Some(bob.id), false).await;
+        let b_public = app.product("Товар Боба", Some(bob.id), true).await;
+        let orphan = app.product("Ничей черновик", None, false).await;
+        let a_public = app.product("Товар Алисы", Some(alice.id), true).await;
+        let all = {
+            let mut all = vec![a_draft, b_draft, b_public, orphan, a_public];
+            all.sort();
+            all
+        };
+        let cases: Vec<(&str, &Person, Vec<i64>)> = vec![
+            ("alice", &alice, vec![a_draft, b_public, a_public]),
+            ("bob", &bob, vec![b_draft, b_public, a_public]),
+            ("carol", &carol, vec![b_public, a_public]),
+            ("can_publish_product", &publisher, all.clone()),
+            ("can_publish_product by group", &group_publisher, all.clone()),
+            ("superuser", &root, all.clone()),
+        ];
+        for (who, person, want) in cases {
+            let what = format!("{backend} home as {who}");
+            let r = person.get("/").await;
+            r.assert_page(200, &what);
+            let mut seen = card_pks(&r, &what);
+            seen.sort();
+            assert_eq!(seen, want, "{what}");
+        }
+
+        // Unpublished products carry the badge; published ones do not.
+        let r = alice.get("/").await;
+        assert!(
+            card(&r, a_draft, backend).contains("badge-unpublished"),
+            "{backend}: no badge on an unpublished product"
+        );
+        assert!(
+            !card(&r, b_public, backend).contains("badge-unpublished"),
+            "{backend}: a badge on a published product"
+        );
+        let r = publisher.get("/").await;
+        for pk in [b_draft, orphan] {
+            assert!(card(&r, pk, backend).contains("badge-unpublished"), "{backend}");
+        }
+        // Each card links to its product and shows its name and price.
+        let c = card(&r, b_public, backend);
+        assert!(
+            c.contains(&format!("href=\"/products/{b_public}/\"")),
+            "{backend}: {c}"
+        );
+        assert!(c.contains("Товар Боба"), "{backend}: {c}");
+        assert!(shows_number(&strip_tags(&c), "13119,00"), "{backend}: {c}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_shows_the_product_and_its_current_version() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let carol = app.person("carol@example.com").await;
+        let moderator = app.moderator("moderator@example.com").await;
+        let deleter = app.person("deleter@example.com").await;
+        app.grant_directly(deleter.id, &["catalog.delete_product"])
+            .await;
+        let root = app.superuser("root@example.com").await;
+
+        let pk = app.product("Ноутбук Альфа", Some(alice.id), true).await;
+        app.version(pk, 1, "Первая", false).await;
+        app.version(pk, 2, "Вторая", true).await;
+        app.version(pk, 3, "Третья", false).await;
+        let bare = app.product("Без версии", Some(alice.id), true).await;
+        app.version(bare, 1, "Старая", false).await;
+
+        let r = carol.get(&detail_path(pk)).await;
+        r.assert_page(200, backend);
+        assert_eq!(
+            element(&r, "product-name", backend).text(),
+            "Ноутбук Альфа",
+            "{backend}"
+        );
+        let price = element(&r, "product-price", backend).text();
+        assert!(shows_number(&price, "13119,00"), "{backend}: price {price:?}");
+        let current = element(&r, "current-version", backend).text();
+        assert!(
+            current.contains("Вторая") && shows_number(&current, "2"),
+            "{backend}: current version {current:?}"
+        );
+        assert!(
+            !current.contains("Первая") && !current.contains("Третья"),
+            "{backend}: {current:?}"
+        );
+        r.assert_lacks("class=\"no-version\"", backend)
+            .assert_lacks("class=\"product-image\"", backend);
+
+        let r = carol.get(&detail_path(bare)).await;
+        r.assert_page(200, backend)
+            .assert_contains("class=\"no-version\"", backend)
+            .assert_lacks("class=\"current-version\"", backend);
+
+        // The links are shown to those who may follow them.
+        let edit = format!("href=\"{}\"", update_path(pk));
+        let delete = format!("href=\"{}\"", delete_path(pk));
+        for (who, person, may_edit, may_delete) in [
+            ("owner", &alice, true, true),
+            ("plain user", &carol, false, false),
+            ("moderator", &moderator, true, false),
+            ("delete_product", &deleter, false, true),
+            ("superuser", &root, true, true),
+        ] {
+            let what = format!("{backend} detail as {who}");
+            let r = person.get(&detail_path(pk)).await;
+            r.assert_page(200, &what);
+            assert_eq!(r.body.contains("id=\"edit-link\""), may_edit, "{what}: edit-link");
+            assert_eq!(r.body.contains(&edit), may_edit, "{what}: {edit}");
+            assert_eq!(r.body.contains("id=\"delete-link\""), may_delete, "{what}: delete-link");
+            assert_eq!(r.body.contains(&delete), may_delete, "{what}: {delete}");
+        }
+
+        for path in [
+            "/products/999/",
+            "/products/0/",
+            "/products/99999999999999999999/",
+            "/products/9223372036854775807/",
+            "/products/9223372036854775808/",
+            "/products/-1/",
+            "/products/abc/",
+            "/products/1.0/",
+        ] {
+            carol
+                .get(path)
+                .await
+                .assert_page(404, &format!("{backend} GET {path}"));
+        }
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Creating
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_stores_the_product_for_its_owner_unpublished() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let bob = app.person("bob@example.com").await;
+        let phones = app.category("Телефоны").await;
+        app.category("Планшеты").await;
+
+        let r = alice.get("/products/create/").await;
+        r.assert_page(200, backend);
+        for field in ["name", "description", "image", "category", "price"] {
+            r.assert_contains(&format!("name=\"{field}\""), backend)
+                .assert_contains(&format!("id=\"id_{field}\""), backend);
+        }
+        r.assert_lacks("name=\"is_moderated\"", backend)
+            .assert_contains("Телефоны", backend)
+            .assert_contains("Планшеты", backend);
+
+        // URL-encoded, trying to publish it and to give it to someone else.
+        let posted = with(
+            new_product("Смартфон", "13119.00", Some(phones)),
+            &[("is_moderated", "on"), ("owner", &bob.id.to_string())],
+        );
+        let r = alice.post("/products/create/", &posted).await;
+        r.assert_redirect("/", backend);
+        assert_eq!(app.products().await.len(), 1, "{backend}");
+        let p = app.last_product().await;
+        assert_eq!(p.name, "Смартфон", "{backend}");
+        assert_eq!(p.description.as_deref(), Some("Хороший товар"), "{backend}");
+        assert_eq!(p.category_id, Some(phones), "{backend}");
+        assert_eq!(two_places(&p.price), "13119.00", "{backend}");
+        assert_eq!(p.owner_id, Some(alice.id), "{backend}: owner");
+        assert!(!p.is_moderated, "{backend}: published by its owner");
+        assert_eq!(p.image, None, "{backend}: an image from nowhere");
+        assert_recent(&p.created_at, &format!("{backend} created_at"));
+        assert_recent(&p.updated_at, &format!("{backend} updated_at"));
+        let gap = (p.updated_at.0 - p.created_at.0).num_milliseconds().abs();
+        assert!(gap < 1000, "{backend}: created {:?}, updated {:?}", p.created_at, p.updated_at);
+        if backend == "sqlite" {
+            let stored = app
+                .strings(&format!(
+                    "SELECT CAST(created_at AS TEXT) FROM catalog_product WHERE id = {}",
+                    p.id
+                ))
+                .await;
+            assert!(
+                is_django_sqlite_datetime(&stored[0]),
+                "sqlite: created_at stored as {:?}, not as Django writes it",
+                stored[0]
+            );
+        }
+
+        // The owner sees it, marked unpublished; nobody else does.
+        let r = alice.get("/").await;
+        assert_eq!(card_pks(&r, backend), vec![p.id], "{backend}");
+        assert!(card(&r, p.id, backend).contains("badge-unpublished"));
+        assert_eq!(card_pks(&bob.get("/").await, backend), Vec::<i64>::new());
+
+        // Multipart, no category, no file chosen.
+        let r = alice
+            .post_multipart(
+                "/products/create/",
+                &new_product("Планшет", "7", None),
+                vec![("image", no_file())],
+            )
+            .await;
+        r.assert_redirect("/", backend);
+        let q = app.last_product().await;
+        assert_ne!(q.id, p.id, "{backend}");
+        assert_eq!((q.name.as_str(), q.category_id), ("Планшет", None), "{backend}");
+        assert_eq!(two_places(&q.price), "7.00", "{backend}");
+        assert_eq!(q.owner_id, Some(alice.id), "{backend}");
+        assert!(q.image.as_deref().unwrap_or("").is_empty(), "{backend}: {q:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refuses_bad_values_and_stores_nothing() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let phones = app.category("Телефоны").await;
+        let good = new_product("Смартфон", "100.00", Some(phones));
+        let long_name = "Я".repeat(101);
+        let cases: Vec<(&str, Fields)> = vec![
+            ("negative price", with(good.clone(), &[("price", "-1")])),
+            ("price abc", with(good.clone(), &[("price", "abc")])),
+            ("three decimal places", with(good.clone(), &[("price", "1.234")])),
+            ("nine whole digits", with(good.clone(), &[("price", "123456789.00")])),
+            ("empty price", with(good.clone(), &[("price", "")])),
+            ("no price", without(&good, "price")),
+            ("NaN price", with(good.clone(), &[("price", "NaN")])),
+            ("empty name", with(good.clone(), &[("name", "")])),
+            ("blank name", with(good.clone(), &[("name", "   ")])),
+            ("101-character name", with(good.clone(), &[("name", &long_name)])),
+            ("NUL in name", with(good.clone(), &[("name", "Смарт\0фон")])),
+            ("NUL in description", with(good.clone(), &[("description", "Хоро\0ший")])),
+            ("unknown category", with(good.clone(), &[("category", "999999")])),
+            ("category abc", with(good.clone(), &[("category", "abc")])),
+        ];
+        let before = app.state().await;
+        for (case, fields) in &cases {
+            let what = format!("{backend} create: {case}");
+            let r = alice.post("/products/create/", fields).await;
+            assert_form_errors(&r, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+            let r = alice
+                .post_multipart("/products/create/", fields, vec![])
+                .await;
+            assert_form_errors(&r, &format!("{what} (multipart)"));
+            assert_eq!(app.state().await, before, "{what} (multipart): something changed");
+        }
+        // A file that is not an image, named as one.
+        let r = alice
+            .post_multipart(
+                "/products/create/",
+                &good,
+                vec![("image", file("x.png", b"just some text, not a picture"))],
+            )
+            .await;
+        assert_form_errors(&r, &format!("{backend} create: text as image"));
+        assert_eq!(app.state().await, before, "{backend}: text as image stored");
+        let r = alice
+            .post_multipart(
+                "/products/create/",
+                &good,
+                vec![("image", file("x.png", &PNG_1X1[..20]))],
+            )
+            .await;
+        assert_form_errors(&r, &format!("{backend} create: truncated PNG"));
+        assert_eq!(app.state().await, before, "{backend}: truncated PNG stored");
+
+        // 100 characters (counted as characters, not bytes) are fine.
+        let name = "Я".repeat(100);
+        let r = alice
+            .post("/products/create/", &with(good.clone(), &[("name", &name)]))
+            .await;
+        r.assert_redirect("/", &format!("{backend}: 100-character name"));
+        assert_eq!(app.last_product().await.name, name, "{backend}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_are_exact_on_every_database() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        for (posted, stored, shown) in [
+            ("0.10", "0.10", "0,10"),
+            ("99999999.99", "99999999.99", "99999999,99"),
+            ("12.5", "12.50", "12,50"),
+            ("7", "7.00", "7,00"),
+            ("0.01", "0.01", "0,01"),
+        ] {
+            let what = format!("{backend} price {posted}");
+            let r = alice
+                .post("/products/create/", &new_product(&format!("Цена {posted}"), posted, None))
+                .await;
+            r.assert_redirect("/", &what);
+            let p = app.last_product().await;
+            assert_eq!(two_places(&p.price), stored, "{what}: stored {:?}", p.price);
+            if backend == "postgres" {
+                assert_eq!(p.price, stored, "{what}: price::text");
+            }
+            let r = alice.get(&detail_path(p.id)).await;
+            r.assert_page(200, &what);
+            let text = element(&r, "product-price", &what).text();
+            assert!(shows_number(&text, shown), "{what}: detail shows {text:?}, not {shown}");
+            let home = alice.get("/").await;
+            let c = strip_tags(&card(&home, p.id, &what));
+            assert!(shows_number(&c, shown), "{what}: the card shows {c:?}, not {shown}");
+            // The owner form shows it as the input takes it.
+            let r = alice.get(&update_path(p.id)).await;
+            assert_eq!(input_value(&r, "price", &what), stored, "{what}: form value");
+        }
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. Updating
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_form_depends_on_permissions_not_group_names() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let root = app.superuser("root@example.com").await;
+        let group_moderator = app.moderator("group-moderator@example.com").await;
+        let direct_moderator = app.person("direct-moderator@example.com").await;
+        app.grant_directly(direct_moderator.id, &MODERATOR_PERMISSIONS)
+            .await;
+        let half = app.person("half@example.com").await;
+        app.grant_through_group(
+            half.id,
+            "moderators",
+            &["catalog.can_publish_product", "catalog.can_change_description"],
+        )
+        .await;
+        let carol = app.person("carol@example.com").await;
+        let changer = app.person("changer@example.com").await;
+        app.grant_directly(changer.id, &["catalog.change_product"])
+            .await;
+        let cameras = app.category("Фотоаппараты").await;
+
+        let an_hour_ago = DjangoDateTime(DjangoDateTime::now().0 - chrono::Duration::hours(1));
+        let pk = app
+            .product_at("Фотоаппарат", Some(alice.id), false, an_hour_ago)
+            .await;
+        let version = app.version(pk, 1, "Первая", true).await;
+        let path = update_path(pk);
+
+        for (who, person) in [("owner", &alice), ("superuser", &root)] {
+            let what = format!("{backend} update page as {who}");
+            let r = person.get(&path).await;
+            assert_owner_form(&r, &what);
+            assert_eq!(input_value(&r, "versions-INITIAL_FORMS", &what), "1", "{what}");
+            assert_eq!(input_value(&r, "versions-0-id", &what), version.to_string(), "{what}");
+            r.assert_contains("id=\"id_versions-0-version_name\"", &what)
+                .assert_contains("name=\"versions-0-is_current\"", &what)
+                .assert_contains("name=\"versions-0-DELETE\"", &what);
+            assert_eq!(input_value(&r, "name", &what), "Фотоаппарат", "{what}");
+        }
+        for (who, person) in [
+            ("moderator by group", &group_moderator),
+            ("moderator by own permissions", &direct_moderator),
+        ] {
+            let r = person.get(&path).await;
+            assert_moderator_form(&r, &format!("{backend} update page as {who}"));
+        }
+
+        // Everyone else: 403 on GET and on POST, nothing changed.
+        let before = app.state().await;
+        let mut everything = app.owner_form(pk).await;
+        everything.extend(form(&[
+            ("name", "Взлом"),
+            ("is_moderated", "on"),
+            ("description", "Взлом"),
+            ("category", &cameras.to_string()),
+        ]));
+        for (who, person) in [
+            ("two of three permissions in a group named moderators", &half),
+            ("plain user", &carol),
+            ("change_product only", &changer),
+        ] {
+            let what = format!("{backend} update as {who}");
+            person.get(&path).await.assert_page(403, &what);
+            person.post(&path, &everything).await.assert_page(403, &what);
+            person
+                .post_multipart(&path, &everything, vec![])
+                .await
+                .assert_page(403, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+
+        // The owner saves the owner form.
+        let fields = with(
+            app.owner_form(pk).await,
+            &[("name", "Фотоаппарат Про"), ("price", "15000.50"), ("category", &cameras.to_string())],
+        );
+        let r = alice.post_multipart(&path, &fields, vec![("image", no_file())]).await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} owner saves"));
+        let p = app.get_product(pk).await;
+        let old = &before.products[0];
+        assert_eq!(p.name, "Фотоаппарат Про", "{backend}");
+        assert_eq!(two_places(&p.price), "15000.50", "{backend}");
+        assert_eq!(p.category_id, Some(cameras), "{backend}");
+        assert_eq!(p.owner_id, Some(alice.id), "{backend}");
+        assert!(!p.is_moderated, "{backend}");
+        assert_eq!(p.created_at, old.created_at, "{backend}: created_at moved");
+        assert_recent(&p.updated_at, &format!("{backend}: updated_at"));
+        assert_eq!(app.versions_of(pk).await, before.versions, "{backend}: versions");
+
+        // The superuser too; the product stays the owner's.
+        let fields = with(app.owner_form(pk).await, &[("name", "Правка администратора")]);
+        root.post(&path, &fields)
+            .await
+            .assert_redirect(&detail_path(pk), &format!("{backend} superuser saves"));
+        let p = app.get_product(pk).await;
+        assert_eq!(p.name, "Правка администратора", "{backend}");
+        assert_eq!(p.owner_id, Some(alice.id), "{backend}: the superuser took it");
+
+        // A moderator publishes, with a new description and category.
+        let phones = app.category("Телефоны").await;
+        let r = group_moderator
+            .post(
+                &path,
+                &form(&[
+                    ("is_moderated", "on"),
+                    ("description", "Проверено модератором"),
+                    ("category", &phones.to_string()),
+                ]),
+            )
+            .await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} moderator saves"));
+        let published = app.get_product(pk).await;
+        assert!(published.is_moderated, "{backend}: not published");
+        assert_eq!(
+            published.description.as_deref(),
+            Some("Проверено модератором"),
+            "{backend}"
+        );
+        assert_eq!(published.category_id, Some(phones), "{backend}");
+        assert_eq!(
+            (published.name.as_str(), published.price.as_str(), published.owner_id),
+            (p.name.as_str(), p.price.as_str(), p.owner_id),
+            "{backend}: the moderator changed a hidden field"
+        );
+        // The other moderator withdraws it (the box left unticked) and
+        // clears the category.
+        let r = direct_moderator
+            .post(&path, &form(&[("description", "Снято"), ("category", "")]))
+            .await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} moderator withdraws"));
+        let p = app.get_product(pk).await;
+        assert!(!p.is_moderated, "{backend}: still published");
+        assert_eq!(p.description.as_deref(), Some("Снято"), "{backend}");
+        assert_eq!(p.category_id, None, "{backend}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_fields_cannot_be_changed_by_posting_them() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let carol = app.person("carol@example.com").await;
+        let moderator = app.moderator("moderator@example.com").await;
+        let books = app.category("Книги").await;
+        let pk = app.product("Книга", Some(alice.id), false).await;
+        let version = app.version(pk, 1, "Первое издание", true).await;
+        let path = update_path(pk);
+        let before = app.get_product(pk).await;
+        let versions = app.versions_of(pk).await;
+
+        // The moderator: only is_moderated, description and category move.
+        let mut fields = form(&[
+            ("is_moderated", "on"),
+            ("description", "Одобрено"),
+            ("category", &books.to_string()),
+            ("price", "1"),
+            ("name", "Hacked"),
+            ("owner", &carol.id.to_string()),
+            ("created_at", "2000-01-01 00:00:00"),
+        ]);
+        fields.extend(formset(
+            &[Row::existing(&versions[0]).deleted()],
+            &[Row::new("9", "Подложная").current(true)],
+        ));
+        let r = moderator
+            .post_multipart(&path, &fields, vec![("image", png("hack.png"))])
+            .await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} moderator"));
+        let p = app.get_product(pk).await;
+        assert!(p.is_moderated, "{backend}");
+        assert_eq!(p.description.as_deref(), Some("Одобрено"), "{backend}");
+        assert_eq!(p.category_id, Some(books), "{backend}");
+        assert_eq!(
+            (&p.name, &p.price, p.owner_id, &p.image, &p.created_at),
+            (&before.name, &before.price, before.owner_id, &before.image, &before.created_at),
+            "{backend}: the moderator changed a field of the owner form"
+        );
+        assert_eq!(app.versions_of(pk).await, versions, "{backend}: versions changed");
+        assert_eq!(app.media_files(), Vec::<PathBuf>::new(), "{backend}: a file was stored");
+        assert_eq!(versions[0].id, version);
+
+        // The owner: cannot publish, give away or backdate. (The moderator
+        // withdraws it first, so publishing would show.)
+        moderator
+            .post(&path, &form(&[("description", "Одобрено"), ("category", "")]))
+            .await
+            .assert_redirect(&detail_path(pk), backend);
+        assert!(!app.get_product(pk).await.is_moderated, "{backend}");
+        let fields = with(
+            app.owner_form(pk).await,
+            &[
+                ("is_moderated", "on"),
+                ("name", "Книга 2"),
+                ("owner", &carol.id.to_string()),
+                ("created_at", "2000-01-01 00:00:00"),
+            ],
+        );
+        let r = alice.post(&path, &fields).await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} owner"));
+        let p = app.get_product(pk).await;
+        assert_eq!(p.name, "Книга 2", "{backend}");
+        assert!(!p.is_moderated, "{backend}: the owner published it");
+        assert_eq!(p.owner_id, Some(alice.id), "{backend}: the owner gave it away");
+        assert_eq!(p.created_at, before.created_at, "{backend}: backdated");
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. The versions formset
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_formset_adds_edits_and_deletes() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let pk = app.product("Ноутбук", Some(alice.id), false).await;
+        let path = update_path(pk);
+
+        let r = alice.get(&path).await;
+        assert_owner_form(&r, backend);
+        assert_eq!(input_value(&r, "versions-INITIAL_FORMS", backend), "0");
+
+        // Two new versions in one submit; the blank extra row is ignored.
+        let mut fields = app.owner_form(pk).await;
+        fields = without(&fields, "versions-");
+        fields.extend(formset(
+            &[],
+            &[
+                Row::new("1", "Первая"),
+                Row::new("2", "Вторая").current(true),
+                Row::blank(),
+            ],
+        ));
+        let r = alice.post(&path, &fields).await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} add two"));
+        let versions = app.versions_of(pk).await;
+        let summary = |v: &[VersionRow]| -> Vec<(i64, String, bool)> {
+            v.iter()
+                .map(|v| (v.version_number, v.version_name.clone(), v.is_current))
+                .collect()
+        };
+        assert_eq!(
+            summary(&versions),
+            vec![(1, "Первая".into(), false), (2, "Вторая".into(), true)],
+            "{backend}"
+        );
+        let current = element(&alice.get(&detail_path(pk)).await, "current-version", backend).text();
+        assert!(current.contains("Вторая"), "{backend}: {current:?}");
+
+        // The page shows them as initial rows, ordered by id, with their ids.
+        let r = alice.get(&path).await;
+        assert_eq!(input_value(&r, "versions-INITIAL_FORMS", backend), "2");
+        assert_eq!(input_value(&r, "versions-0-id", backend), versions[0].id.to_string());
+        assert_eq!(input_value(&r, "versions-1-id", backend), versions[1].id.to_string());
+        assert_eq!(input_value(&r, "versions-0-version_name", backend), "Первая");
+        assert_eq!(input_value(&r, "versions-1-version_number", backend), "2");
+        let current_box = input(&r.body, "versions-1-is_current").expect("is_current box");
+        assert!(current_box.contains("checked"), "{backend}: {current_box}");
+        let other_box = input(&r.body, "versions-0-is_current").expect("is_current box");
+        assert!(!other_box.contains("checked"), "{backend}: {other_box}");
+
+        // Edit the first (and make it current), delete the second, at once.
+        let mut fields = without(&app.owner_form(pk).await, "versions-");
+        fields.extend(formset(
+            &[
+                Row::existing(&versions[0])
+                    .number("3")
+                    .named("Первая, исправленная")
+                    .current(true),
+                Row::existing(&versions[1]).deleted(),
+            ],
+            &[Row::blank()],
+        ));
+        let r = alice.post(&path, &fields).await;
+        r.assert_redirect(&detail_path(pk), &format!("{backend} edit and delete"));
+        let now = app.versions_of(pk).await;
+        assert_eq!(now.len(), 1, "{backend}: {now:?}");
+        assert_eq!(now[0].id, versions[0].id, "{backend}: edited in place");
+        assert_eq!(
+            summary(&now),
+            vec![(3, "Первая, исправленная".into(), true)],
+            "{backend}"
+        );
+
+        // Version number 0 is a positive integer to Django.
+        let fields = with(
+            app.owner_form(pk).await,
+            &[("versions-0-version_number", "0")],
+        );
+        alice
+            .post(&path, &fields)
+            .await
+            .assert_redirect(&detail_path(pk), &format!("{backend} number 0"));
+        assert_eq!(app.versions_of(pk).await[0].version_number, 0, "{backend}");
+
+        // No current version at all is fine; the page says so.
+        let fields = app
+            .owner_form(pk)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k != "versions-0-is_current")
+            .collect::<Fields>();
+        alice
+            .post(&path, &fields)
+            .await
+            .assert_redirect(&detail_path(pk), &format!("{backend} none current"));
+        assert!(!app.versions_of(pk).await[0].is_current, "{backend}");
+        alice
+            .get(&detail_path(pk))
+            .await
+            .assert_contains("class=\"no-version\"", backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let bob = app.person("bob@example.com").await;
+        let pk = app.product("Ноутбук", Some(alice.id), false).await;
+        app.version(pk, 1, "Первая", true).await;
+        app.version(pk, 2, "Вторая", false).await;
+        let other = app.product("Чужой ноутбук", Some(bob.id), false).await;
+        let foreign = app.version(other, 7, "Чужая", true).await;
+        let path = update_path(pk);
+        let versions = app.versions_of(pk).await;
+        let rows = |first: Row, second: Row, extra: Row| formset(&[first, second], &[extra]);
+        let v0 = Row::existing(&versions[0]);
+        let v1 = Row::existing(&versions[1]);
+        let base = with(
+            without(&app.owner_form(pk).await, "versions-"),
+            &[("name", "Не должно сохраниться"), ("price", "1.00")],
+        );
+        let long_name = "В".repeat(151);
+        let cases: Vec<(&str, Fields)> = vec![
+            (
+                "two current",
+                rows(v0.clone(), v1.clone().current(true), Row::blank()),
+            ),
+            (
+                "a new current beside the current one",
+                rows(v0.clone(), v1.clone(), Row::new("3", "Третья").current(true)),
+            ),
+            ("number -1", rows(v0.clone(), v1.clone().number("-1"), Row::blank())),
+            ("number abc", rows(v0.clone().number("abc"), v1.clone(), Row::blank())),
+            ("number empty", rows(v0.clone().number(""), v1.clone(), Row::blank())),
+            ("blank name", rows(v0.clone().named(""), v1.clone(), Row::blank())),
+            ("151-character name", rows(v0.clone(), v1.clone().named(&long_name), Row::blank())),
+            ("NUL in a name", rows(v0.clone().named("Пер\0вая"), v1.clone(), Row::blank())),
+            ("new row without a name", rows(v0.clone(), v1.clone(), Row::new("3", ""))),
+            ("new row without a number", rows(v0.clone(), v1.clone(), Row::new("", "Третья"))),
+            (
+                "another product's version edited",
+                rows(v0.clone(), v1.clone().id(&foreign.to_string()).named("Угнанная"), Row::blank()),
+            ),
+            (
+                "another product's version deleted",
+                rows(v0.clone(), v1.clone().id(&foreign.to_string()).deleted(), Row::blank()),
+            ),
+            ("a garbled id", rows(v0.clone().id("abc"), v1.clone(), Row::blank())),
+        ];
+        let before = app.state().await;
+        for (case, version_fields) in cases {
+            let what = format!("{backend} versions: {case}");
+            let mut fields = base.clone();
+            fields.extend(version_fields);
+            let r = alice.post(&path, &fields).await;
+            assert_form_errors(&r, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+
+        // The management form missing or garbled.
+        let good = app.owner_form(pk).await;
+        let with_base = |f: Fields| -> Fields {
+            let mut f = f;
+            for (k, v) in &base {
+                set(&mut f, k, v);
+            }
+            f
+        };
+        let management: Vec<(&str, Fields)> = vec![
+            ("no management form", with_base(without(&good, "versions-"))),
+            (
+                "no TOTAL_FORMS",
+                with_base(without(&good, "versions-TOTAL_FORMS")),
+            ),
+            (
+                "no INITIAL_FORMS",
+                with_base(without(&good, "versions-INITIAL_FORMS")),
+            ),
+            (
+                "TOTAL_FORMS abc",
+                with_base(with(good.clone(), &[("versions-TOTAL_FORMS", "abc")])),
+            ),
+            (
+                "INITIAL_FORMS abc",
+                with_base(with(good.clone(), &[("versions-INITIAL_FORMS", "abc")])),
+            ),
+            (
+                "a million forms",
+                with_base(with(good.clone(), &[("versions-TOTAL_FORMS", "1000000")])),
+            ),
+        ];
+        for (case, fields) in management {
+            let what = format!("{backend} versions: {case}");
+            let r = alice.post(&path, &fields).await;
+            assert_form_errors(&r, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+        assert_eq!(
+            app.versions_of(other).await,
+            vec![VersionRow {
+                id: foreign,
+                product_id: other,
+                version_number: 7,
+                version_name: "Чужая".into(),
+                is_current: true
+            }],
+            "{backend}: the other product's version"
+        );
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Deleting
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_is_for_the_owner_and_the_delete_permission() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let bob = app.person("bob@example.com").await;
+        let carol = app.person("carol@example.com").await;
+        let moderator = app.moderator("moderator@example.com").await;
+        let deleter = app.person("deleter@example.com").await;
+        app.grant_through_group(deleter.id, "Уборщики", &["catalog.delete_product"])
+            .await;
+        let root = app.superuser("root@example.com").await;
+        let mine = app.product("Товар Алисы", Some(alice.id), true).await;
+        app.version(mine, 1, "Первая", false).await;
+        app.version(mine, 2, "Вторая", true).await;
+        let second = app.product("Второй товар Алисы", Some(alice.id), true).await;
+        let bobs = app.product("Товар Боба", Some(bob.id), false).await;
+        app.version(bobs, 1, "Версия Боба", true).await;
+
+        // Not the owner and no permission: 403, nothing deleted.
+        let before = app.state().await;
+        for (who, person) in [("plain user", &carol), ("moderator", &moderator), ("other owner", &bob)] {
+            let what = format!("{backend} delete as {who}");
+            person.get(&delete_path(mine)).await.assert_page(403, &what);
+            person.post(&delete_path(mine), &Fields::new()).await.assert_page(403, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+
+        // The owner: asked, then deleted with its versions.
+        let r = alice.get(&delete_path(mine)).await;
+        r.assert_page(200, backend)
+            .assert_contains("id=\"delete-form\"", backend)
+            .assert_contains("method=\"post\"", backend);
+        assert_eq!(app.get_product(mine).await.id, mine, "{backend}: deleted by a GET");
+        alice
+            .post(&delete_path(mine), &Fields::new())
+            .await
+            .assert_redirect("/", &format!("{backend} owner deletes"));
+        assert!(app.product_row(mine).await.is_none(), "{backend}: still there");
+        assert!(app.versions_of(mine).await.is_empty(), "{backend}: versions left behind");
+        alice.get(&detail_path(mine)).await.assert_page(404, backend);
+        alice.get(&delete_path(mine)).await.assert_page(404, backend);
+
+        // catalog.delete_product through a group, on someone else's product.
+        deleter
+            .get(&delete_path(second))
+            .await
+            .assert_page(200, backend)
+            .assert_contains("id=\"delete-form\"", backend);
+        deleter
+            .post(&delete_path(second), &Fields::new())
+            .await
+            .assert_redirect("/", &format!("{backend} delete_product deletes"));
+        assert!(app.product_row(second).await.is_none(), "{backend}");
+
+        // A superuser.
+        root.get(&delete_path(bobs)).await.assert_page(200, backend);
+        root.post(&delete_path(bobs), &Fields::new())
+            .await
+            .assert_redirect("/", &format!("{backend} superuser deletes"));
+        assert!(app.product_row(bobs).await.is_none(), "{backend}");
+        assert_eq!(app.count("SELECT COUNT(*) FROM catalog_version").await, 0, "{backend}");
+        // The users are all still there.
+        assert_eq!(app.count("SELECT COUNT(*) FROM users_user").await, 6, "{backend}");
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Images
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_stored_served_and_kept() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+
+        let r = alice
+            .post_multipart(
+                "/products/create/",
+                &new_product("Фото", "10.00", None),
+                vec![("image", png("photo.png"))],
+            )
+            .await;
+        r.assert_redirect("/", &format!("{backend} create with an image"));
+        let p = app.last_product().await;
+        assert_eq!(p.image.as_deref(), Some("products/photo.png"), "{backend}");
+        let stored = app.media_root().join("products/photo.png");
+        assert_eq!(std::fs::read(&stored).unwrap(), PNG_1X1, "{backend}");
+        let served = alice
+            .browser
+            .client
+            .get(alice.browser.url("/media/products/photo.png"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status().as_u16(), 200, "{backend}: GET /media/products/photo.png");
+        assert_eq!(served.bytes().await.unwrap().as_ref(), PNG_1X1, "{backend}");
+        let r = alice.get(&detail_path(p.id)).await;
+        let img = element(&r, "product-image", backend);
+        assert_eq!(
+            img.attr("src").as_deref(),
+            Some("/media/products/photo.png"),
+            "{backend}: {}",
+            img.tag
+        );
+
+        // The same name again gets Django's random suffix.
+        alice
+            .post_multipart(
+                "/products/create/",
+                &new_product("Фото 2", "10.00", None),
+                vec![("image", png("photo.png"))],
+            )
+            .await
+            .assert_redirect("/", backend);
+        let second = app.last_product().await.image.unwrap();
+        let suffix = second
+            .strip_prefix("products/photo_")
+            .and_then(|s| s.strip_suffix(".png"))
+            .unwrap_or_else(|| panic!("{backend}: {second}"));
+        assert!(
+            suffix.len() == 7 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{backend}: {second}"
+        );
+        assert!(stored.exists(), "{backend}: the first file is gone");
+
+        // On update, no file chosen keeps the image.
+        let path = update_path(p.id);
+        let fields = with(app.owner_form(p.id).await, &[("name", "Фото, новое имя")]);
+        alice
+            .post_multipart(&path, &fields, vec![("image", no_file())])
+            .await
+            .assert_redirect(&detail_path(p.id), &format!("{backend} update without a file"));
+        let q = app.get_product(p.id).await;
+        assert_eq!(q.name, "Фото, новое имя", "{backend}");
+        assert_eq!(q.image.as_deref(), Some("products/photo.png"), "{backend}: image lost");
+
+        // Not an image: refused, nothing changed.
+        let before = app.state().await;
+        let r = alice
+            .post_multipart(
+                &path,
+                &with(fields.clone(), &[("name", "Не сохранится")]),
+                vec![("image", file("x.png", b"plain text pretending to be a PNG"))],
+            )
+            .await;
+        assert_form_errors(&r, &format!("{backend} update with text as image"));
+        assert_eq!(app.state().await, before, "{backend}: something changed");
+
+        // A new image replaces it.
+        alice
+            .post_multipart(&path, &fields, vec![("image", png("second.png"))])
+            .await
+            .assert_redirect(&detail_path(p.id), &format!("{backend} new image"));
+        assert_eq!(
+            app.get_product(p.id).await.image.as_deref(),
+            Some("products/second.png"),
+            "{backend}"
+        );
+        for path in app.media_files() {
+            assert!(
+                path.starts_with(app.media_root().join("products")),
+                "{backend}: {path:?}"
+            );
+        }
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. Bad requests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_failures_are_403_and_change_nothing() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let pk = app.product("Товар", Some(alice.id), false).await;
+        app.version(pk, 1, "Первая", true).await;
+        let before = app.state().await;
+        let update = with(app.owner_form(pk).await, &[("name", "Изменено")]);
+        let create = new_product("Новый", "1.00", None);
+        let posts: Vec<(String, &Fields)> = vec![
+            ("/products/create/".into(), &create),
+            (update_path(pk), &update),
+            (delete_path(pk), &create),
+        ];
+        let wrong = "A".repeat(64);
+        for (path, fields) in &posts {
+            for (case, token) in [("no token", None), ("wrong token", Some(wrong.as_str()))] {
+                let what = format!("{backend} POST {path}: {case}");
+                let mut all = (*fields).clone();
+                if let Some(token) = token {
+                    all.push(("csrfmiddlewaretoken".into(), token.into()));
+                }
+                alice.browser.post(path, &all).await.assert_page(403, &what);
+                alice
+                    .browser
+                    .post_multipart(path, multipart_form(&all, vec![]))
+                    .await
+                    .assert_page(403, &format!("{what} (multipart)"));
+                assert_eq!(app.state().await, before, "{what}: something changed");
+            }
+        }
+        alice.get("/").await.assert_page(200, backend);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_products_and_bad_input_never_500() {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        let alice = app.person("alice@example.com").await;
+        let moderator = app.moderator("moderator@example.com").await;
+        let pk = app.product("Товар", Some(alice.id), true).await;
+        app.version(pk, 1, "Первая", true).await;
+        let before = app.state().await;
+
+        // Unknown products, on every page, GET and POST.
+        let update = app.owner_form(pk).await;
+        for id in [
+            "999",
+            "0",
+            "99999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+        ] {
+            for path in [
+                format!("/products/{id}/"),
+                format!("/products/{id}/update/"),
+                format!("/products/{id}/delete/"),
+            ] {
+                let what = format!("{backend} {path}");
+                alice.get(&path).await.assert_page(404, &what);
+                // The product page takes no POST (Django's 405); the others 404.
+                let r = alice.post(&path, &update).await;
+                if r.status == 405 {
+                    assert!(path.ends_with(&format!("/{id}/")), "{what}: 405");
+                } else {
+                    r.assert_page(404, &format!("{what} POST"));
+                }
+            }
+        }
+        for path in ["/products/abc/update/", "/products/-1/delete/", "/products//"] {
+            alice
+                .get(path)
+                .await
+                .assert_page(404, &format!("{backend} {path}"));
+        }
+        assert_eq!(app.state().await, before, "{backend}: something changed");
+
+        // NUL characters: a field error, never a 500.
+        let path = update_path(pk);
+        let cases: Vec<(&str, &Person, Fields)> = vec![
+            ("owner: name", &alice, with(update.clone(), &[("name", "То\0вар")])),
+            (
+                "owner: description",
+                &alice,
+                with(update.clone(), &[("description", "\0")]),
+            ),
+            ("owner: price", &alice, with(update.clone(), &[("price", "1\0")])),
+            (
+                "owner: version name",
+                &alice,
+                with(update.clone(), &[("versions-0-version_name", "Пер\0вая")]),
+            ),
+            (
+                "moderator: description",
+                &moderator,
+                form(&[("is_moderated", "on"), ("description", "Оп\0исание")]),
+            ),
+            (
+                "moderator: category",
+                &moderator,
+                form(&[("is_moderated", "on"), ("category", "1\0")]),
+            ),
+        ];
+        for (case, person, fields) in cases {
+            let what = format!("{backend} NUL in {case}");
+            let r = person.post(&path, &fields).await;
+            assert_form_errors(&r, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+
+        // Broken encodings on create: a page, not a 500, and nothing stored.
+        let token = alice.token().await;
+        for (case, content_type, body) in [
+            (
+                "bad percent-encoding",
+                "application/x-www-form-urlencoded".to_string(),
+                format!("csrfmiddlewaretoken={token}&name=%FF%FE%&price=%ZZ"),
+            ),
+            (
+                "broken multipart",
+                "multipart/form-data; boundary=XX".to_string(),
+                format!(
+                    "--XX\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n\
+                     --XX\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n\u{0}\r\n--XX"
+                ),
+            ),
+        ] {
+            let what = format!("{backend} create: {case}");
+            let r = alice
+                .browser
+                .send(
+                    alice
+                        .browser
+                        .client
+                        .post(alice.browser.url("/products/create/"))
+                        .header("content-type", content_type)
+                        .body(body),
+                )
+                .await;
+            assert!(
+                r.status == 200 || r.status == 400,
+                "{what}: {} {}",
+                r.status,
+                r.body
+            );
+            r.assert_page(r.status, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+        app.stop().await;
+    }
+}
