@@ -6,7 +6,9 @@ from users.forms import StyleFormMixin
 
 
 class ProductForm(StyleFormMixin, forms.ModelForm):
-    """The owner's form."""
+    """The owner's form. A price is never negative."""
+
+    price = forms.DecimalField(max_digits=10, decimal_places=2, min_value=0, label="цена за покупку")
 
     class Meta:
         model = Product
