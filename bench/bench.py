@@ -3,7 +3,9 @@
     compat-tests/.venv/bin/python bench/bench.py [--seconds 5] [--logins 10]
 
 Needs `wrk` (Debian package wrk). Migrates a fresh SQLite database with
-`unchained migrate`, creates a user with Django's ORM, then serves the same
+`unchained migrate`, creates a user and a catalog (3 categories, 40 products,
+half of them published, 3 versions each, all owned by that user) with
+Django's ORM, then serves the same
 database with `unchained serve` and with the reference project under
 gunicorn (2 workers, one per core), both on 127.0.0.1, and measures the
 same pages on each with wrk (4 keep-alive connections for --seconds:
@@ -29,6 +31,22 @@ PYTHON = REPO / "compat-tests" / ".venv" / "bin" / "python"
 REFPROJECT = REPO / "compat-tests" / "refproject"
 SECRET_KEY = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCD"
 EMAIL, PASSWORD = "bench@example.com", "Bench-pass-2026!"
+
+
+# The bench user and their catalog, made by Django's ORM.
+SEED = f"""
+from decimal import Decimal
+from users.models import User
+from catalog.models import Category, Product, Version
+user = User.objects.create_user(email={EMAIL!r}, password={PASSWORD!r})
+categories = [Category.objects.create(name=f"Категория {{i}}") for i in range(3)]
+for i in range(40):
+    product = Product.objects.create(name=f"Товар {{i}}", description="Описание товара " * 10,
+        category=categories[i % 3], price=Decimal("1000.50") + i, is_moderated=i % 2 == 0, owner=user)
+    for n in range(3):
+        Version.objects.create(product=product, version_number=n, version_name=f"v{{n}}", is_current=n == 2)
+"""
+PRODUCT_PK = 7
 
 
 def start_gunicorn(env, port):
@@ -85,6 +103,10 @@ def measure(port, seconds, logins):
     results = {
         "GET /users/login/ (anonymous)": wrk(port, "/users/login/", seconds),
         "GET /users/profile/ (logged in)": wrk(port, "/users/profile/", seconds, cookie),
+        "GET / (product list, page 2)": wrk(port, "/?page=2", seconds, cookie),
+        "GET /products/<pk>/ (detail)": wrk(port, f"/products/{PRODUCT_PK}/", seconds, cookie),
+        "GET /products/<pk>/update/ (form)": wrk(port, f"/products/{PRODUCT_PK}/update/", seconds, cookie),
+        "GET /contacts/ (anonymous)": wrk(port, "/contacts/", seconds),
     }
     lat = timed(lambda: logged_in(port), logins)
     results["POST /users/login/ (whole login)"] = (statistics.median(lat), None)
@@ -105,8 +127,7 @@ def main():
         env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": SECRET_KEY, "DEBUG": "False",
                "ALLOWED_HOSTS": "127.0.0.1,localhost", "EMAIL_BACKEND": "console", "MEDIA_ROOT": f"{tmp}/media"}
         subprocess.run([str(unchained), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        create_user = f"from users.models import User; User.objects.create_user(email={EMAIL!r}, password={PASSWORD!r})"
-        subprocess.run([str(PYTHON), "manage.py", "shell", "-c", create_user], cwd=REFPROJECT, env=env, check=True,
+        subprocess.run([str(PYTHON), "manage.py", "shell", "-c", SEED], cwd=REFPROJECT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         server = LiveServer(str(unchained), db_url, SECRET_KEY, env={"EMAIL_BACKEND": "console", "MEDIA_ROOT": f"{tmp}/media"},
                             log_path=f"{tmp}/unchained.log")

@@ -557,3 +557,147 @@ pub fn clean_version_formset<'a>(
 }
 
 pub const ONE_CURRENT_VERSION: &str = "Текущей может быть только одна версия.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+    use axum::http::{header, HeaderMap};
+
+    async fn form(pairs: &[(&str, &str)]) -> FormData {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        let body = serde_urlencoded::to_string(pairs).unwrap();
+        FormData::parse(&headers, Bytes::from(body)).await.unwrap()
+    }
+
+    fn version(id: i64, product_id: i64, is_current: bool) -> Version {
+        Version {
+            id,
+            product_id,
+            version_number: id,
+            version_name: format!("v{id}"),
+            is_current,
+        }
+    }
+
+    fn management(total: &'static str, initial: &'static str) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("versions-TOTAL_FORMS", total),
+            ("versions-INITIAL_FORMS", initial),
+            ("versions-MIN_NUM_FORMS", "0"),
+            ("versions-MAX_NUM_FORMS", "1000"),
+        ]
+    }
+
+    #[tokio::test]
+    async fn rows_become_creates_updates_and_deletes() {
+        let existing = [version(10, 1, true), version(11, 1, false)];
+        let mut pairs = management("4", "2");
+        pairs.extend([
+            // Unchanged: no update.
+            ("versions-0-id", "10"),
+            ("versions-0-version_number", "10"),
+            ("versions-0-version_name", "v10"),
+            ("versions-0-is_current", "on"),
+            // Deleted, even with a bad number.
+            ("versions-1-id", "11"),
+            ("versions-1-version_number", "x"),
+            ("versions-1-DELETE", "on"),
+            // New.
+            ("versions-2-version_number", "0"),
+            ("versions-2-version_name", " Новая "),
+            ("versions-2-product", "1"),
+            // Blank extra row: ignored.
+            ("versions-3-version_number", ""),
+        ]);
+        let data = form(&pairs).await;
+        let formset = clean_version_formset(&data, 1, &existing, i64::MAX);
+        assert!(formset.is_valid(), "{:?}", formset.row_errors);
+        let changes = formset.changes();
+        assert_eq!(changes.delete, vec![11]);
+        assert!(changes.update.is_empty());
+        assert_eq!(
+            changes.create,
+            vec![VersionFields {
+                version_number: 0,
+                version_name: "Новая".into(),
+                is_current: false
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn forged_ids_two_current_and_bad_rows_are_refused() {
+        let existing = [version(10, 1, false)];
+        // Another product's version id in an initial row.
+        let mut pairs = management("1", "1");
+        pairs.extend([
+            ("versions-0-id", "99"),
+            ("versions-0-version_number", "1"),
+            ("versions-0-version_name", "x"),
+        ]);
+        let data = form(&pairs).await;
+        let formset = clean_version_formset(&data, 1, &existing, i64::MAX);
+        assert!(!formset.is_valid());
+        assert_eq!(formset.row_errors[0]["id"], vec![INVALID_CHOICE.to_string()]);
+
+        let mut pairs = management("2", "0");
+        pairs.extend([
+            ("versions-0-version_number", "1"),
+            ("versions-0-version_name", "a"),
+            ("versions-0-is_current", "on"),
+            ("versions-1-version_number", "-1"),
+            ("versions-1-version_name", ""),
+            ("versions-1-is_current", "on"),
+            ("versions-1-product", "2"),
+        ]);
+        let data = form(&pairs).await;
+        let formset = clean_version_formset(&data, 1, &[], 2_147_483_647);
+        assert!(!formset.is_valid());
+        assert_eq!(formset.non_form_errors, vec![ONE_CURRENT_VERSION.to_string()]);
+        let row = &formset.row_errors[1];
+        assert!(row.contains_key("version_number") && row.contains_key("version_name"));
+        assert!(row.contains_key("product"));
+
+        let data = form(&[("versions-TOTAL_FORMS", "x")]).await;
+        let formset = clean_version_formset(&data, 1, &[], i64::MAX);
+        assert!(!formset.is_valid());
+        assert!(formset.non_form_errors[0]
+            .contains("Отсутствующие поля: versions-TOTAL_FORMS, versions-INITIAL_FORMS"));
+    }
+
+    #[tokio::test]
+    async fn owner_and_moderator_forms_read_only_their_fields() {
+        let categories = [Category {
+            id: 3,
+            name: "c".into(),
+        }];
+        let data = form(&[
+            ("name", "  Телефон "),
+            ("price", "13119"),
+            ("category", "3"),
+            ("description", ""),
+            ("is_moderated", "on"),
+        ])
+        .await;
+        let clean = clean_owner_form(&data, &categories).unwrap();
+        assert_eq!(clean.fields.name, "Телефон");
+        assert_eq!(clean.fields.price, "13119.00");
+        assert_eq!(clean.fields.category_id, Some(3));
+        assert_eq!(clean.fields.description, None);
+        assert!(matches!(clean.image, ImageInput::Keep));
+
+        let data = form(&[("name", &"x".repeat(101)), ("price", "1"), ("category", "4")]).await;
+        let errors = clean_owner_form(&data, &categories).err().unwrap();
+        assert!(errors.contains_key("name") && errors.contains_key("category"));
+
+        let data = form(&[("is_moderated", "on"), ("price", "1"), ("name", "x")]).await;
+        let clean = clean_moderator_form(&data, &categories).unwrap();
+        assert!(clean.is_moderated);
+        assert_eq!(clean.category_id, None);
+    }
+}
