@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::multipart;
 use serde_json::{Map, Value};
 
-use common::app::{
-    csrf_token, spawn_app, App, Browser, Mail, FROM, GOOD_PASSWORD, PNG_1X1,
-};
+use common::app::{csrf_token, spawn_app, App, Browser, Mail, FROM, GOOD_PASSWORD, PNG_1X1};
 use common::smtp::{python, Mode, SmtpServer, SMTP_USER};
 use common::{backends, free_port, SECRET_KEY};
 use unchained::db::outbox::{self, OutboxRow};

@@ -150,7 +150,8 @@ impl App {
     // -- catalog rows, written as Django writes them
 
     async fn category(&self, name: &str) -> i64 {
-        let sql = "INSERT INTO catalog_category (name, description) VALUES ($1, 'Описание') RETURNING id";
+        let sql =
+            "INSERT INTO catalog_category (name, description) VALUES ($1, 'Описание') RETURNING id";
         unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
             .bind(name)
             .fetch_one(pool)
@@ -185,7 +186,8 @@ impl App {
     }
 
     async fn version(&self, product: i64, number: i64, name: &str, current: bool) -> i64 {
-        let sql = "INSERT INTO catalog_version (version_number, version_name, is_current, product_id) \
+        let sql =
+            "INSERT INTO catalog_version (version_number, version_name, is_current, product_id) \
                    VALUES ($1, $2, $3, $4) RETURNING id";
         unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
             .bind(number)
@@ -283,7 +285,8 @@ impl App {
 
 const PRODUCT_SELECT: &str = "SELECT id, name, description, image, CAST(price AS TEXT) AS price, \
      created_at, updated_at, is_moderated, category_id, owner_id FROM catalog_product";
-const VERSION_SELECT: &str = "SELECT id, product_id, CAST(version_number AS BIGINT) AS version_number, \
+const VERSION_SELECT: &str =
+    "SELECT id, product_id, CAST(version_number AS BIGINT) AS version_number, \
      version_name, is_current FROM catalog_version";
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -562,7 +565,10 @@ fn elements<'a>(html: &'a str, class: &str) -> Vec<Element<'a>> {
             break;
         };
         from = value_start + len;
-        if !html[value_start..from].split_whitespace().any(|c| c == class) {
+        if !html[value_start..from]
+            .split_whitespace()
+            .any(|c| c == class)
+        {
             continue;
         }
         let Some(tag_start) = html[..value_start].rfind('<') else {
@@ -598,7 +604,11 @@ fn assert_class(r: &Resp, class: &str, present: bool, what: &str) {
         has_class(r, class),
         present,
         "{what}: an element of class {class:?} {}: {}",
-        if present { "is missing" } else { "should not be there" },
+        if present {
+            "is missing"
+        } else {
+            "should not be there"
+        },
         r.body
     );
 }
@@ -655,8 +665,8 @@ fn input<'a>(html: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn input_value(r: &Resp, name: &str, what: &str) -> String {
-    let tag = input(&r.body, name)
-        .unwrap_or_else(|| panic!("{what}: no input {name:?} in: {}", r.body));
+    let tag =
+        input(&r.body, name).unwrap_or_else(|| panic!("{what}: no input {name:?} in: {}", r.body));
     attribute(tag, "value").unwrap_or_default()
 }
 
@@ -672,6 +682,25 @@ fn card_pks(r: &Resp, what: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Where the page's `<a rel="…">` link goes, as a path from the list page.
+fn rel_link(r: &Resp, rel: &str, what: &str) -> String {
+    let marker = format!("rel=\"{rel}\"");
+    let at = r
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{what}: no {marker} link: {}", r.body));
+    let start = r.body[..at].rfind('<').unwrap();
+    let end = at + r.body[at..].find('>').unwrap();
+    let href = attribute(&r.body[start..=end], "href")
+        .unwrap_or_else(|| panic!("{what}: {marker} without href"))
+        .replace("&amp;", "&");
+    if href.starts_with('?') {
+        format!("/{href}")
+    } else {
+        href
+    }
+}
+
 /// The card of one product on a list page (its tag and inside).
 fn card(r: &Resp, pk: i64, what: &str) -> String {
     elements(&r.body, "product-card")
@@ -684,9 +713,8 @@ fn card(r: &Resp, pk: i64, what: &str) -> String {
 /// Whether a number appears whole in a text (`7,00` in `7,00 ₽`, not in `17,00`).
 fn shows_number(text: &str, number: &str) -> bool {
     let digit = |c: char| c.is_ascii_digit() || c == ',' || c == '.';
-    text.match_indices(number).any(|(i, _)| {
-        !text[..i].ends_with(digit) && !text[i + number.len()..].starts_with(digit)
-    })
+    text.match_indices(number)
+        .any(|(i, _)| !text[..i].ends_with(digit) && !text[i + number.len()..].starts_with(digit))
 }
 
 fn assert_form_errors(r: &Resp, what: &str) {
@@ -760,7 +788,11 @@ async fn anonymous_visitors_are_sent_to_the_login_page() {
         // An anonymous POST with a valid token changes nothing.
         let before = app.state().await;
         let token = anonymous.token("/users/login/").await;
-        for path in ["/products/create/".to_string(), update_path(pk), delete_path(pk)] {
+        for path in [
+            "/products/create/".to_string(),
+            update_path(pk),
+            delete_path(pk),
+        ] {
             let mut fields = new_product("Чужой", "1.00", None);
             fields.push(("csrfmiddlewaretoken".into(), token.clone()));
             anonymous
@@ -823,7 +855,32 @@ async fn home_lists_nine_a_page_newest_first() {
             assert_eq!(r.body.contains("rel=\"next\""), next, "{what}: rel=next");
         }
         let r = viewer.get("/").await;
-        assert_eq!(card_pks(&r, backend), expected[0..9].to_vec(), "{backend} /");
+        assert_eq!(
+            card_pks(&r, backend),
+            expected[0..9].to_vec(),
+            "{backend} /"
+        );
+        // Following the links walks the pages.
+        let next = rel_link(&r, "next", backend);
+        let r = viewer.get(&next).await;
+        assert_eq!(
+            card_pks(&r, backend),
+            expected[9..18].to_vec(),
+            "{backend} {next}"
+        );
+        let r = viewer.get(&rel_link(&r, "next", backend)).await;
+        assert_eq!(
+            card_pks(&r, backend),
+            expected[18..21].to_vec(),
+            "{backend}"
+        );
+        let prev = rel_link(&r, "prev", backend);
+        let r = viewer.get(&prev).await;
+        assert_eq!(
+            card_pks(&r, backend),
+            expected[9..18].to_vec(),
+            "{backend} {prev}"
+        );
 
         for bad in ["4", "0", "-1", "abc", "99999999999999999999", "1.5", "%00"] {
             viewer
@@ -834,7 +891,11 @@ async fn home_lists_nine_a_page_newest_first() {
         // An empty `page` is page 1 (ListView: `GET.get("page") or 1`).
         let r = viewer.get("/?page=").await;
         r.assert_page(200, &format!("{backend} ?page="));
-        assert_eq!(card_pks(&r, backend), expected[0..9].to_vec(), "{backend} ?page=");
+        assert_eq!(
+            card_pks(&r, backend),
+            expected[0..9].to_vec(),
+            "{backend} ?page="
+        );
         app.stop().await;
     }
 }
@@ -873,7 +934,11 @@ async fn home_shows_published_products_and_the_viewers_own() {
             ("bob", &bob, vec![b_draft, b_public, a_public]),
             ("carol", &carol, vec![b_public, a_public]),
             ("can_publish_product", &publisher, all.clone()),
-            ("can_publish_product by group", &group_publisher, all.clone()),
+            (
+                "can_publish_product by group",
+                &group_publisher,
+                all.clone(),
+            ),
             ("superuser", &root, all.clone()),
         ];
         for (who, person, want) in cases {
@@ -897,7 +962,10 @@ async fn home_shows_published_products_and_the_viewers_own() {
         );
         let r = publisher.get("/").await;
         for pk in [b_draft, orphan] {
-            assert!(card(&r, pk, backend).contains("badge-unpublished"), "{backend}");
+            assert!(
+                card(&r, pk, backend).contains("badge-unpublished"),
+                "{backend}"
+            );
         }
         // Each card links to its product and shows its name and price.
         let c = card(&r, b_public, backend);
@@ -938,7 +1006,10 @@ async fn detail_shows_the_product_and_its_current_version() {
             "{backend}"
         );
         let price = element(&r, "product-price", backend).text();
-        assert!(shows_number(&price, "13119,00"), "{backend}: price {price:?}");
+        assert!(
+            shows_number(&price, "13119,00"),
+            "{backend}: price {price:?}"
+        );
         let current = element(&r, "current-version", backend).text();
         assert!(
             current.contains("Вторая") && shows_number(&current, "2"),
@@ -975,9 +1046,17 @@ async fn detail_shows_the_product_and_its_current_version() {
             let what = format!("{backend} detail as {who}");
             let r = person.get(&detail_path(pk)).await;
             r.assert_page(200, &what);
-            assert_eq!(r.body.contains("id=\"edit-link\""), may_edit, "{what}: edit-link");
+            assert_eq!(
+                r.body.contains("id=\"edit-link\""),
+                may_edit,
+                "{what}: edit-link"
+            );
             assert_eq!(r.body.contains(&edit), may_edit, "{what}: {edit}");
-            assert_eq!(r.body.contains("id=\"delete-link\""), may_delete, "{what}: delete-link");
+            assert_eq!(
+                r.body.contains("id=\"delete-link\""),
+                may_delete,
+                "{what}: delete-link"
+            );
             assert_eq!(r.body.contains(&delete), may_delete, "{what}: {delete}");
         }
 
@@ -1041,7 +1120,12 @@ async fn create_stores_the_product_for_its_owner_unpublished() {
         assert_recent(&p.created_at, &format!("{backend} created_at"));
         assert_recent(&p.updated_at, &format!("{backend} updated_at"));
         let gap = (p.updated_at.0 - p.created_at.0).num_milliseconds().abs();
-        assert!(gap < 1000, "{backend}: created {:?}, updated {:?}", p.created_at, p.updated_at);
+        assert!(
+            gap < 1000,
+            "{backend}: created {:?}, updated {:?}",
+            p.created_at,
+            p.updated_at
+        );
         if backend == "sqlite" {
             let stored = app
                 .strings(&format!(
@@ -1073,10 +1157,17 @@ async fn create_stores_the_product_for_its_owner_unpublished() {
         r.assert_redirect("/", backend);
         let q = app.last_product().await;
         assert_ne!(q.id, p.id, "{backend}");
-        assert_eq!((q.name.as_str(), q.category_id), ("Планшет", None), "{backend}");
+        assert_eq!(
+            (q.name.as_str(), q.category_id),
+            ("Планшет", None),
+            "{backend}"
+        );
         assert_eq!(two_places(&q.price), "7.00", "{backend}");
         assert_eq!(q.owner_id, Some(alice.id), "{backend}");
-        assert!(q.image.as_deref().unwrap_or("").is_empty(), "{backend}: {q:?}");
+        assert!(
+            q.image.as_deref().unwrap_or("").is_empty(),
+            "{backend}: {q:?}"
+        );
         app.stop().await;
     }
 }
@@ -1092,17 +1183,32 @@ async fn create_refuses_bad_values_and_stores_nothing() {
         let cases: Vec<(&str, Fields)> = vec![
             ("negative price", with(good.clone(), &[("price", "-1")])),
             ("price abc", with(good.clone(), &[("price", "abc")])),
-            ("three decimal places", with(good.clone(), &[("price", "1.234")])),
-            ("nine whole digits", with(good.clone(), &[("price", "123456789.00")])),
+            (
+                "three decimal places",
+                with(good.clone(), &[("price", "1.234")]),
+            ),
+            (
+                "nine whole digits",
+                with(good.clone(), &[("price", "123456789.00")]),
+            ),
             ("empty price", with(good.clone(), &[("price", "")])),
             ("no price", without(&good, "price")),
             ("NaN price", with(good.clone(), &[("price", "NaN")])),
             ("empty name", with(good.clone(), &[("name", "")])),
             ("blank name", with(good.clone(), &[("name", "   ")])),
-            ("101-character name", with(good.clone(), &[("name", &long_name)])),
+            (
+                "101-character name",
+                with(good.clone(), &[("name", &long_name)]),
+            ),
             ("NUL in name", with(good.clone(), &[("name", "Смарт\0фон")])),
-            ("NUL in description", with(good.clone(), &[("description", "Хоро\0ший")])),
-            ("unknown category", with(good.clone(), &[("category", "999999")])),
+            (
+                "NUL in description",
+                with(good.clone(), &[("description", "Хоро\0ший")]),
+            ),
+            (
+                "unknown category",
+                with(good.clone(), &[("category", "999999")]),
+            ),
             ("category abc", with(good.clone(), &[("category", "abc")])),
         ];
         let before = app.state().await;
@@ -1115,7 +1221,11 @@ async fn create_refuses_bad_values_and_stores_nothing() {
                 .post_multipart("/products/create/", fields, vec![])
                 .await;
             assert_form_errors(&r, &format!("{what} (multipart)"));
-            assert_eq!(app.state().await, before, "{what} (multipart): something changed");
+            assert_eq!(
+                app.state().await,
+                before,
+                "{what} (multipart): something changed"
+            );
         }
         // A file that is not an image, named as one.
         let r = alice
@@ -1162,7 +1272,10 @@ async fn prices_are_exact_on_every_database() {
         ] {
             let what = format!("{backend} price {posted}");
             let r = alice
-                .post("/products/create/", &new_product(&format!("Цена {posted}"), posted, None))
+                .post(
+                    "/products/create/",
+                    &new_product(&format!("Цена {posted}"), posted, None),
+                )
                 .await;
             r.assert_redirect("/", &what);
             let p = app.last_product().await;
@@ -1173,13 +1286,23 @@ async fn prices_are_exact_on_every_database() {
             let r = alice.get(&detail_path(p.id)).await;
             r.assert_page(200, &what);
             let text = element(&r, "product-price", &what).text();
-            assert!(shows_number(&text, shown), "{what}: detail shows {text:?}, not {shown}");
+            assert!(
+                shows_number(&text, shown),
+                "{what}: detail shows {text:?}, not {shown}"
+            );
             let home = alice.get("/").await;
             let c = strip_tags(&card(&home, p.id, &what));
-            assert!(shows_number(&c, shown), "{what}: the card shows {c:?}, not {shown}");
+            assert!(
+                shows_number(&c, shown),
+                "{what}: the card shows {c:?}, not {shown}"
+            );
             // The owner form shows it as the input takes it.
             let r = alice.get(&update_path(p.id)).await;
-            assert_eq!(input_value(&r, "price", &what), stored, "{what}: form value");
+            assert_eq!(
+                input_value(&r, "price", &what),
+                stored,
+                "{what}: form value"
+            );
         }
         app.stop().await;
     }
@@ -1202,7 +1325,10 @@ async fn update_form_depends_on_permissions_not_group_names() {
         app.grant_through_group(
             half.id,
             "moderators",
-            &["catalog.can_publish_product", "catalog.can_change_description"],
+            &[
+                "catalog.can_publish_product",
+                "catalog.can_change_description",
+            ],
         )
         .await;
         let carol = app.person("carol@example.com").await;
@@ -1222,8 +1348,16 @@ async fn update_form_depends_on_permissions_not_group_names() {
             let what = format!("{backend} update page as {who}");
             let r = person.get(&path).await;
             assert_owner_form(&r, &what);
-            assert_eq!(input_value(&r, "versions-INITIAL_FORMS", &what), "1", "{what}");
-            assert_eq!(input_value(&r, "versions-0-id", &what), version.to_string(), "{what}");
+            assert_eq!(
+                input_value(&r, "versions-INITIAL_FORMS", &what),
+                "1",
+                "{what}"
+            );
+            assert_eq!(
+                input_value(&r, "versions-0-id", &what),
+                version.to_string(),
+                "{what}"
+            );
             r.assert_contains("id=\"id_versions-0-version_name\"", &what)
                 .assert_contains("name=\"versions-0-is_current\"", &what)
                 .assert_contains("name=\"versions-0-DELETE\"", &what);
@@ -1247,13 +1381,19 @@ async fn update_form_depends_on_permissions_not_group_names() {
             ("category", &cameras.to_string()),
         ]));
         for (who, person) in [
-            ("two of three permissions in a group named moderators", &half),
+            (
+                "two of three permissions in a group named moderators",
+                &half,
+            ),
             ("plain user", &carol),
             ("change_product only", &changer),
         ] {
             let what = format!("{backend} update as {who}");
             person.get(&path).await.assert_page(403, &what);
-            person.post(&path, &everything).await.assert_page(403, &what);
+            person
+                .post(&path, &everything)
+                .await
+                .assert_page(403, &what);
             person
                 .post_multipart(&path, &everything, vec![])
                 .await
@@ -1264,9 +1404,15 @@ async fn update_form_depends_on_permissions_not_group_names() {
         // The owner saves the owner form.
         let fields = with(
             app.owner_form(pk).await,
-            &[("name", "Фотоаппарат Про"), ("price", "15000.50"), ("category", &cameras.to_string())],
+            &[
+                ("name", "Фотоаппарат Про"),
+                ("price", "15000.50"),
+                ("category", &cameras.to_string()),
+            ],
         );
-        let r = alice.post_multipart(&path, &fields, vec![("image", no_file())]).await;
+        let r = alice
+            .post_multipart(&path, &fields, vec![("image", no_file())])
+            .await;
         r.assert_redirect(&detail_path(pk), &format!("{backend} owner saves"));
         let p = app.get_product(pk).await;
         let old = &before.products[0];
@@ -1277,16 +1423,27 @@ async fn update_form_depends_on_permissions_not_group_names() {
         assert!(!p.is_moderated, "{backend}");
         assert_eq!(p.created_at, old.created_at, "{backend}: created_at moved");
         assert_recent(&p.updated_at, &format!("{backend}: updated_at"));
-        assert_eq!(app.versions_of(pk).await, before.versions, "{backend}: versions");
+        assert_eq!(
+            app.versions_of(pk).await,
+            before.versions,
+            "{backend}: versions"
+        );
 
         // The superuser too; the product stays the owner's.
-        let fields = with(app.owner_form(pk).await, &[("name", "Правка администратора")]);
+        let fields = with(
+            app.owner_form(pk).await,
+            &[("name", "Правка администратора")],
+        );
         root.post(&path, &fields)
             .await
             .assert_redirect(&detail_path(pk), &format!("{backend} superuser saves"));
         let p = app.get_product(pk).await;
         assert_eq!(p.name, "Правка администратора", "{backend}");
-        assert_eq!(p.owner_id, Some(alice.id), "{backend}: the superuser took it");
+        assert_eq!(
+            p.owner_id,
+            Some(alice.id),
+            "{backend}: the superuser took it"
+        );
 
         // A moderator publishes, with a new description and category.
         let phones = app.category("Телефоны").await;
@@ -1310,7 +1467,11 @@ async fn update_form_depends_on_permissions_not_group_names() {
         );
         assert_eq!(published.category_id, Some(phones), "{backend}");
         assert_eq!(
-            (published.name.as_str(), published.price.as_str(), published.owner_id),
+            (
+                published.name.as_str(),
+                published.price.as_str(),
+                published.owner_id
+            ),
             (p.name.as_str(), p.price.as_str(), p.owner_id),
             "{backend}: the moderator changed a hidden field"
         );
@@ -1366,17 +1527,34 @@ async fn hidden_fields_cannot_be_changed_by_posting_them() {
         assert_eq!(p.category_id, Some(books), "{backend}");
         assert_eq!(
             (&p.name, &p.price, p.owner_id, &p.image, &p.created_at),
-            (&before.name, &before.price, before.owner_id, &before.image, &before.created_at),
+            (
+                &before.name,
+                &before.price,
+                before.owner_id,
+                &before.image,
+                &before.created_at
+            ),
             "{backend}: the moderator changed a field of the owner form"
         );
-        assert_eq!(app.versions_of(pk).await, versions, "{backend}: versions changed");
-        assert_eq!(app.media_files(), Vec::<PathBuf>::new(), "{backend}: a file was stored");
+        assert_eq!(
+            app.versions_of(pk).await,
+            versions,
+            "{backend}: versions changed"
+        );
+        assert_eq!(
+            app.media_files(),
+            Vec::<PathBuf>::new(),
+            "{backend}: a file was stored"
+        );
         assert_eq!(versions[0].id, version);
 
         // The owner: cannot publish, give away or backdate. (The moderator
         // withdraws it first, so publishing would show.)
         moderator
-            .post(&path, &form(&[("description", "Одобрено"), ("category", "")]))
+            .post(
+                &path,
+                &form(&[("description", "Одобрено"), ("category", "")]),
+            )
             .await
             .assert_redirect(&detail_path(pk), backend);
         assert!(!app.get_product(pk).await.is_moderated, "{backend}");
@@ -1394,7 +1572,11 @@ async fn hidden_fields_cannot_be_changed_by_posting_them() {
         let p = app.get_product(pk).await;
         assert_eq!(p.name, "Книга 2", "{backend}");
         assert!(!p.is_moderated, "{backend}: the owner published it");
-        assert_eq!(p.owner_id, Some(alice.id), "{backend}: the owner gave it away");
+        assert_eq!(
+            p.owner_id,
+            Some(alice.id),
+            "{backend}: the owner gave it away"
+        );
         assert_eq!(p.created_at, before.created_at, "{backend}: backdated");
         app.stop().await;
     }
@@ -1439,15 +1621,29 @@ async fn versions_formset_adds_edits_and_deletes() {
             vec![(1, "Первая".into(), false), (2, "Вторая".into(), true)],
             "{backend}"
         );
-        let current = element(&alice.get(&detail_path(pk)).await, "current-version", backend).text();
+        let current = element(
+            &alice.get(&detail_path(pk)).await,
+            "current-version",
+            backend,
+        )
+        .text();
         assert!(current.contains("Вторая"), "{backend}: {current:?}");
 
         // The page shows them as initial rows, ordered by id, with their ids.
         let r = alice.get(&path).await;
         assert_eq!(input_value(&r, "versions-INITIAL_FORMS", backend), "2");
-        assert_eq!(input_value(&r, "versions-0-id", backend), versions[0].id.to_string());
-        assert_eq!(input_value(&r, "versions-1-id", backend), versions[1].id.to_string());
-        assert_eq!(input_value(&r, "versions-0-version_name", backend), "Первая");
+        assert_eq!(
+            input_value(&r, "versions-0-id", backend),
+            versions[0].id.to_string()
+        );
+        assert_eq!(
+            input_value(&r, "versions-1-id", backend),
+            versions[1].id.to_string()
+        );
+        assert_eq!(
+            input_value(&r, "versions-0-version_name", backend),
+            "Первая"
+        );
         assert_eq!(input_value(&r, "versions-1-version_number", backend), "2");
         let current_box = input(&r.body, "versions-1-is_current").expect("is_current box");
         assert!(current_box.contains("checked"), "{backend}: {current_box}");
@@ -1534,25 +1730,64 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
             ),
             (
                 "a new current beside the current one",
-                rows(v0.clone(), v1.clone(), Row::new("3", "Третья").current(true)),
+                rows(
+                    v0.clone(),
+                    v1.clone(),
+                    Row::new("3", "Третья").current(true),
+                ),
             ),
-            ("number -1", rows(v0.clone(), v1.clone().number("-1"), Row::blank())),
-            ("number abc", rows(v0.clone().number("abc"), v1.clone(), Row::blank())),
-            ("number empty", rows(v0.clone().number(""), v1.clone(), Row::blank())),
-            ("blank name", rows(v0.clone().named(""), v1.clone(), Row::blank())),
-            ("151-character name", rows(v0.clone(), v1.clone().named(&long_name), Row::blank())),
-            ("NUL in a name", rows(v0.clone().named("Пер\0вая"), v1.clone(), Row::blank())),
-            ("new row without a name", rows(v0.clone(), v1.clone(), Row::new("3", ""))),
-            ("new row without a number", rows(v0.clone(), v1.clone(), Row::new("", "Третья"))),
+            (
+                "number -1",
+                rows(v0.clone(), v1.clone().number("-1"), Row::blank()),
+            ),
+            (
+                "number abc",
+                rows(v0.clone().number("abc"), v1.clone(), Row::blank()),
+            ),
+            (
+                "number empty",
+                rows(v0.clone().number(""), v1.clone(), Row::blank()),
+            ),
+            (
+                "blank name",
+                rows(v0.clone().named(""), v1.clone(), Row::blank()),
+            ),
+            (
+                "151-character name",
+                rows(v0.clone(), v1.clone().named(&long_name), Row::blank()),
+            ),
+            (
+                "NUL in a name",
+                rows(v0.clone().named("Пер\0вая"), v1.clone(), Row::blank()),
+            ),
+            (
+                "new row without a name",
+                rows(v0.clone(), v1.clone(), Row::new("3", "")),
+            ),
+            (
+                "new row without a number",
+                rows(v0.clone(), v1.clone(), Row::new("", "Третья")),
+            ),
             (
                 "another product's version edited",
-                rows(v0.clone(), v1.clone().id(&foreign.to_string()).named("Угнанная"), Row::blank()),
+                rows(
+                    v0.clone(),
+                    v1.clone().id(&foreign.to_string()).named("Угнанная"),
+                    Row::blank(),
+                ),
             ),
             (
                 "another product's version deleted",
-                rows(v0.clone(), v1.clone().id(&foreign.to_string()).deleted(), Row::blank()),
+                rows(
+                    v0.clone(),
+                    v1.clone().id(&foreign.to_string()).deleted(),
+                    Row::blank(),
+                ),
             ),
-            ("a garbled id", rows(v0.clone().id("abc"), v1.clone(), Row::blank())),
+            (
+                "a garbled id",
+                rows(v0.clone().id("abc"), v1.clone(), Row::blank()),
+            ),
         ];
         let before = app.state().await;
         for (case, version_fields) in cases {
@@ -1635,16 +1870,25 @@ async fn delete_is_for_the_owner_and_the_delete_permission() {
         let mine = app.product("Товар Алисы", Some(alice.id), true).await;
         app.version(mine, 1, "Первая", false).await;
         app.version(mine, 2, "Вторая", true).await;
-        let second = app.product("Второй товар Алисы", Some(alice.id), true).await;
+        let second = app
+            .product("Второй товар Алисы", Some(alice.id), true)
+            .await;
         let bobs = app.product("Товар Боба", Some(bob.id), false).await;
         app.version(bobs, 1, "Версия Боба", true).await;
 
         // Not the owner and no permission: 403, nothing deleted.
         let before = app.state().await;
-        for (who, person) in [("plain user", &carol), ("moderator", &moderator), ("other owner", &bob)] {
+        for (who, person) in [
+            ("plain user", &carol),
+            ("moderator", &moderator),
+            ("other owner", &bob),
+        ] {
             let what = format!("{backend} delete as {who}");
             person.get(&delete_path(mine)).await.assert_page(403, &what);
-            person.post(&delete_path(mine), &Fields::new()).await.assert_page(403, &what);
+            person
+                .post(&delete_path(mine), &Fields::new())
+                .await
+                .assert_page(403, &what);
             assert_eq!(app.state().await, before, "{what}: something changed");
         }
 
@@ -1653,15 +1897,31 @@ async fn delete_is_for_the_owner_and_the_delete_permission() {
         r.assert_page(200, backend)
             .assert_contains("id=\"delete-form\"", backend)
             .assert_contains("method=\"post\"", backend);
-        assert_eq!(app.get_product(mine).await.id, mine, "{backend}: deleted by a GET");
+        assert_eq!(
+            app.get_product(mine).await.id,
+            mine,
+            "{backend}: deleted by a GET"
+        );
         alice
             .post(&delete_path(mine), &Fields::new())
             .await
             .assert_redirect("/", &format!("{backend} owner deletes"));
-        assert!(app.product_row(mine).await.is_none(), "{backend}: still there");
-        assert!(app.versions_of(mine).await.is_empty(), "{backend}: versions left behind");
-        alice.get(&detail_path(mine)).await.assert_page(404, backend);
-        alice.get(&delete_path(mine)).await.assert_page(404, backend);
+        assert!(
+            app.product_row(mine).await.is_none(),
+            "{backend}: still there"
+        );
+        assert!(
+            app.versions_of(mine).await.is_empty(),
+            "{backend}: versions left behind"
+        );
+        alice
+            .get(&detail_path(mine))
+            .await
+            .assert_page(404, backend);
+        alice
+            .get(&delete_path(mine))
+            .await
+            .assert_page(404, backend);
 
         // catalog.delete_product through a group, on someone else's product.
         deleter
@@ -1681,9 +1941,17 @@ async fn delete_is_for_the_owner_and_the_delete_permission() {
             .await
             .assert_redirect("/", &format!("{backend} superuser deletes"));
         assert!(app.product_row(bobs).await.is_none(), "{backend}");
-        assert_eq!(app.count("SELECT COUNT(*) FROM catalog_version").await, 0, "{backend}");
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM catalog_version").await,
+            0,
+            "{backend}"
+        );
         // The users are all still there.
-        assert_eq!(app.count("SELECT COUNT(*) FROM users_user").await, 6, "{backend}");
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM users_user").await,
+            6,
+            "{backend}"
+        );
         app.stop().await;
     }
 }
@@ -1716,7 +1984,11 @@ async fn images_are_stored_served_and_kept() {
             .send()
             .await
             .unwrap();
-        assert_eq!(served.status().as_u16(), 200, "{backend}: GET /media/products/photo.png");
+        assert_eq!(
+            served.status().as_u16(),
+            200,
+            "{backend}: GET /media/products/photo.png"
+        );
         assert_eq!(served.bytes().await.unwrap().as_ref(), PNG_1X1, "{backend}");
         let r = alice.get(&detail_path(p.id)).await;
         let img = element(&r, "product-image", backend);
@@ -1753,10 +2025,17 @@ async fn images_are_stored_served_and_kept() {
         alice
             .post_multipart(&path, &fields, vec![("image", no_file())])
             .await
-            .assert_redirect(&detail_path(p.id), &format!("{backend} update without a file"));
+            .assert_redirect(
+                &detail_path(p.id),
+                &format!("{backend} update without a file"),
+            );
         let q = app.get_product(p.id).await;
         assert_eq!(q.name, "Фото, новое имя", "{backend}");
-        assert_eq!(q.image.as_deref(), Some("products/photo.png"), "{backend}: image lost");
+        assert_eq!(
+            q.image.as_deref(),
+            Some("products/photo.png"),
+            "{backend}: image lost"
+        );
 
         // Not an image: refused, nothing changed.
         let before = app.state().await;
@@ -1786,6 +2065,48 @@ async fn images_are_stored_served_and_kept() {
                 "{backend}: {path:?}"
             );
         }
+
+        // An empty file with a name, or a file and the clear box at once:
+        // refused (Django's FileField), nothing changed.
+        let before = app.state().await;
+        for (case, extra, part) in [
+            ("an empty file", vec![], file("empty.png", b"")),
+            (
+                "a file and the clear box",
+                vec![("image-clear", "on")],
+                png("third.png"),
+            ),
+        ] {
+            let what = format!("{backend} update with {case}");
+            let r = alice
+                .post_multipart(&path, &with(fields.clone(), &extra), vec![("image", part)])
+                .await;
+            assert_form_errors(&r, &what);
+            assert_eq!(app.state().await, before, "{what}: something changed");
+        }
+        // The clear box alone empties the column as Django does ('').
+        alice
+            .post_multipart(
+                &path,
+                &with(fields.clone(), &[("image-clear", "on")]),
+                vec![("image", no_file())],
+            )
+            .await
+            .assert_redirect(&detail_path(p.id), &format!("{backend} clear"));
+        assert_eq!(
+            app.get_product(p.id).await.image.as_deref(),
+            Some(""),
+            "{backend}: cleared"
+        );
+        let r = alice.get(&detail_path(p.id)).await;
+        r.assert_page(200, backend);
+        assert!(
+            !elements(&r.body, "product-image")
+                .iter()
+                .any(|e| e.tag.starts_with("<img")),
+            "{backend}: an image after clearing: {}",
+            r.body
+        );
         app.stop().await;
     }
 }
@@ -1865,7 +2186,11 @@ async fn unknown_products_and_bad_input_never_500() {
                 }
             }
         }
-        for path in ["/products/abc/update/", "/products/-1/delete/", "/products//"] {
+        for path in [
+            "/products/abc/update/",
+            "/products/-1/delete/",
+            "/products//",
+        ] {
             alice
                 .get(path)
                 .await
@@ -1876,13 +2201,21 @@ async fn unknown_products_and_bad_input_never_500() {
         // NUL characters: a field error, never a 500.
         let path = update_path(pk);
         let cases: Vec<(&str, &Person, Fields)> = vec![
-            ("owner: name", &alice, with(update.clone(), &[("name", "То\0вар")])),
+            (
+                "owner: name",
+                &alice,
+                with(update.clone(), &[("name", "То\0вар")]),
+            ),
             (
                 "owner: description",
                 &alice,
                 with(update.clone(), &[("description", "\0")]),
             ),
-            ("owner: price", &alice, with(update.clone(), &[("price", "1\0")])),
+            (
+                "owner: price",
+                &alice,
+                with(update.clone(), &[("price", "1\0")]),
+            ),
             (
                 "owner: version name",
                 &alice,

@@ -53,10 +53,17 @@ fn price_text(db: &Db) -> &'static str {
     }
 }
 
-fn product_select(db: &Db) -> String {
+/// The columns of [`Product`], plus `extra` ones, from the product and its
+/// joined category and owner.
+fn product_select(db: &Db, extra: &str) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
     format!(
         "SELECT p.id, p.name, p.description, p.image, p.category_id, c.name AS category_name, \
-         {} AS price, p.created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email \
+         {} AS price, p.created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email{extra} \
          FROM catalog_product p \
          LEFT JOIN catalog_category c ON c.id = p.category_id \
          LEFT JOIN users_user u ON u.id = p.owner_id",
@@ -96,33 +103,85 @@ pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx:
     })
 }
 
-/// One page of the list, newest first (`-created_at, -pk`).
+/// One page of the list, newest first (`-created_at, -pk`), and how many
+/// products the whole list has (0 when the page is past the end), in one
+/// query.
 pub async fn page_visible(
     db: &Db,
     visibility: Visibility,
     limit: i64,
     offset: i64,
-) -> Result<Vec<Product>, sqlx::Error> {
+) -> Result<(Vec<Product>, i64), sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        product: Product,
+        total: i64,
+    }
     let sql = format!(
         "{}{} ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {offset}",
-        product_select(db),
+        product_select(db, "COUNT(*) OVER () AS total"),
         visibility.clause()
     );
-    on_pool!(db, |pool| {
-        let mut query = sqlx::query_as::<_, Product>(&sql);
+    let rows: Vec<Row> = on_pool!(db, |pool| {
+        let mut query = sqlx::query_as::<_, Row>(&sql);
         if let Visibility::PublishedOrOwnedBy(owner) = visibility {
             query = query.bind(owner);
         }
         query.fetch_all(pool).await
-    })
+    })?;
+    let total = rows.first().map_or(0, |row| row.total);
+    Ok((rows.into_iter().map(|row| row.product).collect(), total))
 }
 
 pub async fn product(db: &Db, id: i64) -> Result<Option<Product>, sqlx::Error> {
-    let sql = format!("{} WHERE p.id = $1", product_select(db));
+    let sql = format!("{} WHERE p.id = $1", product_select(db, ""));
     on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(id)
         .fetch_optional(pool)
         .await)
+}
+
+/// A product and its current version (the first, as
+/// `versions.filter(is_current=True).first()`), in one query.
+pub async fn product_with_current_version(
+    db: &Db,
+    id: i64,
+) -> Result<Option<(Product, Option<Version>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        product: Product,
+        version_id: Option<i64>,
+        version_number: Option<i64>,
+        version_name: Option<String>,
+    }
+    let sql = format!(
+        "{} LEFT JOIN catalog_version v ON v.id = (SELECT id FROM catalog_version \
+         WHERE product_id = p.id AND is_current ORDER BY id LIMIT 1) WHERE p.id = $1",
+        product_select(
+            db,
+            "v.id AS version_id, CAST(v.version_number AS BIGINT) AS version_number, \
+             v.version_name AS version_name"
+        )
+    );
+    let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|row| {
+        let version = match (row.version_id, row.version_number, row.version_name) {
+            (Some(id), Some(version_number), Some(version_name)) => Some(Version {
+                id,
+                product_id: row.product.id,
+                version_number,
+                version_name,
+                is_current: true,
+            }),
+            _ => None,
+        };
+        (row.product, version)
+    }))
 }
 
 pub async fn categories(db: &Db) -> Result<Vec<Category>, sqlx::Error> {
@@ -144,18 +203,6 @@ pub async fn versions(db: &Db, product_id: i64) -> Result<Vec<Version>, sqlx::Er
     on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(product_id)
         .fetch_all(pool)
-        .await)
-}
-
-/// The first current version, as `versions.filter(is_current=True).first()`.
-pub async fn current_version(db: &Db, product_id: i64) -> Result<Option<Version>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {VERSION_COLUMNS} FROM catalog_version \
-         WHERE product_id = $1 AND is_current ORDER BY id LIMIT 1"
-    );
-    on_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(product_id)
-        .fetch_optional(pool)
         .await)
 }
 

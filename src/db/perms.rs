@@ -19,23 +19,44 @@ pub const MODERATOR_PERMISSIONS: [&str; 3] = [
     "catalog.can_change_category",
 ];
 
-/// Every `app_label.codename` a user holds directly or through a group, in
-/// one query (Django's `_get_user_permissions` and `_get_group_permissions`).
+/// A scalar subquery giving every `app_label.codename` the user `user_id`
+/// (an SQL expression) holds directly or through a group, joined by
+/// newlines, NULL when none: Django's `_get_user_permissions` and
+/// `_get_group_permissions` in one round trip, embeddable in the query that
+/// loads the user.
+pub fn permission_names_subquery(db: &Db, user_id: &str) -> String {
+    let aggregate = match db {
+        Db::Sqlite(_) => "group_concat(ct.app_label || '.' || p.codename, char(10))",
+        Db::Postgres(_) => "string_agg(ct.app_label || '.' || p.codename, chr(10))",
+    };
+    format!(
+        "(SELECT {aggregate} FROM auth_permission p \
+         JOIN django_content_type ct ON ct.id = p.content_type_id \
+         WHERE p.id IN (SELECT permission_id FROM users_user_user_permissions WHERE user_id = {user_id} \
+                        UNION \
+                        SELECT gp.permission_id FROM auth_group_permissions gp \
+                        JOIN users_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = {user_id}))"
+    )
+}
+
+/// The names [`permission_names_subquery`] joined, as a set.
+pub fn split_permission_names(joined: Option<&str>) -> HashSet<String> {
+    joined
+        .unwrap_or("")
+        .lines()
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every `app_label.codename` a user holds directly or through a group.
 pub async fn user_permission_names(db: &Db, user_id: i64) -> Result<HashSet<String>, sqlx::Error> {
-    let sql = "SELECT ct.app_label, p.codename FROM auth_permission p \
-               JOIN django_content_type ct ON ct.id = p.content_type_id \
-               WHERE p.id IN (SELECT permission_id FROM users_user_user_permissions WHERE user_id = $1 \
-                              UNION \
-                              SELECT gp.permission_id FROM auth_group_permissions gp \
-                              JOIN users_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = $1)";
-    let rows: Vec<(String, String)> = on_pool!(db, |pool| sqlx::query_as(sql)
+    let sql = format!("SELECT {}", permission_names_subquery(db, "$1"));
+    let joined: Option<String> = on_pool!(db, |pool| sqlx::query_scalar(&sql)
         .bind(user_id)
-        .fetch_all(pool)
+        .fetch_one(pool)
         .await)?;
-    Ok(rows
-        .into_iter()
-        .map(|(app, codename)| format!("{app}.{codename}"))
-        .collect())
+    Ok(split_permission_names(joined.as_deref()))
 }
 
 /// What the permission core needs to decide for a user: flags and held
@@ -55,21 +76,6 @@ pub async fn user_perms(db: &Db, user_id: i64) -> Result<Option<UserPerms>, sqlx
         is_superuser,
         perms: user_permission_names(db, user_id).await?,
     }))
-}
-
-/// The permissions of a user already loaded: only an active, non-superuser
-/// account needs the permission query (Django's `ModelBackend` skips it too).
-pub async fn perms_of(db: &Db, user: &crate::db::users::User) -> Result<UserPerms, sqlx::Error> {
-    let perms = if user.is_active && !user.is_superuser {
-        user_permission_names(db, user.id).await?
-    } else {
-        HashSet::new()
-    };
-    Ok(UserPerms {
-        is_active: user.is_active,
-        is_superuser: user.is_superuser,
-        perms,
-    })
 }
 
 /// The id of a permission named `app_label.codename`.

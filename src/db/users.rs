@@ -1,5 +1,7 @@
 //! The `users_user` table: the custom e-mail user model.
 
+use std::collections::HashSet;
+
 use crate::db::time::DjangoDateTime;
 use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
@@ -43,6 +45,32 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error>
         .bind(email)
         .fetch_optional(pool)
         .await)
+}
+
+/// A user with the permissions they hold (see `perms`), in one query: what
+/// every logged-in request needs.
+pub async fn by_id_with_permissions(
+    db: &Db,
+    id: i64,
+) -> Result<Option<(User, HashSet<String>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        permission_names: Option<String>,
+    }
+    let sql = format!(
+        "SELECT {COLUMNS}, {} AS permission_names FROM users_user WHERE id = $1",
+        crate::db::perms::permission_names_subquery(db, "$1")
+    );
+    let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|row| {
+        let names = crate::db::perms::split_permission_names(row.permission_names.as_deref());
+        (row.user, names)
+    }))
 }
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::db::users::{self, User};
+use crate::django::perms::UserPerms;
 use crate::django::sessions::{
     session_auth_hash, verify_session_auth_hash, SessionHashCheck, BACKEND_SESSION_KEY,
     HASH_SESSION_KEY, MODEL_BACKEND, SESSION_KEY,
@@ -23,20 +24,29 @@ use crate::web::AppState;
 /// Django's `get_user`: the session's user while it is active and the
 /// session's auth hash matches its password; a stale hash flushes the
 /// session (a password change logs out other sessions). A hash made with a
-/// fallback key is renewed under a new session key.
-pub async fn load_user(app: &AppState, session: &Session) -> Result<Option<Arc<User>>, AppError> {
+/// fallback key is renewed under a new session key. The user's permissions
+/// come with it, so every page can ask `has_perm` without another query.
+pub async fn load_user(
+    app: &AppState,
+    session: &Session,
+) -> Result<Option<(Arc<User>, Arc<UserPerms>)>, AppError> {
     let Some(user_id) = session_user_id(session) else {
         return Ok(None);
     };
     if session.get_str(BACKEND_SESSION_KEY).as_deref() != Some(MODEL_BACKEND) {
         return Ok(None);
     }
-    let Some(user) = users::by_id(&app.db, user_id).await? else {
+    let Some((user, permissions)) = users::by_id_with_permissions(&app.db, user_id).await? else {
         return Ok(None);
     };
     if !user.is_active {
         return Ok(None);
     }
+    let perms = Arc::new(UserPerms {
+        is_active: user.is_active,
+        is_superuser: user.is_superuser,
+        perms: permissions,
+    });
     let settings = &app.settings;
     let stored = session.get_str(HASH_SESSION_KEY);
     match verify_session_auth_hash(
@@ -45,14 +55,14 @@ pub async fn load_user(app: &AppState, session: &Session) -> Result<Option<Arc<U
         &settings.secret_key,
         &settings.secret_key_fallbacks,
     ) {
-        SessionHashCheck::Current => Ok(Some(Arc::new(user))),
+        SessionHashCheck::Current => Ok(Some((Arc::new(user), perms))),
         SessionHashCheck::Fallback => {
             session.cycle_key();
             session.insert(
                 HASH_SESSION_KEY,
                 session_auth_hash(&user.password, &settings.secret_key),
             );
-            Ok(Some(Arc::new(user)))
+            Ok(Some((Arc::new(user), perms)))
         }
         SessionHashCheck::Invalid => {
             session.flush();

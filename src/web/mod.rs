@@ -10,6 +10,7 @@ use axum::Router;
 use tower_cookies::{CookieManagerLayer, Cookies};
 
 use crate::config::Settings;
+use crate::django::perms::UserPerms;
 use crate::db::Db;
 use crate::django::csrf::OriginChecker;
 use crate::django::hashers::Hashers;
@@ -107,11 +108,15 @@ async fn pipeline(
         Err(e) => return e.into_response(),
     };
     let csrf = csrf::Csrf::from_cookies(&cookies);
+    let (user, perms) = match user {
+        Some((user, perms)) => (Some(user), perms),
+        None => (None, Arc::new(UserPerms::anonymous())),
+    };
     let page = Page {
         user,
         csrf: csrf.clone(),
         path: request.uri().path().to_string(),
-        perms: None,
+        perms,
     };
     request.extensions_mut().insert(session.clone());
     request.extensions_mut().insert(csrf.clone());

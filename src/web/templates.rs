@@ -114,32 +114,20 @@ pub struct Page {
     pub user: Option<Arc<User>>,
     pub csrf: Csrf,
     pub path: String,
-    /// The user's permissions, when the page's handler loaded them: then
-    /// `request.user.has_perm()` and `has_perms()` work in its template.
-    pub perms: Option<Arc<UserPerms>>,
+    /// The user's permissions (none for anonymous users), for handlers and
+    /// for `request.user.has_perm()` / `has_perms()` in templates.
+    pub perms: Arc<UserPerms>,
 }
 
 impl Page {
-    pub fn with_perms(&self, perms: UserPerms) -> Page {
-        Page {
-            perms: Some(Arc::new(perms)),
-            ..self.clone()
-        }
-    }
-
     /// `request.user.has_perm` and `has_perms` for a template.
     fn perm_functions(&self) -> (Value, Value) {
-        match &self.perms {
-            Some(perms) => {
-                let one = Arc::clone(perms);
-                let all = Arc::clone(perms);
-                (
-                    Value::from_function(move |perm: String| one.has_perm(&perm)),
-                    Value::from_function(move |list: Vec<String>| all.has_perms(&list)),
-                )
-            }
-            None => (Value::UNDEFINED, Value::UNDEFINED),
-        }
+        let one = Arc::clone(&self.perms);
+        let all = Arc::clone(&self.perms);
+        (
+            Value::from_function(move |perm: String| one.has_perm(&perm)),
+            Value::from_function(move |list: Vec<String>| all.has_perms(&list)),
+        )
     }
 
     /// Renders a template with the page's own context plus `request`,

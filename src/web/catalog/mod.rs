@@ -13,7 +13,6 @@ use axum::Router;
 use minijinja::{context, Value};
 
 use crate::db::catalog::{self, ImageChange, Product};
-use crate::db::perms::perms_of;
 use crate::web::auth::LoggedIn;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
@@ -78,24 +77,28 @@ async fn product_or_404(app: &AppState, raw_pk: &str) -> Result<Product, AppErro
         .ok_or(AppError::NotFound)
 }
 
+enum PageRequest {
+    Number(i64),
+    Last,
+}
+
 /// The `page` parameter as Django's `ListView.paginate_queryset` reads it:
 /// a number (Python's `int()`), or `last`; anything else is a 404.
-fn requested_page(query: Option<&str>, num_pages: i64) -> Result<i64, AppError> {
+fn requested_page(query: Option<&str>) -> Result<PageRequest, AppError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-    let Some((_, raw)) = pairs.iter().rev().find(|(k, _)| k == "page") else {
-        return Ok(1);
-    };
-    let number = if raw == "last" {
-        num_pages
-    } else {
-        crate::django::forms::clean_integer(Some(raw), i64::MIN, i64::MAX)
-            .map_err(|_| AppError::NotFound)?
-    };
-    if number < 1 || number > num_pages {
-        return Err(AppError::NotFound);
+    match pairs.iter().rev().find(|(k, _)| k == "page") {
+        None => Ok(PageRequest::Number(1)),
+        Some((_, raw)) if raw == "last" => Ok(PageRequest::Last),
+        Some((_, raw)) => crate::django::forms::clean_integer(Some(raw), i64::MIN, i64::MAX)
+            .map(PageRequest::Number)
+            .map_err(|_| AppError::NotFound),
     }
-    Ok(number)
+}
+
+/// Pages for `count` products; at least one, even when empty.
+fn num_pages(count: i64) -> i64 {
+    ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1)
 }
 
 async fn home(
@@ -104,14 +107,24 @@ async fn home(
     LoggedIn(user): LoggedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let perms = perms_of(&app.db, &user).await?;
-    let visibility = access::list_visibility(user.id, &perms);
-    let count = catalog::count_visible(&app.db, visibility).await?;
-    // An empty first page is allowed, as `allow_empty` is by default.
-    let num_pages = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    let number = requested_page(query.as_deref(), num_pages)?;
-    let products =
-        catalog::page_visible(&app.db, visibility, PAGE_SIZE, (number - 1) * PAGE_SIZE).await?;
+    let visibility = access::list_visibility(user.id, &page.perms);
+    let number = match requested_page(query.as_deref())? {
+        PageRequest::Number(number) => number,
+        PageRequest::Last => num_pages(catalog::count_visible(&app.db, visibility).await?),
+    };
+    if number < 1 {
+        return Err(AppError::NotFound);
+    }
+    let offset = (number - 1)
+        .checked_mul(PAGE_SIZE)
+        .ok_or(AppError::NotFound)?;
+    let (products, count) = catalog::page_visible(&app.db, visibility, PAGE_SIZE, offset).await?;
+    // A page past the end is a 404; an empty first page is allowed, as
+    // `allow_empty` is by default.
+    if products.is_empty() && number > 1 {
+        return Err(AppError::NotFound);
+    }
+    let num_pages = num_pages(count);
     let product_list: Vec<Value> = products.iter().map(product_value).collect();
     let paginator = context! { count => count, num_pages => num_pages, per_page => PAGE_SIZE };
     let page_obj = context! {
@@ -123,7 +136,7 @@ async fn home(
         next_page_number => Value::from_function(move || number + 1),
         previous_page_number => Value::from_function(move || number - 1),
     };
-    let body = page.with_perms(perms).render(
+    let body = page.render(
         &app,
         "catalog/product_list.html",
         context! {
@@ -140,17 +153,18 @@ async fn home(
 async fn detail(
     State(app): State<AppState>,
     page: Page,
-    LoggedIn(user): LoggedIn,
+    LoggedIn(_user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let product = product_or_404(&app, &pk).await?;
-    let current_version = catalog::current_version(&app.db, product.id).await?;
-    let perms = perms_of(&app.db, &user).await?;
+    let (product, current_version) =
+        catalog::product_with_current_version(&app.db, parse_pk(&pk)?)
+            .await?
+            .ok_or(AppError::NotFound)?;
     let product = product_value(&product);
     let current_version = current_version.map(|v| {
         context! { pk => v.id, id => v.id, version_number => v.version_number, version_name => v.version_name, is_current => v.is_current }
     });
-    let body = page.with_perms(perms).render(
+    let body = page.render(
         &app,
         "catalog/product_detail.html",
         context! { product => product.clone(), object => product, current_version => current_version },
@@ -224,12 +238,13 @@ fn render_form(
 /// The product and which form its editor gets; 403 for anyone else.
 async fn editable_product(
     app: &AppState,
+    page: &Page,
     user: &crate::db::users::User,
     pk: &str,
 ) -> Result<(Product, EditForm), AppError> {
     let product = product_or_404(app, pk).await?;
-    let perms = perms_of(&app.db, user).await?;
-    let kind = access::edit_form(user.id, &perms, product.owner_id).ok_or(AppError::Forbidden)?;
+    let kind =
+        access::edit_form(user.id, &page.perms, product.owner_id).ok_or(AppError::Forbidden)?;
     Ok((product, kind))
 }
 
@@ -239,7 +254,7 @@ async fn update_page(
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let (product, kind) = editable_product(&app, &user, &pk).await?;
+    let (product, kind) = editable_product(&app, &page, &user, &pk).await?;
     let categories = catalog::categories(&app.db).await?;
     let source = Source::Initial(Some(&product));
     match kind {
@@ -272,7 +287,7 @@ async fn update(
     Path(pk): Path<String>,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let (product, kind) = editable_product(&app, &user, &pk).await?;
+    let (product, kind) = editable_product(&app, &page, &user, &pk).await?;
     let categories = catalog::categories(&app.db).await?;
     let detail_url = reverse("catalog:product_detail", &[product.id.to_string()]);
     if kind == EditForm::Moderator {
@@ -325,12 +340,12 @@ async fn update(
 /// The product, if this user may delete it; 403 otherwise.
 async fn deletable_product(
     app: &AppState,
+    page: &Page,
     user: &crate::db::users::User,
     pk: &str,
 ) -> Result<Product, AppError> {
     let product = product_or_404(app, pk).await?;
-    let perms = perms_of(&app.db, user).await?;
-    if !access::may_delete(user.id, &perms, product.owner_id) {
+    if !access::may_delete(user.id, &page.perms, product.owner_id) {
         return Err(AppError::Forbidden);
     }
     Ok(product)
@@ -342,7 +357,7 @@ async fn delete_page(
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let product = product_value(&deletable_product(&app, &user, &pk).await?);
+    let product = product_value(&deletable_product(&app, &page, &user, &pk).await?);
     let body = page.render(
         &app,
         "catalog/product_confirm_delete.html",
@@ -353,10 +368,11 @@ async fn delete_page(
 
 async fn delete(
     State(app): State<AppState>,
+    page: Page,
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let product = deletable_product(&app, &user, &pk).await?;
+    let product = deletable_product(&app, &page, &user, &pk).await?;
     catalog::delete_product(&app.db, product.id).await?;
     tracing::info!("product {} deleted by user {}", product.id, user.id);
     Ok(crate::web::redirect(&reverse("catalog:home", &[])))
