@@ -1715,15 +1715,50 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
         let foreign = app.version(other, 7, "Чужая", true).await;
         let path = update_path(pk);
         let versions = app.versions_of(pk).await;
-        let rows = |first: Row, second: Row, extra: Row| formset(&[first, second], &[extra]);
-        let v0 = Row::existing(&versions[0]);
-        let v1 = Row::existing(&versions[1]);
-        let base = with(
+        // Every case also changes the product: nothing of it may be saved.
+        let product = with(
             without(&app.owner_form(pk).await, "versions-"),
             &[("name", "Не должно сохраниться"), ("price", "1.00")],
         );
+        let rows = |first: Row, second: Row, extra: Row| -> Fields {
+            let mut fields = product.clone();
+            fields.extend(formset(&[first, second], &[extra]));
+            fields
+        };
+        let management = |change: &dyn Fn(Fields) -> Fields| -> Fields {
+            let v = versions.iter().map(Row::existing).collect::<Vec<_>>();
+            let mut fields = product.clone();
+            fields.extend(change(formset(&v, &[Row::blank()])));
+            fields
+        };
+        let v0 = Row::existing(&versions[0]);
+        let v1 = Row::existing(&versions[1]);
         let long_name = "В".repeat(151);
+        let foreign_id = foreign.to_string();
         let cases: Vec<(&str, Fields)> = vec![
+            // The management form missing or garbled.
+            ("no management form", product.clone()),
+            (
+                "no TOTAL_FORMS",
+                management(&|f| without(&f, "versions-TOTAL_FORMS")),
+            ),
+            (
+                "no INITIAL_FORMS",
+                management(&|f| without(&f, "versions-INITIAL_FORMS")),
+            ),
+            (
+                "TOTAL_FORMS abc",
+                management(&|f| with(f, &[("versions-TOTAL_FORMS", "abc")])),
+            ),
+            (
+                "INITIAL_FORMS abc",
+                management(&|f| with(f, &[("versions-INITIAL_FORMS", "abc")])),
+            ),
+            (
+                "a million forms",
+                management(&|f| with(f, &[("versions-TOTAL_FORMS", "1000000")])),
+            ),
+            // Bad rows.
             (
                 "two current",
                 rows(v0.clone(), v1.clone().current(true), Row::blank()),
@@ -1769,10 +1804,19 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
                 rows(v0.clone(), v1.clone(), Row::new("", "Третья")),
             ),
             (
+                "an id no version has",
+                rows(v0.clone().id("999999"), v1.clone(), Row::blank()),
+            ),
+            (
+                "a garbled id",
+                rows(v0.clone().id("abc"), v1.clone(), Row::blank()),
+            ),
+            // Another product's version, by its id.
+            (
                 "another product's version edited",
                 rows(
                     v0.clone(),
-                    v1.clone().id(&foreign.to_string()).named("Угнанная"),
+                    v1.clone().id(&foreign_id).named("Угнанная"),
                     Row::blank(),
                 ),
             ),
@@ -1780,62 +1824,17 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
                 "another product's version deleted",
                 rows(
                     v0.clone(),
-                    v1.clone().id(&foreign.to_string()).deleted(),
+                    v1.clone().id(&foreign_id).deleted(),
                     Row::blank(),
                 ),
             ),
-            (
-                "a garbled id",
-                rows(v0.clone().id("abc"), v1.clone(), Row::blank()),
-            ),
         ];
         let before = app.state().await;
-        for (case, version_fields) in cases {
+        for (case, fields) in cases {
             let what = format!("{backend} versions: {case}");
-            let mut fields = base.clone();
-            fields.extend(version_fields);
             let r = alice.post(&path, &fields).await;
             assert_eq!(app.state().await, before, "{what}: something changed");
             assert_form_errors(&r, &what);
-        }
-
-        // The management form missing or garbled.
-        let good = app.owner_form(pk).await;
-        let with_base = |f: Fields| -> Fields {
-            let mut f = f;
-            for (k, v) in &base {
-                set(&mut f, k, v);
-            }
-            f
-        };
-        let management: Vec<(&str, Fields)> = vec![
-            ("no management form", with_base(without(&good, "versions-"))),
-            (
-                "no TOTAL_FORMS",
-                with_base(without(&good, "versions-TOTAL_FORMS")),
-            ),
-            (
-                "no INITIAL_FORMS",
-                with_base(without(&good, "versions-INITIAL_FORMS")),
-            ),
-            (
-                "TOTAL_FORMS abc",
-                with_base(with(good.clone(), &[("versions-TOTAL_FORMS", "abc")])),
-            ),
-            (
-                "INITIAL_FORMS abc",
-                with_base(with(good.clone(), &[("versions-INITIAL_FORMS", "abc")])),
-            ),
-            (
-                "a million forms",
-                with_base(with(good.clone(), &[("versions-TOTAL_FORMS", "1000000")])),
-            ),
-        ];
-        for (case, fields) in management {
-            let what = format!("{backend} versions: {case}");
-            let r = alice.post(&path, &fields).await;
-            assert_form_errors(&r, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
         }
         assert_eq!(
             app.versions_of(other).await,

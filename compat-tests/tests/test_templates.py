@@ -37,7 +37,8 @@ from decimal import Decimal
 from catalog.models import Category, Product, Version
 from users.models import User
 
-viewer = User.objects.create_user(email=%(viewer)r, password=%(password)r, first_name="Вера")
+viewer = User.objects.create_user(email=%(viewer)r, password=%(password)r, first_name="Вера",
+                                  phone="+7 (900) 000-00-00", avatar="users/avatars/вера.png")
 other = User.objects.create_user(email="other@example.com", password=%(password)r)
 coffee = Category.objects.create(name="Кофе", description="Зёрна & молотый")
 tea = Category.objects.create(name='Чай <"зелёный">', description=None)
@@ -389,9 +390,11 @@ def test_product_delete_confirmation(site):
     assert_same_html(site, "delete-3", f"/products/{pk}/delete/", logged_in=True)
 
 
-@pytest.mark.parametrize("path", ["/users/login/", "/users/register/", "/users/password-reset/"])
+@pytest.mark.parametrize("path", ["/users/login/", "/users/login/?next=/products/1/",
+                                  "/users/register/", "/users/password-reset/"])
 def test_account_pages_anonymous(site, path):
-    assert_same_html(site, "anon" + path.replace("/", "-").rstrip("-"), path, logged_in=False)
+    label = "anon" + re.sub(r"[^a-z0-9]+", "-", path).rstrip("-")
+    assert_same_html(site, label, path, logged_in=False)
 
 
 def test_profile_page(site):

@@ -8,10 +8,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::context;
+use minijinja::{context, Value};
 use serde::Deserialize;
 
-use crate::db::users::{self, CreateUserError, NewUser};
+use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
 use crate::django::password_validation::{validate_password, UserAttributes};
 use crate::mail::Email;
@@ -19,6 +19,7 @@ use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
+use crate::web::form_view::{self, Field};
 use crate::web::session::Session;
 use crate::web::templates::Page;
 use crate::web::urls::{self, LOGIN_REDIRECT_URL, LOGOUT_REDIRECT_URL};
@@ -365,23 +366,29 @@ async fn profile_page(
     LoggedIn(user): LoggedIn,
     Query(query): Query<SavedQuery>,
 ) -> Result<Response, AppError> {
-    let data: BTreeMap<&str, String> = [
-        ("first_name", user.first_name.clone()),
-        ("last_name", user.last_name.clone()),
-        ("phone", user.phone.clone().unwrap_or_default()),
-        ("country", user.country.clone().unwrap_or_default()),
-    ]
-    .into_iter()
-    .collect();
-    let avatar_url = user
-        .avatar
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .map(crate::web::media::url);
+    let form = profile_form_view(&user, None, &form_view::Errors::new());
     let saved = query.saved.is_some();
     Ok(page
-        .html(&app, "users/profile.html", context! { form => context! { data => data }, avatar_url => avatar_url, saved => saved })?
+        .html(&app, "users/profile.html", context! { form => form, saved => saved })?
         .into_response())
+}
+
+/// The profile form as Django's `UserProfileForm`: the user's values, or
+/// the submitted ones when it comes back with errors.
+fn profile_form_view(user: &User, submitted: Option<&FormData>, errors: &form_view::Errors) -> Value {
+    let value = |name: &str, initial: Option<&str>| match submitted {
+        Some(form) => Value::from(form.get(name)),
+        None => Value::from(initial),
+    };
+    let fields = vec![
+        Field::new("first_name", value("first_name", Some(&user.first_name))),
+        Field::new("last_name", value("last_name", Some(&user.last_name))),
+        Field::new("phone", value("phone", user.phone.as_deref())),
+        Field::new("country", value("country", user.country.as_deref())),
+        // A file input shows the stored file, submitted or not.
+        Field::new("avatar", crate::web::catalog::forms::image_value(user.avatar.as_deref())),
+    ];
+    form_view::form(None, fields, errors)
 }
 
 /// Field limits of the model (`CharField(max_length=...)`).
@@ -425,7 +432,14 @@ async fn profile(
         None => None,
     };
     if !errors.is_empty() {
-        return invalid_form(&app, &page, "users/profile.html", &form, errors);
+        let errors = errors
+            .into_iter()
+            .map(|(field, messages)| (field.to_string(), messages))
+            .collect();
+        let view = profile_form_view(&user, Some(&form), &errors);
+        return Ok(page
+            .html(&app, "users/profile.html", context! { form => view })?
+            .into_response());
     }
     let avatar_path = match avatar {
         Some((file, kind)) => Some(

@@ -31,6 +31,43 @@ pub struct TestDb {
     pub dir: tempfile::TempDir,
 }
 
+/// A PostgreSQL test database is dropped with its `TestDb`, so test runs
+/// do not pile databases up on the server (connections still open are
+/// ended: `WITH (FORCE)`).
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, name)) = self
+            .url
+            .rsplit_once('/')
+            .filter(|_| self.url.starts_with("postgres"))
+        else {
+            return;
+        };
+        let (base, name) = (base.to_string(), name.to_string());
+        let shown = name.clone();
+        // A runtime of its own: Drop may run inside or outside one.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+                    .await
+                    .ok()?;
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("note: could not drop the test database {shown}");
+        }
+    }
+}
+
 impl TestDb {
     pub async fn new(backend: &str) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");

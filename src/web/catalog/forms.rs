@@ -504,11 +504,18 @@ pub fn clean_version_formset<'a>(
             None
         };
         if row.is_deleted() {
-            // Deleted rows are not validated; an unknown one deletes nothing.
+            // A deleted row is not validated, but an id that is not one of
+            // this product's versions is refused (Django skips it silently).
             if let Some(version) = existing_version {
                 formset.changes.delete.push(version.id);
             }
-            formset.row_errors.push(Errors::new());
+            let forged: Errors = errors
+                .into_iter()
+                .filter(|(field, messages)| {
+                    field == "id" && messages.iter().any(|m| m == INVALID_CHOICE)
+                })
+                .collect();
+            formset.row_errors.push(forged);
             continue;
         }
         let number = take(

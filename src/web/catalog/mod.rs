@@ -87,8 +87,10 @@ enum PageRequest {
 fn requested_page(query: Option<&str>) -> Result<PageRequest, AppError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    // An empty value counts as none (`GET.get("page") or 1`).
     match pairs.iter().rev().find(|(k, _)| k == "page") {
         None => Ok(PageRequest::Number(1)),
+        Some((_, raw)) if raw.is_empty() => Ok(PageRequest::Number(1)),
         Some((_, raw)) if raw == "last" => Ok(PageRequest::Last),
         Some((_, raw)) => crate::django::forms::clean_integer(Some(raw), i64::MIN, i64::MAX)
             .map(PageRequest::Number)
