@@ -5,11 +5,12 @@
 //! text and cast to the column's numeric type by the database (Django binds
 //! `str(Decimal)` on SQLite too), and read back as text with two places.
 
-use crate::db::time::DjangoDateTime;
+use crate::db::read::Param;
+use crate::db::time::{sqlite_bool, DjangoDateTime};
 use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct Category {
     pub id: i64,
     pub name: String,
@@ -17,7 +18,7 @@ pub struct Category {
 
 /// A product with its category's name and its owner's e-mail, which every
 /// page that shows a product needs (Django's `select_related`).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct Product {
     pub id: i64,
     pub name: String,
@@ -29,17 +30,19 @@ pub struct Product {
     pub price: String,
     pub created_at: DjangoDateTime,
     pub updated_at: DjangoDateTime,
+    #[serde(deserialize_with = "sqlite_bool")]
     pub is_moderated: bool,
     pub owner_id: Option<i64>,
     pub owner_email: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
 pub struct Version {
     pub id: i64,
     pub product_id: i64,
     pub version_number: i64,
     pub version_name: String,
+    #[serde(deserialize_with = "sqlite_bool")]
     pub is_current: bool,
 }
 
@@ -48,7 +51,7 @@ fn price_text(db: &Db) -> &'static str {
     match db {
         // SQLite keeps a NUMERIC value as an integer or a real (as Django
         // leaves it); printf gives the two places Django's converter shows.
-        Db::Sqlite(_) => "printf('%.2f', p.price)",
+        Db::Sqlite(..) => "printf('%.2f', p.price)",
         Db::Postgres(_) => "p.price::text",
     }
 }
@@ -87,6 +90,13 @@ impl Visibility {
             Visibility::PublishedOrOwnedBy(_) => " WHERE (p.is_moderated OR p.owner_id = $1)",
         }
     }
+
+    fn params(self) -> Vec<Param<'static>> {
+        match self {
+            Visibility::All => Vec::new(),
+            Visibility::PublishedOrOwnedBy(owner) => vec![Param::Int(owner)],
+        }
+    }
 }
 
 pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx::Error> {
@@ -94,13 +104,11 @@ pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx:
         "SELECT COUNT(*) FROM catalog_product p{}",
         visibility.clause()
     );
-    on_pool!(db, |pool| {
-        let mut query = sqlx::query_scalar::<_, i64>(&sql);
-        if let Visibility::PublishedOrOwnedBy(owner) = visibility {
-            query = query.bind(owner);
-        }
-        query.fetch_one(pool).await
-    })
+    let (count,): (i64,) = db
+        .read_optional(&sql, &visibility.params())
+        .await?
+        .unwrap_or((0,));
+    Ok(count)
 }
 
 /// One page of the list, newest first (`-created_at, -pk`), and how many
@@ -112,9 +120,10 @@ pub async fn page_visible(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Product>, i64), sqlx::Error> {
-    #[derive(sqlx::FromRow)]
+    #[derive(sqlx::FromRow, serde::Deserialize)]
     struct Row {
         #[sqlx(flatten)]
+        #[serde(flatten)]
         product: Product,
         total: i64,
     }
@@ -123,23 +132,14 @@ pub async fn page_visible(
         product_select(db, "COUNT(*) OVER () AS total"),
         visibility.clause()
     );
-    let rows: Vec<Row> = on_pool!(db, |pool| {
-        let mut query = sqlx::query_as::<_, Row>(&sql);
-        if let Visibility::PublishedOrOwnedBy(owner) = visibility {
-            query = query.bind(owner);
-        }
-        query.fetch_all(pool).await
-    })?;
+    let rows: Vec<Row> = db.read_all(&sql, &visibility.params()).await?;
     let total = rows.first().map_or(0, |row| row.total);
     Ok((rows.into_iter().map(|row| row.product).collect(), total))
 }
 
 pub async fn product(db: &Db, id: i64) -> Result<Option<Product>, sqlx::Error> {
     let sql = format!("{} WHERE p.id = $1", product_select(db, ""));
-    on_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await)
+    db.read_optional(&sql, &[Param::Int(id)]).await
 }
 
 /// A product and its current version (the first, as
@@ -148,9 +148,10 @@ pub async fn product_with_current_version(
     db: &Db,
     id: i64,
 ) -> Result<Option<(Product, Option<Version>)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
+    #[derive(sqlx::FromRow, serde::Deserialize)]
     struct Row {
         #[sqlx(flatten)]
+        #[serde(flatten)]
         product: Product,
         version_id: Option<i64>,
         version_number: Option<i64>,
@@ -165,10 +166,7 @@ pub async fn product_with_current_version(
              v.version_name AS version_name"
         )
     );
-    let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?;
+    let row: Option<Row> = db.read_optional(&sql, &[Param::Int(id)]).await?;
     Ok(row.map(|row| {
         let version = match (row.version_id, row.version_number, row.version_name) {
             (Some(id), Some(version_number), Some(version_name)) => Some(Version {
@@ -185,11 +183,8 @@ pub async fn product_with_current_version(
 }
 
 pub async fn categories(db: &Db) -> Result<Vec<Category>, sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query_as(
-        "SELECT id, name FROM catalog_category ORDER BY id"
-    )
-    .fetch_all(pool)
-    .await)
+    db.read_all("SELECT id, name FROM catalog_category ORDER BY id", &[])
+        .await
 }
 
 /// `version_number` is `integer` on PostgreSQL: read it as a bigint.
@@ -200,10 +195,7 @@ const VERSION_COLUMNS: &str =
 pub async fn versions(db: &Db, product_id: i64) -> Result<Vec<Version>, sqlx::Error> {
     let sql =
         format!("SELECT {VERSION_COLUMNS} FROM catalog_version WHERE product_id = $1 ORDER BY id");
-    on_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(product_id)
-        .fetch_all(pool)
-        .await)
+    db.read_all(&sql, &[Param::Int(product_id)]).await
 }
 
 /// The owner form's fields; `price` is decimal text.

@@ -15,6 +15,7 @@ use crate::config::DatabaseUrl;
 pub mod catalog;
 pub mod outbox;
 pub mod perms;
+pub mod read;
 pub mod schema;
 pub mod sessions;
 pub mod time;
@@ -23,7 +24,8 @@ pub mod users;
 /// A connection pool to the site's database.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    /// The sqlx pool for writes, and the connections of the read path.
+    Sqlite(SqlitePool, std::sync::Arc<read::SqliteReader>),
     Postgres(PgPool),
 }
 
@@ -33,7 +35,7 @@ pub enum Db {
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite($pool, _) => $body,
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -93,7 +95,10 @@ impl Db {
                     .max_connections(8)
                     .connect_with(options)
                     .await?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::Sqlite(
+                    pool,
+                    std::sync::Arc::new(read::SqliteReader::new(path)),
+                ))
             }
             DatabaseUrl::Postgres(url) => {
                 let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
@@ -109,14 +114,14 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
 
     pub fn backend_name(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgresql",
         }
     }

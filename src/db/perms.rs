@@ -26,7 +26,7 @@ pub const MODERATOR_PERMISSIONS: [&str; 3] = [
 /// loads the user.
 pub fn permission_names_subquery(db: &Db, user_id: &str) -> String {
     let aggregate = match db {
-        Db::Sqlite(_) => "group_concat(ct.app_label || '.' || p.codename, char(10))",
+        Db::Sqlite(..) => "group_concat(ct.app_label || '.' || p.codename, char(10))",
         Db::Postgres(_) => "string_agg(ct.app_label || '.' || p.codename, chr(10))",
     };
     format!(

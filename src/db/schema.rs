@@ -105,7 +105,7 @@ fn table_of(sql: &str) -> Option<String> {
 
 fn ddl(db: &Db) -> Vec<Statement> {
     let text = match db {
-        Db::Sqlite(_) => SQLITE_DDL,
+        Db::Sqlite(..) => SQLITE_DDL,
         Db::Postgres(_) => POSTGRES_DDL,
     };
     parse_ddl(text).expect("the schema/ DDL parses")
@@ -114,7 +114,7 @@ fn ddl(db: &Db) -> Vec<Statement> {
 /// This project's own DDL (written `IF NOT EXISTS`, so running it again is harmless).
 fn own_ddl(db: &Db) -> Vec<Statement> {
     let text = match db {
-        Db::Sqlite(_) => SQLITE_OWN_DDL,
+        Db::Sqlite(..) => SQLITE_OWN_DDL,
         Db::Postgres(_) => POSTGRES_OWN_DDL,
     };
     parse_ddl(text).expect("the schema/unchained DDL parses")
@@ -207,7 +207,7 @@ async fn postgres_shape(
 /// The shape of the live database.
 pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
     match db {
-        Db::Sqlite(pool) => sqlite_shape(&mut *pool.acquire().await?).await,
+        Db::Sqlite(pool, _) => sqlite_shape(&mut *pool.acquire().await?).await,
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
             let namespace: String = sqlx::query_scalar("SELECT current_schema()::text")
@@ -222,7 +222,7 @@ pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
 pub async fn expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
     let statements = ddl(db);
     match db {
-        Db::Sqlite(_) => {
+        Db::Sqlite(..) => {
             let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
             for statement in &statements {
                 sqlx::raw_sql(&statement.sql).execute(&mut conn).await?;

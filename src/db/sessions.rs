@@ -1,5 +1,6 @@
 //! The `django_session` table.
 
+use crate::db::read::Param;
 use crate::db::time::DjangoDateTime;
 use crate::db::Db;
 use crate::on_pool;
@@ -18,15 +19,13 @@ pub async fn clear_expired(db: &Db) -> Result<u64, sqlx::Error> {
 
 /// The stored data of a session that has not expired.
 pub async fn load(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
-    on_pool!(db, |pool| {
-        sqlx::query_scalar(
+    let row: Option<(String,)> = db
+        .read_optional(
             "SELECT session_data FROM django_session WHERE session_key = $1 AND expire_date > $2",
+            &[Param::Text(key), Param::Time(DjangoDateTime::now())],
         )
-        .bind(key)
-        .bind(DjangoDateTime::now())
-        .fetch_optional(pool)
-        .await
-    })
+        .await?;
+    Ok(row.map(|(data,)| data))
 }
 
 /// Inserts a new session row. Returns false when the key is taken (the

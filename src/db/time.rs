@@ -46,6 +46,37 @@ impl DjangoDateTime {
     }
 }
 
+/// From SQLite's text, for the read path (`db::read`).
+impl<'de> serde::Deserialize<'de> for DjangoDateTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        DjangoDateTime::parse_sqlite_text(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a Django datetime: {text:?}")))
+    }
+}
+
+/// A boolean column as SQLite stores it (0 or 1), for the read path: serde's
+/// own bool refuses an integer once a row is buffered (`serde(flatten)`).
+pub fn sqlite_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean or 0/1")
+        }
+        fn visit_bool<E>(self, value: bool) -> Result<bool, E> {
+            Ok(value)
+        }
+        fn visit_i64<E>(self, value: i64) -> Result<bool, E> {
+            Ok(value != 0)
+        }
+        fn visit_u64<E>(self, value: u64) -> Result<bool, E> {
+            Ok(value != 0)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
 impl Type<Sqlite> for DjangoDateTime {
     fn type_info() -> SqliteTypeInfo {
         <String as Type<Sqlite>>::type_info()

@@ -2,20 +2,24 @@
 
 use std::collections::HashSet;
 
-use crate::db::time::DjangoDateTime;
+use crate::db::read::Param;
+use crate::db::time::{sqlite_bool, DjangoDateTime};
 use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
 /// A row of `users_user`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct User {
     pub id: i64,
     pub password: String,
     pub last_login: Option<DjangoDateTime>,
+    #[serde(deserialize_with = "sqlite_bool")]
     pub is_superuser: bool,
     pub first_name: String,
     pub last_name: String,
+    #[serde(deserialize_with = "sqlite_bool")]
     pub is_staff: bool,
+    #[serde(deserialize_with = "sqlite_bool")]
     pub is_active: bool,
     pub date_joined: DjangoDateTime,
     pub email: String,
@@ -53,9 +57,10 @@ pub async fn by_id_with_permissions(
     db: &Db,
     id: i64,
 ) -> Result<Option<(User, HashSet<String>)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
+    #[derive(sqlx::FromRow, serde::Deserialize)]
     struct Row {
         #[sqlx(flatten)]
+        #[serde(flatten)]
         user: User,
         permission_names: Option<String>,
     }
@@ -63,10 +68,7 @@ pub async fn by_id_with_permissions(
         "SELECT {COLUMNS}, {} AS permission_names FROM users_user WHERE id = $1",
         crate::db::perms::permission_names_subquery(db, "$1")
     );
-    let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?;
+    let row: Option<Row> = db.read_optional(&sql, &[Param::Int(id)]).await?;
     Ok(row.map(|row| {
         let names = crate::db::perms::split_permission_names(row.permission_names.as_deref());
         (row.user, names)

@@ -277,7 +277,7 @@ async fn update_page(
 /// Django's `integer_field_range` for a `PositiveIntegerField`.
 fn max_version_number(app: &AppState) -> i64 {
     match app.db {
-        crate::db::Db::Sqlite(_) => i64::MAX,
+        crate::db::Db::Sqlite(..) => i64::MAX,
         crate::db::Db::Postgres(_) => i64::from(i32::MAX),
     }
 }

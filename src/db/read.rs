@@ -1,0 +1,180 @@
+//! The read path of every page: one query, either back end, rows mapped to
+//! the same struct.
+//!
+//! On SQLite, sqlx runs each query on a worker thread of its connection and
+//! hands the rows back through channels; on a page of two or three small
+//! queries those thread hand-offs cost more than SQLite's own work. So
+//! reads here run on the calling thread through rusqlite connections of
+//! their own (WAL mode: they never wait for a writer; each read takes
+//! microseconds), mapped with serde; writes stay on sqlx. On PostgreSQL the
+//! same reads go through sqlx, which is already asynchronous there.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+
+use crate::db::time::DjangoDateTime;
+use crate::db::Db;
+
+/// A value bound to `$1`, `$2`, … of a read.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+    Time(DjangoDateTime),
+}
+
+/// What a row of a read maps to: `sqlx::FromRow` for PostgreSQL and serde
+/// for SQLite (field names are column names on both).
+pub trait ReadRow: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> ReadRow for T where T: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
+
+/// Idle read connections to one SQLite file.
+pub struct SqliteReader {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Connections kept idle; more are opened under load and closed after.
+const IDLE_READERS: usize = 8;
+/// Prepared statements kept per connection (every page's reads fit).
+const STATEMENT_CACHE: usize = 64;
+
+impl SqliteReader {
+    pub fn new(path: &Path) -> SqliteReader {
+        SqliteReader {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // Only reads go through here, whatever a caller's SQL says.
+        conn.pragma_update(None, "query_only", true)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    fn with<R>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        let pooled = self.lock().pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = read(&conn);
+        let mut idle = self.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn query<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        limit: Option<usize>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            for (i, param) in params.iter().enumerate() {
+                // `$N` are named parameters to SQLite: bind them by name, so
+                // their order in the text does not matter.
+                let Some(index) = statement.parameter_index(&format!("${}", i + 1))? else {
+                    continue;
+                };
+                match param {
+                    Param::Int(value) => statement.raw_bind_parameter(index, value)?,
+                    Param::Text(value) => statement.raw_bind_parameter(index, value)?,
+                    Param::Time(value) => {
+                        statement.raw_bind_parameter(index, value.to_sqlite_text())?
+                    }
+                }
+            }
+            let columns = serde_rusqlite::columns_from_statement(&statement);
+            let mut rows = statement.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let value = serde_rusqlite::from_row_with_columns::<T>(row, &columns)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                out.push(value);
+                if limit.is_some_and(|limit| out.len() >= limit) {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .map_err(|e| sqlx::Error::Protocol(format!("SQLite read failed: {e}")))
+    }
+}
+
+impl std::fmt::Debug for SqliteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn bind_pg<'q, T>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
+    params: &[Param<'q>],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments> {
+    for param in params {
+        query = match *param {
+            Param::Int(value) => query.bind(value),
+            Param::Text(value) => query.bind(value),
+            Param::Time(value) => query.bind(value),
+        };
+    }
+    query
+}
+
+impl Db {
+    /// Every row of a read.
+    pub async fn read_all<T: ReadRow>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Db::Sqlite(_, reader) => reader.query(sql, params, None),
+            Db::Postgres(pool) => {
+                bind_pg(sqlx::query_as::<_, T>(sql), params)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+    }
+
+    /// The first row of a read, if any.
+    pub async fn read_optional<T: ReadRow>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Db::Sqlite(_, reader) => Ok(reader.query(sql, params, Some(1))?.pop()),
+            Db::Postgres(pool) => {
+                bind_pg(sqlx::query_as::<_, T>(sql), params)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+    }
+}
