@@ -224,3 +224,75 @@ def run_unchained(unchained_bin):
         )
 
     return run_unchained
+
+
+# ------------------------------------------------------------------ the feature matrix
+#
+#     @pytest.mark.matrix("session", "unchained→Django")
+#     def test_x(db_backend): ...
+#
+# A test carrying the marker fills one cell of a table printed at the end of
+# the run: feature × direction × database (the `db_backend` parameter, "-"
+# without one). Without a direction in the marker, the test's `direction`
+# parameter is used. A cell is FAIL when any phase of any test in it failed
+# (a fixture error too), SKIP when all were skipped, else PASS.
+
+_MATRIX_KEY = pytest.StashKey[dict]()
+_MATRIX_RANK = {"PASS": 0, "SKIP": -1, "FAIL": 1}
+
+
+def _matrix_cell(item):
+    marker = item.get_closest_marker("matrix")
+    if marker is None:
+        return None
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    feature = marker.args[0] if marker.args else marker.kwargs.get("feature")
+    direction = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("direction")
+    if direction is None:
+        direction = params.get("direction", "-")
+    return str(feature), str(direction), str(params.get("db_backend", "-"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    cell = _matrix_cell(item)
+    if cell is None:
+        return
+    if report.failed:
+        result = "FAIL"
+    elif report.skipped:
+        result = "SKIP"
+    elif report.when == "call":
+        result = "PASS"
+    else:
+        return  # a passing setup or teardown says nothing on its own
+    cells = item.config.stash.setdefault(_MATRIX_KEY, {})
+    old = cells.get(cell)
+    if old is None or old == "SKIP" or _MATRIX_RANK[result] > _MATRIX_RANK[old]:
+        cells[cell] = result
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    cells = config.stash.get(_MATRIX_KEY, None)
+    if not cells:
+        return
+    databases = [b for b in ALL_BACKENDS if any(c[2] == b for c in cells)]
+    databases += sorted({c[2] for c in cells} - set(databases))
+    rows = []
+    for feature, direction, _ in cells:
+        if (feature, direction) not in rows:
+            rows.append((feature, direction))
+    header = ["feature", "direction", *databases]
+    table = [[f, d, *(cells.get((f, d, db), "") for db in databases)] for f, d in rows]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+
+    terminalreporter.write_sep("=", "interop matrix")
+    terminalreporter.write_line(line(header))
+    terminalreporter.write_line(line(["-" * w for w in widths]))
+    for row in table:
+        terminalreporter.write_line(line(row))

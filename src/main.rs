@@ -36,7 +36,7 @@ enum Command {
         /// The superuser's e-mail (asked for when missing)
         #[arg(long)]
         email: Option<String>,
-        /// Ask nothing: the e-mail from --email and the password from DJANGO_SUPERUSER_PASSWORD
+        /// Ask nothing: the e-mail from --email or DJANGO_SUPERUSER_EMAIL, the password from DJANGO_SUPERUSER_PASSWORD
         #[arg(long)]
         noinput: bool,
     },
@@ -126,13 +126,26 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, mut settings: Settings) -> Outcome {
-    let db = Db::connect(&settings.database).await.map_err(|e| {
+async fn run(command: Command, settings: Settings) -> Outcome {
+    // `check` only looks: it must not create or convert an SQLite file.
+    let opened = match command {
+        Command::Check => Db::connect_read_only(&settings.database).await,
+        _ => Db::connect(&settings.database).await,
+    };
+    let db = opened.map_err(|e| {
         Failure(format!(
             "cannot open the database ({}): {e}",
             describe_db(&settings)
         ))
     })?;
+    let outcome = run_on(&db, command, settings).await;
+    // Closing checkpoints SQLite's WAL into the file before the process ends.
+    db.close().await;
+    outcome
+}
+
+async fn run_on(db: &Db, command: Command, mut settings: Settings) -> Outcome {
+    let db = db.clone();
     match command {
         Command::Serve { bind } => {
             if let Some(bind) = bind {
@@ -344,13 +357,13 @@ async fn createsuperuser(
     email: Option<String>,
     noinput: bool,
 ) -> Outcome {
+    // As manage.py: --noinput also takes the e-mail from DJANGO_SUPERUSER_EMAIL.
+    let from_env = || std::env::var("DJANGO_SUPERUSER_EMAIL").ok().filter(|e| !e.is_empty());
     let email = match (email, noinput) {
         (Some(email), _) => email,
-        (None, true) => {
-            return Err(Failure(
-                "Error: You must use --email with --noinput.".into(),
-            ));
-        }
+        (None, true) => from_env().ok_or_else(|| {
+            Failure("Error: You must use --email with --noinput.".into())
+        })?,
         (None, false) => read_line("Email address: ")?,
     };
     let email = db::users::normalize_email(&email);

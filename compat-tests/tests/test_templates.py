@@ -18,12 +18,11 @@ import json
 import os
 import re
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from live import REPO_ROOT, Browser, LiveServer, form_token, free_port
+from live import REPO_ROOT, Gunicorn, LiveServer, form_token
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost"
@@ -95,63 +94,6 @@ CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken"\s+value="([A-Za-z0-9]{64
 
 
 # ---------------------------------------------------------------- the two servers
-
-
-class Gunicorn:
-    """The reference project under gunicorn on a free 127.0.0.1 port."""
-
-    def __init__(self, venv_python, refproject_dir, env, log_path):
-        self.venv_python = venv_python
-        self.refproject_dir = refproject_dir
-        self.env = env
-        self.log_path = log_path
-        self.proc = None
-        self.port = None
-        self._log = None
-
-    def log_text(self):
-        if self.log_path.exists():
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
-        return ""
-
-    def start(self, timeout=60):
-        for _ in range(3):
-            self.port = free_port()
-            self._log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                [str(self.venv_python), "-m", "gunicorn", "config.wsgi", "--workers", "1",
-                 "--bind", f"127.0.0.1:{self.port}", "--timeout", "120"],
-                env=self.env, cwd=str(self.refproject_dir), stdin=subprocess.DEVNULL,
-                stdout=self._log, stderr=subprocess.STDOUT,
-            )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    r = Browser("127.0.0.1", self.port, timeout=10).get("/users/login/")
-                except OSError:
-                    time.sleep(0.2)
-                    continue
-                if r.status == 200:
-                    return self
-                raise AssertionError(f"Django's /users/login/ answered {r!r}:\n{r.text[:3000]}\n{self.log_text()}")
-            self.stop()
-        raise AssertionError(f"gunicorn did not come up:\n{self.log_text()}")
-
-    def stop(self):
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def browser(self):
-        return Browser("127.0.0.1", self.port)
 
 
 class Site:

@@ -202,7 +202,7 @@ pub async fn versions(db: &Db, product_id: i64) -> Result<Vec<Version>, sqlx::Er
 #[derive(Debug, Clone)]
 pub struct OwnerFields {
     pub name: String,
-    pub description: Option<String>,
+    pub description: String,
     pub category_id: Option<i64>,
     pub price: String,
 }
@@ -285,7 +285,7 @@ pub async fn update_owner_fields(
 #[derive(Debug, Clone)]
 pub struct ModeratorFields {
     pub is_moderated: bool,
-    pub description: Option<String>,
+    pub description: String,
     pub category_id: Option<i64>,
 }
 

@@ -21,6 +21,12 @@ pub mod sessions;
 pub mod time;
 pub mod users;
 
+#[derive(Clone, Copy)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// A connection pool to the site's database.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -78,19 +84,35 @@ impl Tx {
 }
 
 impl Db {
-    /// Opens a pool. An SQLite file is created when missing; foreign keys are
-    /// enforced as Django enforces them.
+    /// Opens a pool to serve or change the site. An SQLite file is created
+    /// when missing and switched to WAL; foreign keys are enforced as Django
+    /// enforces them.
     pub async fn connect(url: &DatabaseUrl) -> Result<Db, sqlx::Error> {
+        Db::open(url, Access::ReadWrite).await
+    }
+
+    /// Opens a pool that only looks: on SQLite the file must exist and is
+    /// opened read-only, its journal mode left as it is (`check` changes
+    /// nothing).
+    pub async fn connect_read_only(url: &DatabaseUrl) -> Result<Db, sqlx::Error> {
+        Db::open(url, Access::ReadOnly).await
+    }
+
+    async fn open(url: &DatabaseUrl, access: Access) -> Result<Db, sqlx::Error> {
         match url {
             DatabaseUrl::Sqlite(path) => {
-                let options = SqliteConnectOptions::new()
+                let mut options = SqliteConnectOptions::new()
                     .filename(path)
-                    .create_if_missing(true)
                     .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                options = match access {
                     // WAL lets readers (this server, Django beside it) go on
                     // while one connection writes.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(10));
+                    Access::ReadWrite => options
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal),
+                    Access::ReadOnly => options.read_only(true),
+                };
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .connect_with(options)
@@ -126,7 +148,15 @@ impl Db {
         }
     }
 
+    /// Closes every connection, so SQLite folds its WAL back into the file
+    /// (a copy of the file alone is then the whole database).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match self {
+            Db::Sqlite(pool, reader) => {
+                reader.close();
+                pool.close().await
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }

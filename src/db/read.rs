@@ -51,6 +51,11 @@ impl SqliteReader {
         }
     }
 
+    /// Closes the idle connections (at shut-down).
+    pub fn close(&self) {
+        self.lock().clear();
+    }
+
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,

@@ -39,6 +39,13 @@ pub fn clean_char(
     Ok(Some(value.to_string()))
 }
 
+/// The form field of a model `TextField`, optional: stripped, and an empty
+/// value stays `""` even when the column is nullable (only a model
+/// `CharField(null=True)` turns it into NULL).
+pub fn clean_text(value: Option<&str>) -> Result<String, String> {
+    Ok(clean_char(value, None, false)?.unwrap_or_default())
+}
+
 /// `IntegerField(min_value, max_value)`, required. Like Django it takes
 /// surrounding spaces, a sign, `_` between digits and a trailing `.000`.
 pub fn clean_integer(value: Option<&str>, min: i64, max: i64) -> Result<i64, String> {
@@ -307,6 +314,7 @@ mod tests {
     fn chars_and_checkboxes() {
         assert_eq!(clean_char(Some("  a "), Some(3), true), Ok(Some("a".into())));
         assert_eq!(clean_char(Some(""), Some(3), false), Ok(None));
+        assert_eq!(clean_text(Some("  ")), Ok(String::new()));
         assert_eq!(clean_char(None, Some(3), true), Err(REQUIRED.into()));
         assert!(clean_char(Some("abcd"), Some(3), true)
             .unwrap_err()

@@ -11,7 +11,8 @@ use crate::db::catalog::{
     Category, ModeratorFields, OwnerFields, Product, Version, VersionChanges, VersionFields,
 };
 use crate::django::forms::{
-    clean_char, clean_checkbox, clean_decimal, clean_integer, parse_choice_id, INVALID_CHOICE,
+    clean_char, clean_checkbox, clean_decimal, clean_integer, clean_text, parse_choice_id,
+    INVALID_CHOICE,
     REQUIRED,
 };
 use crate::web::form::{FormData, UploadedFile};
@@ -74,7 +75,7 @@ pub fn clean_owner_form<'a>(
     let description = take(
         &mut errors,
         "description",
-        clean_char(form.get("description"), None, false),
+        clean_text(form.get("description")),
     );
     let category_id = take(
         &mut errors,
@@ -141,7 +142,7 @@ pub fn clean_moderator_form(
     let description = take(
         &mut errors,
         "description",
-        clean_char(form.get("description"), None, false),
+        clean_text(form.get("description")),
     );
     let category_id = take(
         &mut errors,
@@ -695,7 +696,7 @@ mod tests {
         assert_eq!(clean.fields.name, "Телефон");
         assert_eq!(clean.fields.price, "13119.00");
         assert_eq!(clean.fields.category_id, Some(3));
-        assert_eq!(clean.fields.description, None);
+        assert_eq!(clean.fields.description, "", "a TextField keeps \"\", as Django");
         assert!(matches!(clean.image, ImageInput::Keep));
 
         let data = form(&[("name", &"x".repeat(101)), ("price", "1"), ("category", "4")]).await;
