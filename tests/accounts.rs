@@ -121,8 +121,6 @@ const LOGIN_ERROR: &str = "Пожалуйста, введите правильн
 const REQUIRED: &str = "Обязательное поле.";
 const BAD_EMAIL: &str = "Введите правильный адрес электронной почты.";
 const EMAIL_TAKEN: &str = "Пользователь с таким адресом уже зарегистрирован.";
-const RESET_DONE: &str =
-    "Если такой адрес зарегистрирован, на него отправлено письмо с новым паролем.";
 const CSRF_PAGE: &str = "CSRF verification failed";
 const CONFIRM_FAILED: &str = "Ссылка недействительна";
 
@@ -153,9 +151,8 @@ async fn full_flow(mode: Mode) {
                 ],
             )
             .await;
-        r.assert_page(200, &what)
-            .assert_contains("Проверьте почту", &what)
-            .assert_contains("Ivan.Petrov@example.com", &what);
+        // As the original's RegisterView: on to the login page.
+        r.assert_redirect("/users/login/", &what);
         let email = "Ivan.Petrov@example.com";
         let user = app.user(email).await.expect("the user row");
         assert!(!user.is_active, "{what}: active before confirming");
@@ -398,9 +395,7 @@ async fn password_reset_mails_a_new_password_and_tells_nobody_who_exists() {
         let known = browser
             .submit("/users/password-reset/", &[("email", "IVAN@Example.com")])
             .await;
-        known
-            .assert_page(200, backend)
-            .assert_contains(RESET_DONE, backend);
+        known.assert_redirect("/users/login/", backend);
         let messages = smtp.wait_for(1, Duration::from_secs(30)).await;
         let letter = &messages[0];
         assert_eq!(letter["to"], email, "{backend}");
@@ -439,21 +434,16 @@ async fn password_reset_mails_a_new_password_and_tells_nobody_who_exists() {
             .await
             .assert_redirect("/users/login/?next=/users/profile/", backend);
 
-        // An unknown address: the same page, byte for byte, and no letter.
+        // An unknown address: the same answer, and no letter.
         let outbox_before = app.outbox().await.len();
         let password_before = app.user(email).await.unwrap().password;
         let unknown = browser
             .submit("/users/password-reset/", &[("email", "nobody@example.com")])
             .await;
-        assert_eq!(unknown.status, known.status, "{backend}");
         assert_eq!(
-            unknown.headers.get("content-type"),
-            known.headers.get("content-type")
-        );
-        assert_eq!(
-            without_tokens(&unknown.body),
-            without_tokens(&known.body),
-            "{backend}: the pages differ"
+            (unknown.status, &unknown.location),
+            (known.status, &known.location),
+            "{backend}"
         );
         assert_eq!(app.outbox().await.len(), outbox_before, "{backend}");
         assert_eq!(app.user(email).await.unwrap().password, password_before);
@@ -612,8 +602,7 @@ async fn registration_survives_an_smtp_outage_and_the_letter_goes_once() {
                 ],
             )
             .await;
-        r.assert_page(200, backend)
-            .assert_contains("Проверьте почту", backend);
+        r.assert_redirect("/users/login/", backend);
         let user = app.user(email).await.expect("the user row");
         assert!(!user.is_active);
 
@@ -968,7 +957,6 @@ async fn password_reset_refuses_bad_input() {
             let what = format!("{backend} reset: {case}");
             let r = browser.submit("/users/password-reset/", &fields).await;
             r.assert_page(200, &what).assert_contains(expected, &what);
-            assert!(!r.body.contains(RESET_DONE), "{what}");
         }
         let r = browser
             .submit_multipart(
@@ -1079,7 +1067,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                     .part("avatar", png("me.png")),
             )
             .await;
-        r.assert_redirect("/users/profile/?saved=1", &format!("{backend} avatar"));
+        r.assert_redirect("/users/profile/", &format!("{backend} avatar"));
         let user = app.user(email).await.unwrap();
         assert_eq!(
             user.avatar.as_deref(),
@@ -1095,7 +1083,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
         let stored = app.media_root().join("users/avatars/me.png");
         assert_eq!(std::fs::read(&stored).unwrap(), PNG_1X1, "{backend}");
         browser
-            .get("/users/profile/?saved=1")
+            .get("/users/profile/")
             .await
             .assert_page(200, backend)
             .assert_contains("src=\"/media/users/avatars/me.png\"", backend)
@@ -1110,7 +1098,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                     .part("avatar", png("me.png")),
             )
             .await;
-        r.assert_redirect("/users/profile/?saved=1", backend);
+        r.assert_redirect("/users/profile/", backend);
         let second = app.user(email).await.unwrap().avatar.unwrap();
         let suffix = second
             .strip_prefix("users/avatars/me_")
@@ -1130,7 +1118,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                 multipart::Form::new().part("avatar", png("../../../escape me.png")),
             )
             .await;
-        r.assert_redirect("/users/profile/?saved=1", backend);
+        r.assert_redirect("/users/profile/", backend);
         let third = app.user(email).await.unwrap().avatar.unwrap();
         assert_eq!(third, "users/avatars/escape_me.png", "{backend}");
         for path in app.media_files() {
@@ -1155,7 +1143,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                     ),
             )
             .await;
-        r.assert_redirect("/users/profile/?saved=1", backend);
+        r.assert_redirect("/users/profile/", backend);
         let user = app.user(email).await.unwrap();
         assert_eq!(user.avatar.as_deref(), Some(third.as_str()), "{backend}");
         assert_eq!(user.phone, None, "{backend}");
@@ -1359,8 +1347,7 @@ async fn csrf_failures_are_403_and_change_nothing() {
                     .form(&[("email", "nobody@example.com")]),
             )
             .await;
-        r.assert_page(200, backend)
-            .assert_contains(RESET_DONE, backend);
+        r.assert_redirect("/users/login/", backend);
         app.stop().await;
     }
 }
@@ -1396,7 +1383,7 @@ async fn bad_session_cookies_are_anonymous_never_500() {
             let r = browser
                 .submit("/users/password-reset/", &[("email", "nobody@example.com")])
                 .await;
-            r.assert_page(200, &what);
+            r.assert_redirect("/users/login/", &what);
             // Logging in from there works and starts a new session.
             browser.set_cookie("sessionid", value);
             let r = browser
@@ -1516,7 +1503,7 @@ async fn avatars_are_served_under_media() {
                 ),
             )
             .await;
-        r.assert_redirect("/users/profile/?saved=1", backend);
+        r.assert_redirect("/users/profile/", backend);
         let avatar = app.user(email).await.unwrap().avatar.unwrap();
         let response = browser
             .client

@@ -94,10 +94,12 @@ async fn pipeline(
 ) -> Response {
     // Django's DisallowedHost: a Host outside ALLOWED_HOSTS gets a 400.
     if host::validated_host(&app.settings, request.headers()).is_none() {
-        return AppError::BadRequest(
+        let mut response = AppError::BadRequest(
             "Недопустимый заголовок Host: адрес сайта не разрешён в ALLOWED_HOSTS.".into(),
         )
         .into_response();
+        security_headers(response.headers_mut());
+        return response;
     }
     let session = match session::load(&app, &cookies).await {
         Ok(session) => session,
@@ -133,7 +135,55 @@ async fn pipeline(
         return e.into_response();
     }
     csrf.set_cookie(&app, &cookies);
+    let mut response = response;
+    security_headers(response.headers_mut());
     response
+}
+
+/// The headers Django's default middleware adds to every page:
+/// `SecurityMiddleware` (nosniff, referrer and opener policies),
+/// `XFrameOptionsMiddleware` (no framing, against clickjacking), and
+/// `Vary: Cookie` from the session and CSRF middleware (pages differ by
+/// user). A handler's own values are kept.
+fn security_headers(headers: &mut axum::http::HeaderMap) {
+    use axum::http::header::{self, HeaderValue};
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::VARY, "Cookie"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+}
+
+/// Django's `never_cache` (the login and logout views have it): no cache
+/// may keep the page.
+pub fn never_cache(mut response: Response) -> Response {
+    use axum::http::header::{self, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate, private"),
+    );
+    let now = httpdate(std::time::SystemTime::now());
+    if let Ok(value) = HeaderValue::from_str(&now) {
+        headers.insert(header::EXPIRES, value);
+    }
+    response
+}
+
+/// An HTTP date (`Wed, 25 Nov 2026 16:14:42 GMT`).
+fn httpdate(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 /// A `302 Found` redirect, as Django's `HttpResponseRedirect` answers.

@@ -180,13 +180,8 @@ async fn register(
     tx.commit().await?;
     app.mailer.notify();
     tracing::info!("registered {email}; confirmation letter queued");
-    Ok(page
-        .html(
-            &app,
-            "users/register_done.html",
-            context! { email => email },
-        )?
-        .into_response())
+    // As the original's RegisterView: on to the login page.
+    Ok(crate::web::redirect(urls::LOGIN_URL))
 }
 
 /// Re-renders a form page with its errors and the entered values (never
@@ -253,9 +248,10 @@ async fn login_page(
     page: Page,
     Query(query): Query<NextQuery>,
 ) -> Result<Response, AppError> {
-    Ok(page
-        .html(&app, "users/login.html", context! { next => query.next })?
-        .into_response())
+    Ok(crate::web::never_cache(
+        page.html(&app, "users/login.html", context! { next => query.next })?
+            .into_response(),
+    ))
 }
 
 async fn login(
@@ -284,7 +280,7 @@ async fn login(
             Some(user) => {
                 auth::login(&app, &session, &csrf, &user).await?;
                 let target = redirect_target(&app, &headers, next.as_deref());
-                return Ok(crate::web::redirect(&target));
+                return Ok(crate::web::never_cache(crate::web::redirect(&target)));
             }
             // One message for a wrong password, an unknown address and an
             // inactive account alike, as AuthenticationForm.
@@ -301,12 +297,14 @@ async fn login(
         "users/login.html",
         context! { form => context! { data => data, errors => errors }, next => next },
     )?;
-    Ok(axum::response::Html(body).into_response())
+    Ok(crate::web::never_cache(
+        axum::response::Html(body).into_response(),
+    ))
 }
 
 async fn logout(session: Session) -> Response {
     auth::logout(&session);
-    crate::web::redirect(LOGOUT_REDIRECT_URL)
+    crate::web::never_cache(crate::web::redirect(LOGOUT_REDIRECT_URL))
 }
 
 async fn password_reset_page(
@@ -350,26 +348,19 @@ async fn password_reset(
         tx.commit().await?;
         app.mailer.notify();
     }
-    Ok(page
-        .html(&app, "users/password_reset.html", context! { done => true })?
-        .into_response())
-}
-
-#[derive(Deserialize)]
-struct SavedQuery {
-    saved: Option<String>,
+    // As the original: on to the login page (for unknown addresses too, so
+    // the answer tells nobody which addresses have an account).
+    Ok(crate::web::redirect(urls::LOGIN_URL))
 }
 
 async fn profile_page(
     State(app): State<AppState>,
     page: Page,
     LoggedIn(user): LoggedIn,
-    Query(query): Query<SavedQuery>,
 ) -> Result<Response, AppError> {
     let form = profile_form_view(&user, None, &form_view::Errors::new());
-    let saved = query.saved.is_some();
     Ok(page
-        .html(&app, "users/profile.html", context! { form => form, saved => saved })?
+        .html(&app, "users/profile.html", context! { form => form })?
         .into_response())
 }
 
@@ -457,8 +448,7 @@ async fn profile(
         avatar: avatar_path,
     };
     users::update_profile(&app.db, user.id, &update).await?;
-    Ok(crate::web::redirect(&format!(
-        "{}?saved=1",
-        urls::reverse("users:profile", &[]).expect("route exists")
-    )))
+    Ok(crate::web::redirect(
+        &urls::reverse("users:profile", &[]).expect("route exists"),
+    ))
 }
