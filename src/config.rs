@@ -205,7 +205,10 @@ impl Settings {
             .unwrap_or("Europe/Moscow")
             .parse::<chrono_tz::Tz>()
             .map_err(|_| {
-                ConfigError::new("TIME_ZONE", "expected an IANA time zone, such as Europe/Moscow")
+                ConfigError::new(
+                    "TIME_ZONE",
+                    "expected an IANA time zone, such as Europe/Moscow",
+                )
             })?;
         let csrf_trusted_origins = parse_list(get("CSRF_TRUSTED_ORIGINS"));
         if let Some(bad) = csrf_trusted_origins.iter().find(|o| !o.contains("://")) {

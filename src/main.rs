@@ -358,12 +358,15 @@ async fn createsuperuser(
     noinput: bool,
 ) -> Outcome {
     // As manage.py: --noinput also takes the e-mail from DJANGO_SUPERUSER_EMAIL.
-    let from_env = || std::env::var("DJANGO_SUPERUSER_EMAIL").ok().filter(|e| !e.is_empty());
+    let from_env = || {
+        std::env::var("DJANGO_SUPERUSER_EMAIL")
+            .ok()
+            .filter(|e| !e.is_empty())
+    };
     let email = match (email, noinput) {
         (Some(email), _) => email,
-        (None, true) => from_env().ok_or_else(|| {
-            Failure("Error: You must use --email with --noinput.".into())
-        })?,
+        (None, true) => from_env()
+            .ok_or_else(|| Failure("Error: You must use --email with --noinput.".into()))?,
         (None, false) => read_line("Email address: ")?,
     };
     let email = db::users::normalize_email(&email);

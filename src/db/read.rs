@@ -86,7 +86,9 @@ impl SqliteReader {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn query<T: DeserializeOwned>(

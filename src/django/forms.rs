@@ -312,7 +312,10 @@ mod tests {
 
     #[test]
     fn chars_and_checkboxes() {
-        assert_eq!(clean_char(Some("  a "), Some(3), true), Ok(Some("a".into())));
+        assert_eq!(
+            clean_char(Some("  a "), Some(3), true),
+            Ok(Some("a".into()))
+        );
         assert_eq!(clean_char(Some(""), Some(3), false), Ok(None));
         assert_eq!(clean_text(Some("  ")), Ok(String::new()));
         assert_eq!(clean_char(None, Some(3), true), Err(REQUIRED.into()));

@@ -192,7 +192,10 @@ mod tests {
     #[test]
     fn urls_are_quoted_like_django() {
         assert_eq!(url("products/a b(1).png"), "/media/products/a%20b(1).png");
-        assert_eq!(url("products/ава.jpg"), "/media/products/%D0%B0%D0%B2%D0%B0.jpg");
+        assert_eq!(
+            url("products/ава.jpg"),
+            "/media/products/%D0%B0%D0%B2%D0%B0.jpg"
+        );
     }
 
     #[test]

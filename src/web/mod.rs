@@ -10,10 +10,10 @@ use axum::Router;
 use tower_cookies::{CookieManagerLayer, Cookies};
 
 use crate::config::Settings;
-use crate::django::perms::UserPerms;
 use crate::db::Db;
 use crate::django::csrf::OriginChecker;
 use crate::django::hashers::Hashers;
+use crate::django::perms::UserPerms;
 use crate::mail::MailerHandle;
 
 pub mod assets;

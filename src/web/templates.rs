@@ -31,7 +31,9 @@ impl Templates {
         }
         env.set_formatter(markupsafe_formatter);
         env.add_function("url", url);
-        env.add_filter("localtime", move |value: Value| localtime(&value, time_zone));
+        env.add_filter("localtime", move |value: Value| {
+            localtime(&value, time_zone)
+        });
         env.add_function("static", |path: String| {
             format!("/static/{}", path.trim_start_matches('/'))
         });

@@ -366,7 +366,11 @@ async fn profile_page(
 
 /// The profile form as Django's `UserProfileForm`: the user's values, or
 /// the submitted ones when it comes back with errors.
-fn profile_form_view(user: &User, submitted: Option<&FormData>, errors: &form_view::Errors) -> Value {
+fn profile_form_view(
+    user: &User,
+    submitted: Option<&FormData>,
+    errors: &form_view::Errors,
+) -> Value {
     let value = |name: &str, initial: Option<&str>| match submitted {
         Some(form) => Value::from(form.get(name)),
         None => Value::from(initial),
@@ -377,7 +381,10 @@ fn profile_form_view(user: &User, submitted: Option<&FormData>, errors: &form_vi
         Field::new("phone", value("phone", user.phone.as_deref())),
         Field::new("country", value("country", user.country.as_deref())),
         // A file input shows the stored file, submitted or not.
-        Field::new("avatar", crate::web::catalog::forms::image_value(user.avatar.as_deref())),
+        Field::new(
+            "avatar",
+            crate::web::catalog::forms::image_value(user.avatar.as_deref()),
+        ),
     ];
     form_view::form(None, fields, errors)
 }

@@ -12,8 +12,7 @@ use crate::db::catalog::{
 };
 use crate::django::forms::{
     clean_char, clean_checkbox, clean_decimal, clean_integer, clean_text, parse_choice_id,
-    INVALID_CHOICE,
-    REQUIRED,
+    INVALID_CHOICE, REQUIRED,
 };
 use crate::web::form::{FormData, UploadedFile};
 use crate::web::form_view::{self, add_error, Errors, Field};
@@ -32,15 +31,16 @@ const ABSOLUTE_MAX_FORMS: i64 = 2000;
 
 fn category_choices(categories: &[Category]) -> Vec<(String, String)> {
     std::iter::once((String::new(), "---------".to_string()))
-        .chain(categories.iter().map(|c| (c.id.to_string(), c.name.clone())))
+        .chain(
+            categories
+                .iter()
+                .map(|c| (c.id.to_string(), c.name.clone())),
+        )
         .collect()
 }
 
 /// A category id that must name an existing category (or be empty).
-fn clean_category(
-    value: Option<&str>,
-    categories: &[Category],
-) -> Result<Option<i64>, String> {
+fn clean_category(value: Option<&str>, categories: &[Category]) -> Result<Option<i64>, String> {
     match parse_choice_id(value)? {
         Some(id) if !categories.iter().any(|c| c.id == id) => Err(INVALID_CHOICE.to_string()),
         id => Ok(id),
@@ -49,7 +49,9 @@ fn clean_category(
 
 /// Records a cleaner's outcome: the value, or its message under `field`.
 fn take<T>(errors: &mut Errors, field: &str, result: Result<T, String>) -> Option<T> {
-    result.map_err(|message| add_error(errors, field, message)).ok()
+    result
+        .map_err(|message| add_error(errors, field, message))
+        .ok()
 }
 
 /// What the owner form does with the image.
@@ -71,17 +73,12 @@ pub fn clean_owner_form<'a>(
     categories: &[Category],
 ) -> Result<OwnerForm<'a>, Errors> {
     let mut errors = Errors::new();
-    let name = take(&mut errors, "name", clean_char(form.get("name"), Some(NAME_MAX), true));
-    let description = take(
+    let name = take(
         &mut errors,
-        "description",
-        clean_text(form.get("description")),
+        "name",
+        clean_char(form.get("name"), Some(NAME_MAX), true),
     );
-    let category_id = take(
-        &mut errors,
-        "category",
-        clean_category(form.get("category"), categories),
-    );
+    let (description, category_id) = clean_description_and_category(form, categories, &mut errors);
     let price = take(
         &mut errors,
         "price",
@@ -133,22 +130,28 @@ fn clean_image(form: &FormData) -> Result<ImageInput<'_>, String> {
     Ok(ImageInput::Upload(file, kind))
 }
 
+/// The two fields both forms have.
+fn clean_description_and_category(
+    form: &FormData,
+    categories: &[Category],
+    errors: &mut Errors,
+) -> (Option<String>, Option<Option<i64>>) {
+    let description = take(errors, "description", clean_text(form.get("description")));
+    let category_id = take(
+        errors,
+        "category",
+        clean_category(form.get("category"), categories),
+    );
+    (description, category_id)
+}
+
 /// Cleans the moderator form (`is_moderated, description, category`).
 pub fn clean_moderator_form(
     form: &FormData,
     categories: &[Category],
 ) -> Result<ModeratorFields, Errors> {
     let mut errors = Errors::new();
-    let description = take(
-        &mut errors,
-        "description",
-        clean_text(form.get("description")),
-    );
-    let category_id = take(
-        &mut errors,
-        "category",
-        clean_category(form.get("category"), categories),
-    );
+    let (description, category_id) = clean_description_and_category(form, categories, &mut errors);
     match (description, category_id) {
         (Some(description), Some(category_id)) if errors.is_empty() => Ok(ModeratorFields {
             is_moderated: clean_checkbox(form.get("is_moderated")),
@@ -199,7 +202,10 @@ pub fn owner_form_view(
     errors: &Errors,
 ) -> Value {
     let fields = vec![
-        Field::new("name", source.value("name", |p| Value::from(p.name.clone()))),
+        Field::new(
+            "name",
+            source.value("name", |p| Value::from(p.name.clone())),
+        ),
         Field::new(
             "description",
             source.value("description", |p| Value::from(p.description.clone())),
@@ -214,17 +220,16 @@ pub fn owner_form_view(
             source.value("category", |p| Value::from(p.category_id)),
         )
         .with_choices(category_choices(categories)),
-        Field::new("price", source.value("price", |p| Value::from(p.price.clone()))),
+        Field::new(
+            "price",
+            source.value("price", |p| Value::from(p.price.clone())),
+        ),
     ];
     form_view::form(None, fields, errors)
 }
 
 /// The moderator form for a template.
-pub fn moderator_form_view(
-    source: &Source<'_>,
-    categories: &[Category],
-    errors: &Errors,
-) -> Value {
+pub fn moderator_form_view(source: &Source<'_>, categories: &[Category], errors: &Errors) -> Value {
     let fields = vec![
         Field::new(
             "is_moderated",
@@ -304,7 +309,10 @@ impl VersionFormset<'_> {
     pub fn view(&self, product_id: i64) -> Value {
         let forms = (0..self.total)
             .map(|i| {
-                let row = Row { form: self.form, index: i };
+                let row = Row {
+                    form: self.form,
+                    index: i,
+                };
                 let value = |f: &str| Value::from(row.get(f));
                 row_view(
                     &i.to_string(),
@@ -314,10 +322,7 @@ impl VersionFormset<'_> {
                         value("version_number"),
                         value("version_name"),
                     ],
-                    [
-                        clean_checkbox(row.get("is_current")),
-                        row.is_deleted(),
-                    ],
+                    [clean_checkbox(row.get("is_current")), row.is_deleted()],
                     self.row_errors.get(i).unwrap_or(&Errors::new()),
                 )
             })
@@ -651,7 +656,10 @@ mod tests {
         let data = form(&pairs).await;
         let formset = clean_version_formset(&data, 1, &existing, i64::MAX);
         assert!(!formset.is_valid());
-        assert_eq!(formset.row_errors[0]["id"], vec![INVALID_CHOICE.to_string()]);
+        assert_eq!(
+            formset.row_errors[0]["id"],
+            vec![INVALID_CHOICE.to_string()]
+        );
 
         let mut pairs = management("2", "0");
         pairs.extend([
@@ -666,7 +674,10 @@ mod tests {
         let data = form(&pairs).await;
         let formset = clean_version_formset(&data, 1, &[], 2_147_483_647);
         assert!(!formset.is_valid());
-        assert_eq!(formset.non_form_errors, vec![ONE_CURRENT_VERSION.to_string()]);
+        assert_eq!(
+            formset.non_form_errors,
+            vec![ONE_CURRENT_VERSION.to_string()]
+        );
         let row = &formset.row_errors[1];
         assert!(row.contains_key("version_number") && row.contains_key("version_name"));
         assert!(row.contains_key("product"));
@@ -696,10 +707,18 @@ mod tests {
         assert_eq!(clean.fields.name, "Телефон");
         assert_eq!(clean.fields.price, "13119.00");
         assert_eq!(clean.fields.category_id, Some(3));
-        assert_eq!(clean.fields.description, "", "a TextField keeps \"\", as Django");
+        assert_eq!(
+            clean.fields.description, "",
+            "a TextField keeps \"\", as Django"
+        );
         assert!(matches!(clean.image, ImageInput::Keep));
 
-        let data = form(&[("name", &"x".repeat(101)), ("price", "1"), ("category", "4")]).await;
+        let data = form(&[
+            ("name", &"x".repeat(101)),
+            ("price", "1"),
+            ("category", "4"),
+        ])
+        .await;
         let errors = clean_owner_form(&data, &categories).err().unwrap();
         assert!(errors.contains_key("name") && errors.contains_key("category"));
 

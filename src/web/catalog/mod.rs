@@ -158,10 +158,9 @@ async fn detail(
     LoggedIn(_user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let (product, current_version) =
-        catalog::product_with_current_version(&app.db, parse_pk(&pk)?)
-            .await?
-            .ok_or(AppError::NotFound)?;
+    let (product, current_version) = catalog::product_with_current_version(&app.db, parse_pk(&pk)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let product = product_value(&product);
     let current_version = current_version.map(|v| {
         context! { pk => v.id, id => v.id, version_number => v.version_number, version_name => v.version_name, is_current => v.is_current }
@@ -317,7 +316,8 @@ async fn update(
     let clean = forms::clean_owner_form(&form, &categories);
     if let (Ok(clean), true) = (&clean, formset.is_valid()) {
         let mut tx = app.db.begin().await?;
-        let current = catalog::apply_version_changes(&mut tx, product.id, formset.changes()).await?;
+        let current =
+            catalog::apply_version_changes(&mut tx, product.id, formset.changes()).await?;
         if current <= 1 {
             let image = match &clean.image {
                 ImageInput::Keep => ImageChange::Keep,
@@ -335,8 +335,19 @@ async fn update(
         formset.add_non_form_error(forms::ONE_CURRENT_VERSION);
     }
     let errors = clean.err().unwrap_or_default();
-    let view = forms::owner_form_view(&Source::Submitted(&form), Some(&product), &categories, &errors);
-    render_form(&app, &page, Some(&product), view, Some(formset.view(product.id)))
+    let view = forms::owner_form_view(
+        &Source::Submitted(&form),
+        Some(&product),
+        &categories,
+        &errors,
+    );
+    render_form(
+        &app,
+        &page,
+        Some(&product),
+        view,
+        Some(formset.view(product.id)),
+    )
 }
 
 /// The product, if this user may delete it; 403 otherwise.
