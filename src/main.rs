@@ -273,21 +273,29 @@ async fn check(db: &Db, settings: &Settings) -> Outcome {
 /// Counts stored password hashes by algorithm; those no configured hasher
 /// can verify are errors, since their owners could no longer log in.
 async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>, Failure> {
-    let mut unsupported: std::collections::BTreeMap<String, usize> = Default::default();
-    for encoded in db::users::all_password_hashes(db).await? {
+    // Users by algorithm, to name a few of them.
+    let mut unsupported: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (email, encoded) in db::users::all_password_hashes(db).await? {
         if !unchained::django::hashers::is_password_usable(&encoded) || encoded.is_empty() {
             continue; // unusable passwords: nothing to verify
         }
         if hashers.identify(&encoded).is_none() {
             let algorithm = unchained::django::hashers::algorithm_of(&encoded).unwrap_or_default();
-            *unsupported.entry(algorithm.to_string()).or_default() += 1;
+            unsupported.entry(algorithm.to_string()).or_default().push(email);
         }
     }
+    const NAMED: usize = 5;
     Ok(unsupported
         .into_iter()
-        .map(|(algorithm, count)| {
+        .map(|(algorithm, emails)| {
+            let more = emails.len().saturating_sub(NAMED);
+            let mut named = emails[..emails.len().min(NAMED)].join(", ");
+            if more > 0 {
+                named.push_str(&format!(" and {more} more"));
+            }
             schema::Finding::error(format!(
-                "{count} user(s) have passwords hashed with {algorithm:?}, which PASSWORD_HASHERS does not support"
+                "{} user(s) have passwords hashed with {algorithm:?}, which PASSWORD_HASHERS does not support ({named}): they could not log in",
+                emails.len()
             ))
         })
         .collect())

@@ -142,9 +142,9 @@ pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> Result<bool,
 }
 
 /// Every stored password column, for `check`'s census of hash algorithms.
-pub async fn all_password_hashes(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query_scalar(
-        "SELECT password FROM users_user"
+pub async fn all_password_hashes(db: &Db) -> Result<Vec<(String, String)>, sqlx::Error> {
+    on_pool!(db, |pool| sqlx::query_as(
+        "SELECT email, password FROM users_user ORDER BY id"
     )
     .fetch_all(pool)
     .await)
