@@ -1,4 +1,6 @@
-"""A running `unchained serve` for tests, and a small cookie-keeping HTTP client.
+"""What the compat test modules share: servers under test, a cookie-keeping
+HTTP client and HTML form reader, the letters the servers write, test
+databases, and the sites the modules build once per database back end.
 
     server = LiveServer(unchained_bin, database_url, secret_key, env={...}, log_path=...)
     server.start()            # free port on 127.0.0.1, waits until it answers HTTP
@@ -8,30 +10,42 @@
     r = browser.post("/users/login/", {"csrfmiddlewaretoken": token, ...})
     server.stop()
 
-    django = Gunicorn(venv_python, refproject_dir, env, log_path).start()   # the reference app
+    # the reference app
+    django = Gunicorn(venv_python, refproject_dir, database_url, secret_key, env={...}).start()
     browser = django.browser()
 
     form = parse_form(page.text, id="product-form")   # what a browser would submit
     form.set("price", "0.10")
     r = browser.submit(form, files={"image": ("a.png", "image/png", png)})
 
-Only the standard library: http.client, http.cookies, html.parser, urllib.parse.
+    link = confirmation_link(mail_dir, "a@example.com", logs=server.log_text)
+
+Only the standard library (psycopg is imported when a PostgreSQL database
+is used): the Django-side admin walk of test_admin_and_check.py imports
+this module too, to read the admin's forms as the tests read unchained's.
 """
+import email
+import email.policy
 import http.client
 import html
-import uuid
 import os
 import re
-import signal
+import shutil
 import socket
+import sqlite3
+import struct
 import subprocess
 import time
 import urllib.parse
+import uuid
+import zlib
+from contextlib import ExitStack
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+POSTGRES_SH = REPO_ROOT / "scripts" / "postgres.sh"
 
 
 def free_port():
@@ -171,11 +185,42 @@ def form_token(page_html):
     return html.unescape(m.group(1) or m.group(2))
 
 
-class LiveServer:
-    """`unchained serve` on a free 127.0.0.1 port with that DATABASE_URL and SECRET_KEY."""
+def process_env(database_url, secret_key, extra=None):
+    """The environment of a server or command under test: this process's,
+    with that DATABASE_URL and SECRET_KEY and without the settings a
+    developer's shell could leak in (DJANGO_SETTINGS_MODULE,
+    SECRET_KEY_FALLBACKS). `extra` adds variables (as str), or removes
+    them (a None value)."""
+    env = dict(os.environ)
+    for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY_FALLBACKS"):
+        env.pop(key, None)
+    env.update({"DATABASE_URL": database_url, "SECRET_KEY": secret_key})
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
 
-    def __init__(self, unchained_bin, database_url, secret_key, env=None, log_path=None, cwd=REPO_ROOT):
-        self.bin = unchained_bin
+
+def reference_env(database_url, secret_key, extra=None):
+    """process_env for the reference Django project: its settings module,
+    and no .pyc files written into its source tree."""
+    return process_env(database_url, secret_key, {
+        "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONDONTWRITEBYTECODE": "1", **(extra or {}),
+    })
+
+
+class ServerProcess:
+    """A server under test in a subprocess on a free 127.0.0.1 port, with
+    that DATABASE_URL and SECRET_KEY (`env` adds or removes variables, as
+    process_env). `start()` returns once it answers GET /users/login/ with
+    200; `stop()` ends it. Also a context manager that stops it."""
+
+    host = "127.0.0.1"
+    name = "server"
+
+    def __init__(self, database_url, secret_key, env=None, log_path=None, cwd=REPO_ROOT):
         self.database_url = database_url
         self.secret_key = secret_key
         self.extra_env = dict(env or {})
@@ -186,23 +231,14 @@ class LiveServer:
         self._log = None
 
     @property
-    def host(self):
-        return "127.0.0.1"
-
-    @property
     def base_url(self):
         return f"http://{self.host}:{self.port}"
 
+    def command(self):
+        raise NotImplementedError
+
     def env(self):
-        env = dict(os.environ)
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        env.update({"DATABASE_URL": self.database_url, "SECRET_KEY": self.secret_key})
-        for k, v in self.extra_env.items():
-            if v is None:
-                env.pop(k, None)
-            else:
-                env[k] = str(v)
-        return env
+        return process_env(self.database_url, self.secret_key, self.extra_env)
 
     def log_text(self):
         if self.log_path and os.path.exists(self.log_path):
@@ -211,11 +247,13 @@ class LiveServer:
         return ""
 
     def start(self, timeout=60):
-        for attempt in range(3):
+        # The free port may be taken by another process before the server
+        # binds it; then a new port is tried.
+        for _ in range(3):
             self.port = free_port()
             self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
             self.proc = subprocess.Popen(
-                [str(self.bin), "serve", "--bind", f"{self.host}:{self.port}"],
+                self.command(),
                 env=self.env(),
                 cwd=str(self.cwd),
                 stdin=subprocess.DEVNULL,
@@ -225,7 +263,7 @@ class LiveServer:
             if self._wait_ready(timeout):
                 return self
             self.stop()
-        raise AssertionError(f"unchained serve did not come up:\n{self.log_text()}")
+        raise AssertionError(f"{self.name} did not come up:\n{self.log_text()}")
 
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
@@ -233,25 +271,27 @@ class LiveServer:
             if self.proc.poll() is not None:
                 return False  # exited (port taken by someone else, bad config...)
             try:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
-                conn.request("GET", "/users/login/", headers={"Host": f"{self.host}:{self.port}"})
-                conn.getresponse().read()
-                conn.close()
+                r = Browser(self.host, self.port, timeout=10).get("/users/login/")
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.2)
                 continue
             # Something answered; make sure it is this process and not another
             # one that took the port first (this one would exit on bind).
             time.sleep(0.2)
-            return self.proc.poll() is None
+            if self.proc.poll() is not None:
+                return False
+            if r.status != 200:
+                raise AssertionError(
+                    f"{self.name}'s /users/login/ answered {r!r}:\n{r.text[:3000]}\n{self.log_text()}")
+            return True
         return False
 
     def stop(self):
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.terminate()  # SIGTERM: both servers shut down cleanly on it
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
@@ -262,6 +302,42 @@ class LiveServer:
     def browser(self):
         assert self.proc is not None, "server not started"
         return Browser(self.host, self.port)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class LiveServer(ServerProcess):
+    """`unchained serve`, run from the repository root."""
+
+    name = "unchained serve"
+
+    def __init__(self, unchained_bin, database_url, secret_key, env=None, log_path=None, cwd=REPO_ROOT):
+        super().__init__(database_url, secret_key, env, log_path, cwd)
+        self.bin = unchained_bin
+
+    def command(self):
+        return [str(self.bin), "serve", "--bind", f"{self.host}:{self.port}"]
+
+
+class Gunicorn(ServerProcess):
+    """The reference project under gunicorn (one worker)."""
+
+    name = "gunicorn"
+
+    def __init__(self, venv_python, refproject_dir, database_url, secret_key, env=None, log_path=None):
+        super().__init__(database_url, secret_key, env, log_path, cwd=refproject_dir)
+        self.venv_python = venv_python
+
+    def env(self):
+        return reference_env(self.database_url, self.secret_key, self.extra_env)
+
+    def command(self):
+        return [str(self.venv_python), "-m", "gunicorn", "config.wsgi", "--workers", "1",
+                "--bind", f"{self.host}:{self.port}", "--timeout", "120"]
 
 
 def encode_multipart(fields, files=()):
@@ -423,7 +499,7 @@ class _FormParser(HTMLParser):
             self._select = self._option = None
             if self._form is None or not name:
                 return
-            self._form.options[name] = [((v if v is not None else t), t.strip()) for v, t, _ in options]
+            self._form.options[name] = [((v if v is not None else t.strip()), t.strip()) for v, t, _ in options]
             chosen = [o for o in options if o[2]]
             if not multiple and not chosen and options:
                 chosen = options[:1]  # a single select submits its first option
@@ -431,7 +507,7 @@ class _FormParser(HTMLParser):
                 chosen = chosen[-1:]
             if not skip:
                 for v, t, _ in chosen:
-                    self._form.fields.append((name, v if v is not None else t))
+                    self._form.fields.append((name, v if v is not None else t.strip()))
         elif tag == "textarea" and self._textarea is not None:
             name, text, skip = self._textarea
             self._textarea = None
@@ -466,61 +542,244 @@ def parse_form(page_html, id=None, action=None):
     )
 
 
-# ---------------------------------------------------------------- the reference app
+# ---------------------------------------------------------------- letters
 
 
-class Gunicorn:
-    """The reference project under gunicorn on a free 127.0.0.1 port."""
+CONFIRM_SUBJECT = "Подтверждение почты"
+CONFIRM_LINK_RE = re.compile(r"https?://[^\s/]+/users/email-confirm/[^/\s]+/")
 
-    def __init__(self, venv_python, refproject_dir, env, log_path):
-        self.venv_python = venv_python
-        self.refproject_dir = refproject_dir
-        self.env = env
-        self.log_path = log_path
-        self.proc = None
-        self.port = None
-        self._log = None
 
-    def log_text(self):
-        if self.log_path.exists():
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
-        return ""
+def read_letters(mail_dir):
+    """Every letter in a folder of the file e-mail back end (unchained's
+    EMAIL_BACKEND=file writes Django's filebased format: each message
+    followed by a line of 79 dashes), as email.message.EmailMessage."""
+    out = []
+    for path in sorted(Path(mail_dir).glob("*.log")):
+        for chunk in path.read_bytes().split(b"-" * 79 + b"\n"):
+            if chunk.strip():
+                out.append(email.message_from_bytes(chunk, policy=email.policy.default))
+    return out
 
-    def start(self, timeout=60):
-        for _ in range(3):
-            self.port = free_port()
-            self._log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                [str(self.venv_python), "-m", "gunicorn", "config.wsgi", "--workers", "1",
-                 "--bind", f"127.0.0.1:{self.port}", "--timeout", "120"],
-                env=self.env, cwd=str(self.refproject_dir), stdin=subprocess.DEVNULL,
-                stdout=self._log, stderr=subprocess.STDOUT,
+
+def letter_text(msg):
+    """The letter's plain text (the text/plain part of a multipart one)."""
+    return msg.get_body(("plain",)).get_content() if msg.is_multipart() else msg.get_content()
+
+
+def wait_for_letter(mail_dir, to, subject, logs=None, timeout=30):
+    """The letter to `to` with that subject. Waits for it: unchained sends
+    from its outbox in the background, after the page has answered. `logs`
+    (a callable) adds the servers' logs to a failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for msg in read_letters(mail_dir):
+            if str(msg["To"]).strip() == to and str(msg["Subject"]).strip() == subject:
+                return msg
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no letter {subject!r} to {to} in {mail_dir} after {timeout}s: "
+                f"{[(str(m['To']), str(m['Subject'])) for m in read_letters(mail_dir)]}\n"
+                f"{logs() if logs else ''}"
             )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    r = Browser("127.0.0.1", self.port, timeout=10).get("/users/login/")
-                except OSError:
-                    time.sleep(0.2)
-                    continue
-                if r.status == 200:
-                    return self
-                raise AssertionError(f"Django's /users/login/ answered {r!r}:\n{r.text[:3000]}\n{self.log_text()}")
-            self.stop()
-        raise AssertionError(f"gunicorn did not come up:\n{self.log_text()}")
+        time.sleep(0.2)
 
-    def stop(self):
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
+
+def confirmation_link(mail_dir, to, logs=None):
+    """The e-mail-confirmation link of the letter sent to `to`."""
+    body = letter_text(wait_for_letter(mail_dir, to, CONFIRM_SUBJECT, logs))
+    m = CONFIRM_LINK_RE.search(body)
+    assert m, f"no confirmation link in the letter to {to}:\n{body}"
+    return m.group(0)
+
+
+# ---------------------------------------------------------------- databases
+
+
+class Database:
+    """Plain SQL on a test database; queries use %s placeholders."""
+
+    def __init__(self, url):
+        self.url = url
+        self.sqlite = url.startswith("sqlite:///")
+
+    def _connect(self):
+        if self.sqlite:
+            return sqlite3.connect(urllib.parse.unquote(self.url[len("sqlite:///"):]), timeout=30)
+        import psycopg
+
+        return psycopg.connect(self.url)
+
+    def rows(self, query, *params):
+        con = self._connect()
+        try:
+            cur = con.cursor()
+            cur.execute(query.replace("%s", "?") if self.sqlite else query, params)
+            return cur.fetchall()
+        finally:
+            con.close()
+
+    def one(self, query, *params):
+        rows = self.rows(query, *params)
+        assert len(rows) == 1, f"expected one row from {query!r} {params}, got {rows}"
+        return rows[0]
+
+    def execute(self, query, *params):
+        con = self._connect()
+        try:
+            cur = con.cursor()
+            cur.execute(query.replace("%s", "?") if self.sqlite else query, params)
+            con.commit()
+            return cur.rowcount
+        finally:
+            con.close()
+
+    def tables(self):
+        if self.sqlite:
+            return [r[0] for r in self.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                " ORDER BY name")]
+        return [r[0] for r in self.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_type = 'BASE TABLE' ORDER BY table_name")]
+
+    def row_counts(self):
+        return {t: self.one(f'SELECT COUNT(*) FROM "{t}"')[0] for t in self.tables()}
+
+
+class ModuleDatabase:
+    """A database that lives as long as a module's tests: a file in `workdir`
+    (made by the first migrate), or a new PostgreSQL database, dropped by
+    `drop()` unless COMPAT_KEEP_DBS is set. `request` (the test's) starts the
+    PostgreSQL test cluster only when the back end is PostgreSQL."""
+
+    def __init__(self, request, backend, workdir, label):
+        self.backend = backend
+        self.pg_base_url = request.getfixturevalue("pg_base_url") if backend == "postgres" else None
+        if backend == "sqlite":
+            self.path = workdir / f"{label}.sqlite3"
+            self.url = f"sqlite:///{self.path}"
+            self.name = None
+        else:
+            self.name = f"compat_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+            self.url = subprocess.run(
+                ["bash", str(POSTGRES_SH), "createdb", self.name],
+                check=True, capture_output=True, text=True, timeout=300,
+            ).stdout.strip()
+        self.db = Database(self.url)
+
+    def _pg_admin(self, sql):
+        import psycopg
+
+        with psycopg.connect(f"{self.pg_base_url}/postgres", autocommit=True) as con:
+            con.execute(sql)
+
+    def copy(self, workdir, label):
+        """A copy of the database as it is now: (url, drop)."""
+        if self.backend == "sqlite":
+            target = workdir / f"{label}-{uuid.uuid4().hex[:6]}.sqlite3"
+            shutil.copyfile(self.path, target)
+
+            def drop_file():
+                for path in [target, *target.parent.glob(target.name + "-*")]:  # -wal, -shm
+                    path.unlink(missing_ok=True)
+
+            return f"sqlite:///{target}", drop_file
+        name = f"{self.name}_{label}"[:60]
+        self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        url = f"{self.pg_base_url}/{name}"
+
+        def drop():
+            if not os.environ.get("COMPAT_KEEP_DBS"):
+                self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        return url, drop
+
+    def drop(self):
+        if self.backend == "postgres" and not os.environ.get("COMPAT_KEEP_DBS"):
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------- sites shared by a module's tests
+
+
+class BackendSites:
+    """A module's shared sites, one per database back end (or other key),
+    for tests too slow to build their servers and data each time: built by
+    the first test that asks, reused by the rest, torn down when the `with`
+    block ends (a module-scoped fixture's):
+
+        @pytest.fixture(scope="module")
+        def _sites():
+            with BackendSites() as sites:
+                yield sites
+
+        @pytest.fixture
+        def site(db_backend, _sites, ...):
+            def build(cleanup):      # cleanup: an ExitStack
+                database = ModuleDatabase(request, db_backend, workdir, "label")
+                cleanup.callback(database.drop)
+                server = LiveServer(...).start()
+                cleanup.callback(server.stop)
+                return Site(...)
+            return _sites.get(db_backend, build)
+
+    What `build` registers on `cleanup` is undone in reverse order, at once
+    when the build fails; a failed build is not tried again by the next test
+    (it would fail the same way, slowly)."""
+
+    def __init__(self):
+        self._sites = {}
+        self._failed = {}
+        self._teardown = ExitStack()
+
+    def get(self, key, build):
+        if key in self._failed:
+            raise AssertionError(f"building the {key} site failed earlier:\n{self._failed[key]}")
+        if key not in self._sites:
+            cleanup = ExitStack()
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        if self._log:
-            self._log.close()
-            self._log = None
+                self._sites[key] = build(cleanup)
+            except BaseException as e:
+                self._failed[key] = repr(e)[:6000]
+                cleanup.close()
+                raise
+            self._teardown.enter_context(cleanup)
+        return self._sites[key]
 
-    def browser(self):
-        return Browser("127.0.0.1", self.port)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._teardown.close()
+
+
+# ---------------------------------------------------------------- test data
+
+
+def new_email(tag):
+    """A fresh address: tests that share a site never meet each other's users."""
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def new_password():
+    # Passes Django's validators; letters, digits, a few symbols and a non-ASCII one.
+    return f"Pw-{uuid.uuid4().hex[:12]}!ё"
+
+
+def nav_email(page_html):
+    """The e-mail in the navigation's user link (base.html: <a class="who" ...>)."""
+    m = re.search(r'<a class="who"[^>]*>([^<]*)</a>', page_html)
+    return html.unescape(m.group(1)).strip() if m else None
+
+
+def png_bytes(width=4, height=3, rgb=None):
+    """A small real PNG; of a random colour (different every call) unless `rgb` is given."""
+    color = bytes(rgb) if rgb else uuid.uuid4().bytes[:3]
+    raw = b"".join(b"\x00" + color * width for _ in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))

@@ -35,330 +35,44 @@ Each back end's databases are built once per module; the broken cases work
 on copies (a copied SQLite file; CREATE DATABASE ... TEMPLATE on
 PostgreSQL), dropped afterwards.
 """
-import http.client
 import json
-import os
 import re
 import shutil
-import sqlite3
-import struct
 import subprocess
 import sys
-import time
 import urllib.parse
 import uuid
-import zlib
 from pathlib import Path
-
-import email as email_lib
-import email.policy
 
 import pytest
 
-from live import LiveServer, Response, _expired, form_token
+from django_side import last_json
+from live import (BackendSites, Database, LiveServer, ModuleDatabase, confirmation_link, form_token, parse_form,
+                  png_bytes, reference_env)
 from test_check import run_check, says_safe
 
 TESTS_DIR = Path(__file__).resolve().parent
 COMPAT_DIR = TESTS_DIR.parent
 REFPROJECT_DIR = COMPAT_DIR / "refproject"
-REPO_ROOT = COMPAT_DIR.parent
-POSTGRES_SH = REPO_ROOT / "scripts" / "postgres.sh"
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost,testserver"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "Adm1n-пароль-2025"
 USER_PASSWORD = "Correct-Horse-42"
-CONFIRM_SUBJECT = "Подтверждение почты"
-CONFIRM_LINK_RE = re.compile(r"https?://[^\s/]+/users/email-confirm/[^/\s]+/")
 
 ADMIN_DIRECTION = "on an unchained-migrated DB"
 CHECK_DIRECTION = "on a Django-migrated DB"
 
 
-# ---------------------------------------------------------------- shared helpers
-
-# An HTML form reader used on both sides: by the tests on unchained's pages
-# and, inside the Django subprocess, on the admin's change forms. It yields
-# what a browser would submit (files left out; they are listed separately).
-FORM_PARSER_SRC = r'''
-import html.parser as _html_parser
+# ---------------------------------------------------------------- helpers
 
 
-class FormParser(_html_parser.HTMLParser):
-    """Every <form> of a page: {"attrs": {...}, "fields": [(name, value)], "files": [name]}."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.forms = []
-        self._form = None
-        self._select = None
-        self._option = None
-        self._textarea = None
-
-    def _finish_option(self):
-        opt, self._option = self._option, None
-        if opt is None or self._select is None:
-            return
-        value = opt["value"] if opt["value"] is not None else "".join(opt["text"]).strip()
-        self._select["options"].append(value)
-        if opt["selected"]:
-            self._select["selected"].append(value)
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: ("" if v is None else v) for k, v in attrs}
-        if tag == "form":
-            self._form = {"attrs": a, "fields": [], "files": []}
-            self.forms.append(self._form)
-            return
-        if self._form is None:
-            return
-        name = a.get("name")
-        if tag == "input":
-            kind = a.get("type", "text").lower()
-            if not name or "disabled" in a or kind in ("submit", "button", "image", "reset"):
-                return
-            if kind == "file":
-                self._form["files"].append(name)
-            elif kind in ("checkbox", "radio"):
-                if "checked" in a:
-                    self._form["fields"].append((name, a.get("value", "on")))
-            else:
-                self._form["fields"].append((name, a.get("value", "")))
-        elif tag == "select" and name and "disabled" not in a:
-            self._select = {"name": name, "multiple": "multiple" in a, "options": [], "selected": []}
-        elif tag == "option" and self._select is not None:
-            self._finish_option()
-            self._option = {"value": a.get("value"), "selected": "selected" in a, "text": []}
-        elif tag == "textarea" and name and "disabled" not in a:
-            self._textarea = (name, [])
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-        elif tag == "option":
-            self._finish_option()
-        elif tag == "select" and self._select is not None:
-            self._finish_option()
-            s, self._select = self._select, None
-            chosen = s["selected"]
-            if not chosen and not s["multiple"] and s["options"]:
-                chosen = s["options"][:1]  # a browser submits the first option
-            if self._form is not None:
-                self._form["fields"].extend((s["name"], v) for v in chosen)
-        elif tag == "textarea" and self._textarea is not None:
-            name, parts = self._textarea
-            self._textarea = None
-            text = "".join(parts)
-            # HTML drops one newline right after <textarea>.
-            text = text[2:] if text.startswith("\r\n") else text[1:] if text.startswith("\n") else text
-            if self._form is not None:
-                self._form["fields"].append((name, text))
-
-    def handle_data(self, data):
-        if self._textarea is not None:
-            self._textarea[1].append(data)
-        elif self._option is not None:
-            self._option["text"].append(data)
-
-
-def parse_forms(page_html):
-    parser = FormParser()
-    parser.feed(page_html)
-    parser.close()
-    return parser.forms
-'''
-exec(FORM_PARSER_SRC, globals())  # defines FormParser and parse_forms here too
-
-
-def find_form(page_html, where, **attrs):
-    """The first form whose attributes include `attrs`."""
-    forms = parse_forms(page_html)
-    for form in forms:
-        if all(form["attrs"].get(k) == v for k, v in attrs.items()):
-            return form
-    raise AssertionError(
-        f"{where}: no <form {attrs}> among {[f['attrs'] for f in forms]}:\n{page_html[:3000]}"
-    )
-
-
-def with_values(fields, **values):
-    """The form's pairs with these names' values replaced (or added)."""
-    out = [(k, v) for k, v in fields if k not in values]
-    for k, v in values.items():
-        if isinstance(v, (list, tuple)):
-            out.extend((k, item) for item in v)
-        elif v is not None:
-            out.append((k, v))
-    return out
-
-
-def png_bytes(width=6, height=4, rgb=(200, 40, 30)):
-    """A real (tiny) PNG image."""
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
-
-
-def post_multipart(browser, path, fields, files=()):
-    """POST multipart/form-data as a browser does (live.Browser only sends
-    URL-encoded bodies); keeps the browser's cookies up to date."""
-    boundary = f"----compat{uuid.uuid4().hex}"
-    parts = []
-    for name, value in fields:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + str(value).encode("utf-8") + b"\r\n"
-        )
-    for name, filename, content, content_type in files:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n"
-        )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    headers = {
-        "Host": f"{browser.host}:{browser.port}",
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
-    }
-    if browser.cookies:
-        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    conn = http.client.HTTPConnection(browser.host, browser.port, timeout=browser.timeout)
-    try:
-        conn.request("POST", path, body=body, headers=headers)
-        resp = conn.getresponse()
-        response = Response(resp.status, resp.getheaders(), resp.read())
-    finally:
-        conn.close()
-    for name, morsel in response.set_cookies().items():
-        if _expired(morsel):
-            browser.cookies.pop(name, None)
-        else:
-            browser.cookies[name] = morsel.value
-    return response
-
-
-class Database:
-    """Plain SQL on a test database; queries use %s placeholders."""
-
-    def __init__(self, url):
-        self.url = url
-        self.sqlite = url.startswith("sqlite:///")
-
-    def _connect(self):
-        if self.sqlite:
-            return sqlite3.connect(urllib.parse.unquote(self.url[len("sqlite:///"):]), timeout=30)
-        import psycopg
-
-        return psycopg.connect(self.url)
-
-    def rows(self, query, *params):
-        con = self._connect()
-        try:
-            cur = con.cursor()
-            cur.execute(query.replace("%s", "?") if self.sqlite else query, params)
-            return cur.fetchall()
-        finally:
-            con.close()
-
-    def one(self, query, *params):
-        rows = self.rows(query, *params)
-        assert len(rows) == 1, f"expected one row from {query!r} {params}, got {rows}"
-        return rows[0]
-
-    def execute(self, query, *params):
-        con = self._connect()
-        try:
-            cur = con.cursor()
-            cur.execute(query.replace("%s", "?") if self.sqlite else query, params)
-            con.commit()
-            return cur.rowcount
-        finally:
-            con.close()
-
-    def tables(self):
-        if self.sqlite:
-            return [r[0] for r in self.rows(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-                " ORDER BY name")]
-        return [r[0] for r in self.rows(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_type = 'BASE TABLE' ORDER BY table_name")]
-
-    def row_counts(self):
-        return {t: self.one(f'SELECT COUNT(*) FROM "{t}"')[0] for t in self.tables()}
-
-
-class ModuleDatabase:
-    """A database that lives as long as this module's tests: a file in a
-    temporary directory, or a PostgreSQL database (dropped at the end)."""
-
-    def __init__(self, backend, workdir, label, pg_base_url=None):
-        self.backend = backend
-        self.pg_base_url = pg_base_url
-        if backend == "sqlite":
-            self.path = workdir / f"{label}.sqlite3"
-            self.url = f"sqlite:///{self.path}"
-            self.name = None
-        else:
-            self.name = f"compat_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-            self.url = subprocess.run(
-                ["bash", str(POSTGRES_SH), "createdb", self.name],
-                check=True, capture_output=True, text=True, timeout=300,
-            ).stdout.strip()
-        self.db = Database(self.url)
-
-    def _pg_admin(self, sql):
-        import psycopg
-
-        with psycopg.connect(f"{self.pg_base_url}/postgres", autocommit=True) as con:
-            con.execute(sql)
-
-    def copy(self, workdir, label):
-        """A copy of the database as it is now: (url, drop)."""
-        if self.backend == "sqlite":
-            target = workdir / f"{label}-{uuid.uuid4().hex[:6]}.sqlite3"
-            shutil.copyfile(self.path, target)
-
-            def drop_file():
-                for path in [target, *target.parent.glob(target.name + "-*")]:  # -wal, -shm
-                    path.unlink(missing_ok=True)
-
-            return f"sqlite:///{target}", drop_file
-        name = f"{self.name}_{label}"[:60]
-        self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
-        url = f"{self.pg_base_url}/{name}"
-
-        def drop():
-            if not os.environ.get("COMPAT_KEEP_DBS"):
-                self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-        return url, drop
-
-    def drop(self):
-        if self.backend == "postgres" and not os.environ.get("COMPAT_KEEP_DBS"):
-            self._pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-def django_env(extra=None):
+def client_settings(extra=None):
     """What the reference project needs to run Django's test Client and send no mail."""
     env = {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "EMAIL_BACKEND": "locmem"}
     env.update(extra or {})
     return env
-
-
-def last_json(stdout, where):
-    """The JSON document a Django script printed on its last `RESULT ` line."""
-    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"{where}: the script printed no RESULT line:\n{stdout[-4000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
 
 
 # ---------------------------------------------------------------- the registry, at collection
@@ -382,11 +96,9 @@ def _registered_admin_models():
         "from django.contrib import admin;"
         "print('RESULT ' + json.dumps([m._meta.label_lower for m in admin.site._registry]))"
     )
-    env = dict(os.environ)
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.update({"DATABASE_URL": "sqlite:///:memory:", "SECRET_KEY": SECRET_KEY, "PYTHONDONTWRITEBYTECODE": "1"})
     try:
-        proc = subprocess.run([str(_venv_python()), "-c", code], cwd=REFPROJECT_DIR, env=env,
+        proc = subprocess.run([str(_venv_python()), "-c", code], cwd=REFPROJECT_DIR,
+                              env=reference_env("sqlite:///:memory:", SECRET_KEY),
                               capture_output=True, text=True, timeout=120)
         return last_json(proc.stdout, "admin registry")
     except Exception:  # noqa: BLE001 - reported by test_every_registered_model_was_checked
@@ -399,7 +111,7 @@ ADMIN_MODELS = _registered_admin_models()
 # ================================================================ A. Django admin
 
 
-ADMIN_SCRIPT = FORM_PARSER_SRC + r'''
+ADMIN_SCRIPT = r'''
 import datetime
 import decimal
 import html
@@ -409,7 +121,11 @@ import re
 import sys
 import traceback
 
+admin_email, admin_password, out_path, tests_dir = sys.argv[1:5]
 sys.path.insert(0, os.getcwd())
+# live.py (standard library only): the admin's change forms are read as a
+# browser submits them, with the form reader the tests use on unchained's pages.
+sys.path.append(tests_dir)
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 import django
 django.setup()
@@ -418,8 +134,7 @@ from django.contrib import admin
 from django.forms.models import _get_foreign_key
 from django.test import Client
 from django.urls import reverse
-
-admin_email, admin_password, out_path = sys.argv[1:4]
+from live import parse_forms
 
 
 def plain(value):
@@ -523,12 +238,12 @@ for model, ma in admin.site._registry.items():
             entry = {"pk": pk, "status": None}
             res["posts"].append(entry)
             form_page = client.get(url).content.decode("utf-8", "replace")
-            forms = [f for f in parse_forms(form_page) if f["attrs"].get("id") == f"{info[1]}_form"]
+            forms = [f for f in parse_forms(form_page) if f.id == f"{info[1]}_form"]
             if not forms:
                 entry["error"] = f"no form #{info[1]}_form on the change page"
                 continue
             data = {}
-            for name, value in forms[0]["fields"]:
+            for name, value in forms[0].fields:
                 data.setdefault(name, []).append(value)
             before = snapshot(model, ma, pk)
             resp = client.post(url, data)
@@ -566,29 +281,6 @@ print("RESULT " + json.dumps(list(u.user_permissions.values_list("codename", fla
 """
 
 
-def read_letters(mail_dir):
-    out = []
-    for path in sorted(Path(mail_dir).glob("*.log")):
-        for chunk in path.read_bytes().split(b"-" * 79 + b"\n"):
-            if chunk.strip():
-                out.append(email_lib.message_from_bytes(chunk, policy=email.policy.default))
-    return out
-
-
-def confirmation_path(mail_dir, to, server, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        for msg in read_letters(mail_dir):
-            if str(msg["To"]).strip() == to and str(msg["Subject"]).strip() == CONFIRM_SUBJECT:
-                body = msg.get_body(("plain",)).get_content() if msg.is_multipart() else msg.get_content()
-                m = CONFIRM_LINK_RE.search(body)
-                assert m, f"no confirmation link in the letter to {to}:\n{body}"
-                return urllib.parse.urlsplit(m.group(0)).path
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {CONFIRM_SUBJECT!r} letter to {to} after {timeout}s\n{server.log_text()}")
-        time.sleep(0.2)
-
-
 class SiteUser:
     """One visitor of `unchained serve`, driving its forms over HTTP."""
 
@@ -604,7 +296,8 @@ class SiteUser:
             "email": self.address, "password1": USER_PASSWORD, "password2": USER_PASSWORD,
         })
         assert r.status in (200, 302), f"register {self.address}: {r!r}\n{r.text[:2000]}"
-        r = self.browser.get(confirmation_path(self.mail_dir, self.address, self.server))
+        link = confirmation_link(self.mail_dir, self.address, logs=self.server.log_text)
+        r = self.browser.get(urllib.parse.urlsplit(link).path)
         assert r.status == 302 and r.location == "/users/login/", f"confirm {self.address}: {r!r}"
         return self
 
@@ -615,11 +308,15 @@ class SiteUser:
         assert r.status == 302 and r.location == "/", f"login of {self.address}: {r!r}\n{r.text[:2000]}"
         return self
 
-    def submit(self, path, form_attrs, files=(), expect_location=None, **values):
+    def submit(self, path, form_attrs, files=None, expect_location=None, **values):
+        """The page's form (parse_form's id= or action=) posted with these
+        values set; `files` maps a file input to (filename, content type, bytes)."""
         page = self.browser.get(path)
         assert page.status == 200, f"GET {path} as {self.address}: {page!r}"
-        form = find_form(page.text, f"GET {path}", **form_attrs)
-        r = post_multipart(self.browser, path, with_values(form["fields"], **values), files)
+        form = parse_form(page.text, **form_attrs)
+        for name, value in values.items():
+            form.set(name, value)
+        r = self.browser.submit(form, files=files, page_path=path)
         assert r.status == 302, f"POST {path} as {self.address}: {r!r}\n{r.text[:4000]}"
         if expect_location is not None:
             assert r.location == expect_location, f"POST {path}: redirected to {r.location!r}"
@@ -637,21 +334,20 @@ def fill_through_the_site(url, workdir, run_unchained, run_manage, unchained_bin
     server = LiveServer(
         unchained_bin, url, SECRET_KEY,
         env={"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "EMAIL_BACKEND": "file",
-             "EMAIL_FILE_PATH": mail_dir, "MEDIA_ROOT": media_root, "SECRET_KEY_FALLBACKS": None},
+             "EMAIL_FILE_PATH": mail_dir, "MEDIA_ROOT": media_root},
         log_path=workdir / "serve.log",
     )
-    server.start()
-    try:
+    with server.start():
         owner = SiteUser(server, mail_dir, db, "owner@example.com").register_and_confirm().login()
-        owner.submit("/users/profile/", {"enctype": "multipart/form-data"},
-                     files=[("avatar", "me.png", png_bytes(rgb=(10, 120, 200)), "image/png")],
+        owner.submit("/users/profile/", {"action": "/users/profile/"},
+                     files={"avatar": ("me.png", "image/png", png_bytes(rgb=(10, 120, 200)))},
                      first_name="Анна", last_name="О'Нил", phone="+7 (900) 123-45-67", country="Россия")
         row = db.one("SELECT first_name, phone, avatar FROM users_user WHERE email = %s", owner.address)
         assert row[0] == "Анна" and row[1] == "+7 (900) 123-45-67" and row[2], row
 
         # A full product with an image, and a bare one.
         owner.submit("/products/create/", {"id": "product-form"}, expect_location="/",
-                     files=[("image", "espresso cup.png", png_bytes(), "image/png")],
+                     files={"image": ("espresso cup.png", "image/png", png_bytes())},
                      name="Эспрессо-машина", description="Двойной бойлер.\nГотовит <b>крепкий</b> кофе & чай.",
                      category=str(categories["Кофемашины"]), price="13119.00")
         owner.submit("/products/create/", {"id": "product-form"}, expect_location="/",
@@ -694,8 +390,6 @@ def fill_through_the_site(url, workdir, run_unchained, run_manage, unchained_bin
             "csrfmiddlewaretoken": form_token(page.text), "email": pending.address,
             "password1": USER_PASSWORD, "password2": USER_PASSWORD})
         assert r.status in (200, 302), r
-    finally:
-        server.stop()
     perms = last_json(run_manage(url, "shell", "-c", ORM_USER_PERMISSION % "owner@example.com").stdout,
                       "user permission")
     assert perms == ["delete_product"], perms
@@ -741,29 +435,23 @@ print("RESULT " + json.dumps({
 
 
 @pytest.fixture(scope="module")
-def _admin_sites():
-    sites = {}
-    yield sites
-    for site in sites.values():
-        site["database"].drop()
+def _sites():
+    """This module's two kinds of site per back end: ("admin", backend) and ("check", backend)."""
+    with BackendSites() as sites:
+        yield sites
 
 
 @pytest.fixture
-def admin_site(db_backend, _admin_sites, request, tmp_path_factory, run_unchained, run_manage,
+def admin_site(db_backend, _sites, request, tmp_path_factory, run_unchained, run_manage,
                unchained_bin, venv_python):
     """The back end's unchained-migrated, site-filled database and what the
     Django admin answered on it; made once per module."""
-    if db_backend in _admin_sites:
-        site = _admin_sites[db_backend]
-        if "failed" in site:
-            pytest.fail(f"building the {db_backend} admin site failed earlier:\n{site['failed']}")
-        return site
-    workdir = tmp_path_factory.mktemp(f"admin-{db_backend}")
-    base = request.getfixturevalue("pg_base_url") if db_backend == "postgres" else None
-    database = ModuleDatabase(db_backend, workdir, "admin", base)
-    site = {"database": database, "url": database.url, "workdir": workdir}
-    _admin_sites[db_backend] = site
-    try:
+
+    def build(cleanup):
+        workdir = tmp_path_factory.mktemp(f"admin-{db_backend}")
+        database = ModuleDatabase(request, db_backend, workdir, "admin")
+        cleanup.callback(database.drop)
+        site = {"database": database, "url": database.url, "workdir": workdir}
         url = database.url
         run_unchained(url, "migrate")
         run_unchained(url, "createsuperuser", "--noinput", "--email", ADMIN_EMAIL,
@@ -777,19 +465,16 @@ def admin_site(db_backend, _admin_sites, request, tmp_path_factory, run_unchaine
         script = workdir / "admin_walk.py"
         script.write_text(ADMIN_SCRIPT, encoding="utf-8")
         out = workdir / "admin_walk.json"
-        env = dict(os.environ)
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        env.update({"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, "PYTHONDONTWRITEBYTECODE": "1",
-                    "MEDIA_ROOT": str(media_root), **django_env()})
-        proc = subprocess.run([str(venv_python), str(script), ADMIN_EMAIL, ADMIN_PASSWORD, str(out)],
+        env = reference_env(url, SECRET_KEY, client_settings({"MEDIA_ROOT": str(media_root)}))
+        proc = subprocess.run([str(venv_python), str(script), ADMIN_EMAIL, ADMIN_PASSWORD, str(out),
+                               str(TESTS_DIR)],
                               cwd=REFPROJECT_DIR, env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0 and out.exists(), (
             f"the Django admin walk failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
         site["result"] = json.loads(out.read_text(encoding="utf-8"))
-    except BaseException as e:  # noqa: BLE001 - remembered for the other tests of this back end
-        site["failed"] = repr(e)[:6000]
-        raise
-    return site
+        return site
+
+    return _sites.get(("admin", db_backend), build)
 
 
 @pytest.mark.matrix("Django admin: log in", ADMIN_DIRECTION)
@@ -974,33 +659,20 @@ DJANGO_TABLES = {
 }
 
 
-@pytest.fixture(scope="module")
-def _django_sites():
-    sites = {}
-    yield sites
-    for site in sites.values():
-        site["database"].drop()
-
-
 @pytest.fixture
-def django_site(db_backend, _django_sites, request, tmp_path_factory, run_manage):
+def django_site(db_backend, _sites, request, tmp_path_factory, run_manage):
     """The back end's database migrated and filled by Django; made once per module."""
-    if db_backend in _django_sites:
-        site = _django_sites[db_backend]
-        if "failed" in site:
-            pytest.fail(f"building the {db_backend} Django database failed earlier:\n{site['failed']}")
-        return site
-    workdir = tmp_path_factory.mktemp(f"check-{db_backend}")
-    base = request.getfixturevalue("pg_base_url") if db_backend == "postgres" else None
-    database = ModuleDatabase(db_backend, workdir, "check", base)
-    site = {"database": database, "url": database.url, "workdir": workdir}
-    _django_sites[db_backend] = site
-    try:
+
+    def build(cleanup):
+        workdir = tmp_path_factory.mktemp(f"check-{db_backend}")
+        database = ModuleDatabase(request, db_backend, workdir, "check")
+        cleanup.callback(database.drop)
+        site = {"database": database, "url": database.url, "workdir": workdir}
         url = database.url
         run_manage(url, "migrate", "--noinput")
         run_manage(url, "createsuperuser", "--noinput",
                    env={"DJANGO_SUPERUSER_EMAIL": ADMIN_EMAIL, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD})
-        env = django_env({"MEDIA_ROOT": str(workdir / "media")})
+        env = client_settings({"MEDIA_ROOT": str(workdir / "media")})
         site["fill"] = last_json(run_manage(
             url, "shell", "-c", FILL_DJANGO % (ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, png_bytes().hex()),
             env=env).stdout, "filling with Django")
@@ -1011,10 +683,9 @@ def django_site(db_backend, _django_sites, request, tmp_path_factory, run_manage
             # The file as Django left it, before any `unchained` opened it.
             site["pristine"] = workdir / "pristine.sqlite3"
             shutil.copyfile(database.path, site["pristine"])
-    except BaseException as e:  # noqa: BLE001
-        site["failed"] = repr(e)[:6000]
-        raise
-    return site
+        return site
+
+    return _sites.get(("check", db_backend), build)
 
 
 @pytest.mark.matrix("check: real data", CHECK_DIRECTION)

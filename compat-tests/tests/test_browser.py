@@ -22,21 +22,16 @@ Chromium: /usr/bin/chromium and /usr/bin/chromedriver (Debian packages
 downloaded. Without chromedriver the test skips locally and fails when CI is
 set; a chromedriver that cannot start a browser always fails the test.
 """
-import email
-import email.policy
 import io
 import os
 import re
 import shutil
-import sqlite3
-import time
 import urllib.parse
 import uuid
-from pathlib import Path
 
 import pytest
 
-from live import LiveServer, form_token
+from live import Database, LiveServer, confirmation_link, form_token, new_email
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -50,87 +45,7 @@ CHROME_ARGS = (
     "--window-size=1280,1000",
 )
 PASSWORD = "Correct-Horse-42"
-CONFIRM_SUBJECT = "Подтверждение почты"
-CONFIRM_LINK_RE = re.compile(r"https?://[^\s/]+/users/email-confirm/[^/\s]+/")
 WAIT = 20  # seconds for a page to arrive
-
-
-# ---------------------------------------------------------------- database
-
-
-class Database:
-    """Plain SQL on the test database; queries use %s placeholders."""
-
-    def __init__(self, url):
-        self.url = url
-
-    def _connect(self):
-        if self.url.startswith("sqlite:///"):
-            return sqlite3.connect(urllib.parse.unquote(self.url[len("sqlite:///"):]), timeout=30)
-        import psycopg
-
-        return psycopg.connect(self.url)
-
-    def _sql(self, query):
-        return query.replace("%s", "?") if self.url.startswith("sqlite:") else query
-
-    def rows(self, query, *params):
-        con = self._connect()
-        try:
-            cur = con.cursor()
-            cur.execute(self._sql(query), params)
-            return cur.fetchall()
-        finally:
-            con.close()
-
-    def one(self, query, *params):
-        rows = self.rows(query, *params)
-        assert len(rows) == 1, f"expected one row from {query!r} {params}, got {rows}"
-        return rows[0]
-
-    def execute(self, query, *params):
-        con = self._connect()
-        try:
-            con.cursor().execute(self._sql(query), params)
-            con.commit()
-        finally:
-            con.close()
-
-
-# ---------------------------------------------------------------- mail
-
-
-def read_letters(mail_dir):
-    """Every message Django's file back end format holds: EmailMessage objects."""
-    out = []
-    for path in sorted(Path(mail_dir).glob("*.log")):
-        for chunk in path.read_bytes().split(b"-" * 79 + b"\n"):
-            if chunk.strip():
-                out.append(email.message_from_bytes(chunk, policy=email.policy.default))
-    return out
-
-
-def confirmation_link(mail_dir, to, server, timeout=30):
-    """The e-mail-confirmation link of the letter sent to `to`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for msg in read_letters(mail_dir):
-            if str(msg["To"]).strip() == to and str(msg["Subject"]).strip() == CONFIRM_SUBJECT:
-                body = msg.get_body(("plain",)).get_content() if msg.is_multipart() else msg.get_content()
-                m = CONFIRM_LINK_RE.search(body)
-                assert m, f"no confirmation link in the letter to {to}:\n{body}"
-                return m.group(0)
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no letter {CONFIRM_SUBJECT!r} to {to} in {mail_dir} after {timeout}s: "
-                f"{[(str(m['To']), str(m['Subject'])) for m in read_letters(mail_dir)]}\n"
-                f"server log:\n{server.log_text()}"
-            )
-        time.sleep(0.2)
-
-
-def new_email(tag):
-    return f"{tag}-{uuid.uuid4().hex[:8]}@example.com"
 
 
 # ---------------------------------------------------------------- browser
@@ -320,7 +235,7 @@ class Walk:
         })
         assert r.status == 302 and r.location == "/users/login/", f"register {address}: {r!r}\n{r.text[:2000]}"
         assert self.user(address)["is_active"] is False, f"{address} is active before confirming"
-        link = confirmation_link(self.mail_dir, address, self.server)
+        link = confirmation_link(self.mail_dir, address, logs=self.server.log_text)
         r = client.get(urllib.parse.urlsplit(link).path)
         assert r.status == 302 and r.location == "/users/login/", f"confirm {address}: {r!r}"
         assert self.user(address)["is_active"] is True
@@ -393,7 +308,7 @@ def test_browser_walk(db_backend, fresh_db, chrome, unchained_bin, run_unchained
     server = LiveServer(
         unchained_bin, url, SECRET_KEY,
         env={"ALLOWED_HOSTS": "127.0.0.1,localhost", "DEBUG": "0", "EMAIL_BACKEND": "file",
-             "EMAIL_FILE_PATH": mail_dir, "MEDIA_ROOT": media_root, "SECRET_KEY_FALLBACKS": None},
+             "EMAIL_FILE_PATH": mail_dir, "MEDIA_ROOT": media_root},
         log_path=tmp_path / "serve.log",
     )
     server.start()
@@ -427,7 +342,7 @@ def _walk(walk, category_id, category_name, run_unchained, url, media_root, tmp_
     walk.shot("registered")
 
     # 2. The letter's link -> the login page; the user is active, the token cleared.
-    link = confirmation_link(walk.mail_dir, owner, walk.server)
+    link = confirmation_link(walk.mail_dir, owner, logs=walk.server.log_text)
     parts = urllib.parse.urlsplit(link)
     assert parts.netloc == f"127.0.0.1:{walk.server.port}", f"the link names another host: {link}"
     assert parts.path == f"/users/email-confirm/{user['token']}/", (link, user["token"])

@@ -32,24 +32,20 @@ unchained, checked on Django:
  6. SECRET_KEY rotation: restarted with SECRET_KEY=B, SECRET_KEY_FALLBACKS=A
     (last: it restarts the servers)
 """
-import email
-import email.policy
 import hashlib
 import html
-import json
-import os
 import re
-import struct
 import subprocess
 import time
+import urllib.parse
 import uuid
-import zlib
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from live import Gunicorn, LiveServer, parse_form
+from django_side import DjangoWorker, last_json
+from live import (BackendSites, Gunicorn, LiveServer, ModuleDatabase, confirmation_link, letter_text, nav_email,
+                  new_email, new_password, parse_form, png_bytes, reference_env, wait_for_letter)
 
 KEY_A = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 KEY_B = "compat-tests-rotated-secret-key-B-not-for-production-9876543210"
@@ -62,7 +58,6 @@ DIRECTIONS = pytest.mark.parametrize(
 )
 LOGIN_PATH = "/users/login/"
 PROFILE = "/users/profile/"
-CONFIRM_SUBJECT = "Подтверждение почты"
 RESET_SUBJECT = "Восстановление пароля"
 MODERATOR_PERMISSIONS = ("can_publish_product", "can_change_description", "can_change_category")
 
@@ -74,20 +69,12 @@ def sides(direction):
 
 # ---------------------------------------------------------------- Django's ORM, out of process
 
-WORKER = r'''
-import hashlib, json, os, sys, traceback
-
-answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-os.dup2(2, 1)
-sys.stdout = sys.stderr
-sys.path.insert(0, sys.argv[1])
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-import django
-django.setup()
+# What the tests ask of Django's ORM (django_side.DjangoWorker runs them).
+ORM_OPS = r'''
+import hashlib
 
 from django.contrib.auth.models import Group, Permission
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.utils import timezone
 from catalog.models import Category, Product, Version
 from users.models import User
@@ -163,17 +150,6 @@ def op_group(name):
         return None
     return {"id": g.pk, "permissions": sorted(g.permissions.values_list("codename", flat=True)),
             "users": sorted(g.user_set.values_list("email", flat=True))}
-
-
-for line in sys.stdin:
-    try:
-        call = json.loads(line)
-        result = {"result": globals()["op_" + call["op"]](**call["args"])}
-    except Exception:
-        result = {"error": traceback.format_exc()}
-    if connection.vendor == "sqlite":
-        connection.close()  # hold no lock between calls
-    answers.write(json.dumps(result) + "\n")
 '''
 
 # Runs in `manage.py shell -c`, under the SECRET_KEY (and fallbacks) of its
@@ -199,42 +175,6 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-class DjangoShell:
-    """The reference project's ORM in a subprocess; `call(op, **args)` runs `op_<op>`."""
-
-    def __init__(self, venv_python, refproject_dir, env, workdir):
-        script = workdir / "django_shell.py"
-        script.write_text(WORKER)
-        self.log_path = workdir / "django_shell.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [str(venv_python), str(script), str(refproject_dir)],
-            env=env, cwd=str(refproject_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, text=True, encoding="utf-8",
-        )
-
-    def call(self, op, **args):
-        assert self.proc.poll() is None, f"the Django shell exited:\n{self.log_path.read_text()[-4000:]}"
-        self.proc.stdin.write(json.dumps({"op": op, "args": args}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, f"the Django shell died during {op}:\n{self.log_path.read_text()[-4000:]}"
-        answer = json.loads(line)
-        if "error" in answer:
-            raise AssertionError(f"Django raised during {op}({args}):\n{answer['error']}")
-        return answer["result"]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
 # ---------------------------------------------------------------- the site: both servers on one database
 
 
@@ -254,27 +194,16 @@ class Site:
             folder.mkdir()
         self.servers = {}
         self.shell = None
-        self.drop = None
         self.rotation = None
         self.generation = 0
 
-    # -- environments
+    # -- environments (added to the servers' own: live.process_env)
 
-    def django_env(self, secret_key=KEY_A, fallbacks=(), extra=None):
-        env = dict(os.environ)
-        for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY_FALLBACKS"):
-            env.pop(key, None)
-        env.update({
-            "DATABASE_URL": self.url, "SECRET_KEY": secret_key, "ALLOWED_HOSTS": ALLOWED_HOSTS,
-            "DEBUG": "1", "MEDIA_ROOT": str(self.media_root),
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(self.mail[DJANGO]),
-            "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONDONTWRITEBYTECODE": "1",
-        })
-        if fallbacks:
-            env["SECRET_KEY_FALLBACKS"] = ",".join(fallbacks)
-        env.update(extra or {})
-        return env
+    def django_env(self, fallbacks=(), extra=None):
+        return {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "1", "MEDIA_ROOT": str(self.media_root),
+                "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                "EMAIL_FILE_PATH": str(self.mail[DJANGO]),
+                "SECRET_KEY_FALLBACKS": ",".join(fallbacks) if fallbacks else None, **(extra or {})}
 
     def unchained_env(self, fallbacks=()):
         return {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "MEDIA_ROOT": str(self.media_root),
@@ -286,9 +215,9 @@ class Site:
     def start(self, secret_key=KEY_A, fallbacks=()):
         self.generation += 1
         n = self.generation
-        self.servers[DJANGO] = Gunicorn(self.venv_python, self.refproject_dir,
-                                        self.django_env(secret_key, fallbacks),
-                                        self.workdir / f"gunicorn-{n}.log").start()
+        self.servers[DJANGO] = Gunicorn(self.venv_python, self.refproject_dir, self.url, secret_key,
+                                        env=self.django_env(fallbacks),
+                                        log_path=self.workdir / f"gunicorn-{n}.log").start()
         self.servers[UNCHAINED] = LiveServer(self.unchained_bin, self.url, secret_key,
                                              env=self.unchained_env(fallbacks),
                                              log_path=self.workdir / f"serve-{n}.log").start()
@@ -303,17 +232,6 @@ class Site:
         self.stop_servers()
         self.start(secret_key, fallbacks)
 
-    def close(self):
-        try:
-            self.stop_servers()
-        finally:
-            try:
-                if self.shell:
-                    self.shell.close()
-            finally:
-                if self.drop:
-                    self.drop()
-
     def browser(self, side, cookies=None):
         b = self.servers[side].browser()
         if cookies:
@@ -326,68 +244,34 @@ class Site:
 
 @pytest.fixture(scope="module")
 def _sites():
-    sites = {}
-    yield sites
-    for site in sites.values():
-        site.close()
+    with BackendSites() as sites:
+        yield sites
 
 
 @pytest.fixture
 def site(db_backend, _sites, request, run_unchained, unchained_bin, venv_python, refproject_dir,
-         tmp_path_factory, repo_root):
+         tmp_path_factory):
     """The back end's database (migrated by `unchained migrate`) with both
     servers and the Django shell on it; made once per module."""
-    if db_backend in _sites:
-        return _sites[db_backend]
-    workdir = tmp_path_factory.mktemp(f"live-interop-{db_backend}")
-    if db_backend == "sqlite":
-        url = f"sqlite:///{workdir / 'site.sqlite3'}"
-        drop = None
-    else:
-        base = request.getfixturevalue("pg_base_url")
-        name = f"compat_live_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        url = subprocess.run(
-            ["bash", str(repo_root / "scripts" / "postgres.sh"), "createdb", name],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
 
-        def drop():
-            if os.environ.get("COMPAT_KEEP_DBS"):
-                return
-            import psycopg
-
-            with psycopg.connect(f"{base}/postgres", autocommit=True) as con:
-                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    site = Site(db_backend, url, workdir, unchained_bin, venv_python, refproject_dir, run_unchained)
-    site.drop = drop
-    try:
-        run_unchained(url, "migrate")
+    def build(cleanup):
+        workdir = tmp_path_factory.mktemp(f"live-interop-{db_backend}")
+        database = ModuleDatabase(request, db_backend, workdir, "live")
+        cleanup.callback(database.drop)
+        site = Site(db_backend, database.url, workdir, unchained_bin, venv_python, refproject_dir, run_unchained)
+        run_unchained(site.url, "migrate")
+        cleanup.callback(site.stop_servers)  # whichever servers run then (the rotation restarts them)
         site.start()
-        site.shell = DjangoShell(venv_python, refproject_dir,
-                                 site.django_env(extra={"EMAIL_BACKEND": "locmem"}), workdir)
+        env = reference_env(site.url, KEY_A, site.django_env(extra={"EMAIL_BACKEND": "locmem"}))
+        site.shell = DjangoWorker(venv_python, refproject_dir, env, workdir, ORM_OPS)
+        cleanup.callback(site.shell.close)
         site.shell.call("perm_ids", codenames=list(MODERATOR_PERMISSIONS))  # fails fast
-    except BaseException:
-        site.close()
-        raise
-    _sites[db_backend] = site
-    return site
+        return site
+
+    return _sites.get(db_backend, build)
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def new_email(tag):
-    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def new_password():
-    return f"Pw-{uuid.uuid4().hex[:12]}!ё"
-
-
-def nav_email(page_html):
-    m = re.search(r'<a class="who"[^>]*>([^<]*)</a>', page_html)
-    return html.unescape(m.group(1)).strip() if m else None
 
 
 def assert_logged_in(browser, email, where, path=PROFILE):
@@ -430,29 +314,6 @@ def assert_login_refused(site, side, email, password, where):
     )
 
 
-def read_letters(folder):
-    out = []
-    for path in sorted(Path(folder).glob("*.log")):
-        for chunk in path.read_bytes().split(b"-" * 79 + b"\n"):
-            if chunk.strip():
-                out.append(email.message_from_bytes(chunk, policy=email.policy.default))
-    return out
-
-
-def wait_for_letter(site, side, to, subject, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        for msg in read_letters(site.mail[side]):
-            if str(msg["To"]).strip() == to and str(msg["Subject"]).strip() == subject:
-                return msg.get_content()
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no letter {subject!r} to {to} from {side} in {site.mail[side]} after {timeout}s: "
-                f"{[(str(m['To']), str(m['Subject'])) for m in read_letters(site.mail[side])]}\n{site.logs()}"
-            )
-        time.sleep(0.2)
-
-
 def new_user(site, tag):
     address, password = new_email(tag), new_password()
     site.shell.call("create_user", email=address, password=password)
@@ -460,19 +321,6 @@ def new_user(site, tag):
 
 
 # -- products
-
-
-def png_bytes():
-    """A small real PNG, different every call."""
-    w, h = 4, 3
-    color = uuid.uuid4().bytes[:3]
-    raw = b"".join(b"\x00" + color * w for _ in range(h))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def django_file_name(name):
@@ -612,13 +460,13 @@ def test_registration_confirmed_on_the_other_server(site, direction):
     user = site.shell.call("user", email=address)
     assert user and not user["is_active"] and user["token"], f"after registering on {src}: {user}"
 
-    body = wait_for_letter(site, src, address, CONFIRM_SUBJECT)
-    m = re.search(r"https?://[^\s/]+(/users/email-confirm/([^/\s]+)/)", body)
-    assert m and m.group(2) == user["token"], f"no confirmation link with the stored token in:\n{body}"
+    link = confirmation_link(site.mail[src], address, logs=site.logs)
+    path = urllib.parse.urlsplit(link).path
+    assert path == f"/users/email-confirm/{user['token']}/", f"the confirmation link {link} lacks the stored token"
     assert_login_refused(site, dst, address, password, "before confirming")
 
-    r = site.browser(dst).get(m.group(1))
-    assert r.status == 302 and r.location == LOGIN_PATH, f"{dst} GET {m.group(1)}: {r!r}\n{r.text[:1500]}"
+    r = site.browser(dst).get(path)
+    assert r.status == 302 and r.location == LOGIN_PATH, f"{dst} GET {path}: {r!r}\n{r.text[:1500]}"
     user = site.shell.call("user", email=address)
     assert user["is_active"] and user["token"] is None, f"after confirming on {dst}: {user}"
 
@@ -626,7 +474,7 @@ def test_registration_confirmed_on_the_other_server(site, direction):
     assert_logged_in(browser, address, f"registered on {src}, logged in on {dst}", path="/")
     # The link is used up, on either server.
     for side in (src, dst):
-        r = site.browser(side).get(m.group(1))
+        r = site.browser(side).get(path)
         assert r.status == 404, f"{side}: the used confirmation link answered {r!r}"
 
 
@@ -691,7 +539,8 @@ def test_password_reset_ends_sessions_on_the_other_server(site, direction):
     form = parse_form(page.text, action="/users/password-reset/").set("email", address)
     r = anon.submit(form, page_path="/users/password-reset/")
     assert r.status == 302 and r.location == "/users/login/", f"password reset on {src}: {r!r}\n{r.text[:2000]}"
-    m = re.search(r"Ваш новый пароль: (\S+)", wait_for_letter(site, src, address, RESET_SUBJECT))
+    letter = wait_for_letter(site.mail[src], address, RESET_SUBJECT, logs=site.logs)
+    m = re.search(r"Ваш новый пароль: (\S+)", letter_text(letter))
     assert m, "no new password in the letter"
     assert site.shell.call("user", email=address)["password"] != before
 
@@ -1059,17 +908,14 @@ def test_product_deleted_on_one_is_gone_on_the_other(site, direction, owner_brow
 
 def django_session_check(site, sids, secret_key, fallbacks=()):
     """What a Django with these keys makes of each session (signature and auth hash)."""
-    env = site.django_env(secret_key, fallbacks, extra={"EMAIL_BACKEND": "locmem"})
-    if not fallbacks:
-        env.pop("SECRET_KEY_FALLBACKS", None)
+    env = reference_env(site.url, secret_key, site.django_env(fallbacks, extra={"EMAIL_BACKEND": "locmem"}))
     proc = subprocess.run(
         [str(site.venv_python), str(site.refproject_dir / "manage.py"), "shell", "-c",
          SESSION_CHECK % {"sids": list(sids)}],
         env=env, cwd=str(site.refproject_dir), capture_output=True, text=True, timeout=300,
     )
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert proc.returncode == 0 and line, f"session check failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(line[-1][len("RESULT "):])
+    assert proc.returncode == 0, f"session check failed:\n{proc.stdout}\n{proc.stderr}"
+    return last_json(proc.stdout, "session check")
 
 
 @pytest.fixture
@@ -1129,15 +975,12 @@ def test_secret_key_rotation(site, direction, rotated, unchained_bin):
         f"control: Django with B alone verifies the untouched session made under A: {checked[old_sid]}"
     )
     # ...so a server started with B alone accepts it, and not the old one.
-    only_b = LiveServer(unchained_bin, site.url, KEY_B, env=site.unchained_env(),
-                        log_path=site.workdir / f"serve-only-b-{src}.log").start()
-    try:
+    with LiveServer(unchained_bin, site.url, KEY_B, env=site.unchained_env(),
+                    log_path=site.workdir / f"serve-only-b-{src}.log").start() as only_b:
         assert_logged_in(_with_cookies(only_b.browser(), fresh.cookies), address,
                          f"unchained with B alone, {src}'s new session")
         assert_anonymous(_with_cookies(only_b.browser(), sessions["control"]),
                          f"unchained with B alone, {src}'s untouched session from key A")
-    finally:
-        only_b.stop()
 
 
 def _with_cookies(browser, cookies):

@@ -13,20 +13,13 @@ in-process with their own settings.
 Each test uses its own users, so the back end's server and database are
 shared by the module's tests.
 """
-import email
-import email.policy
-import html
-import json
-import os
 import re
-import subprocess
-import time
-import uuid
-from pathlib import Path
 
 import pytest
 
-from live import LiveServer, form_token
+from django_side import DjangoWorker
+from live import (BackendSites, LiveServer, ModuleDatabase, form_token, nav_email, new_email, new_password,
+                  reference_env, wait_for_letter)
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost,testserver"
@@ -35,19 +28,8 @@ LOGIN_ERROR = "Пожалуйста, введите правильные"  # the
 
 # ---------------------------------------------------------------- Django side
 
-DJANGO_WORKER = r'''
-import json, os, sys, traceback
-
-# Answers go to the real stdout; whatever Django prints goes to stderr.
-answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-os.dup2(2, 1)
-sys.stdout = sys.stderr
-
-sys.path.insert(0, sys.argv[1])
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-import django
-django.setup()
-
+# What the tests ask of Django (django_side.DjangoWorker runs them).
+DJANGO_OPS = r'''
 from django.contrib.auth import authenticate, get_user
 from django.contrib.auth import hashers
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -147,166 +129,58 @@ def op_get_token(csrf_secret):
     request.COOKIES["csrftoken"] = csrf_secret
     CsrfViewMiddleware(lambda r: None).process_request(request)
     return get_token(request)
-
-
-for line in sys.stdin:
-    try:
-        call = json.loads(line)
-        result = {"result": globals()["op_" + call["op"]](**call["args"])}
-    except Exception:
-        result = {"error": traceback.format_exc()}
-    answers.write(json.dumps(result) + "\n")
 '''
-
-
-class DjangoWorker:
-    """The reference project in a subprocess; `call(op, **args)` runs `op_<op>`."""
-
-    def __init__(self, venv_python, refproject_dir, database_url, workdir):
-        script = workdir / "django_worker.py"
-        script.write_text(DJANGO_WORKER)
-        self.log_path = workdir / "django_worker.log"
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ)
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        env.update({
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": SECRET_KEY,
-            "ALLOWED_HOSTS": ALLOWED_HOSTS,
-            "DEBUG": "0",
-            "EMAIL_BACKEND": "locmem",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        })
-        self.proc = subprocess.Popen(
-            [str(venv_python), str(script), str(refproject_dir)],
-            env=env, cwd=str(refproject_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, text=True, encoding="utf-8",
-        )
-
-    def log_text(self):
-        return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
-
-    def call(self, op, **args):
-        assert self.proc.poll() is None, f"the Django worker exited:\n{self.log_text()}"
-        self.proc.stdin.write(json.dumps({"op": op, "args": args}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, f"the Django worker died during {op}:\n{self.log_text()}"
-        answer = json.loads(line)
-        if "error" in answer:
-            raise AssertionError(f"Django raised during {op}({args}):\n{answer['error']}")
-        return answer["result"]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
 
 
 # ---------------------------------------------------------------- the shared site
 
 
 class Site:
-    def __init__(self, backend, database_url, server, django, mail_dir, drop):
+    def __init__(self, backend, database_url, server, django, mail_dir):
         self.backend = backend
         self.database_url = database_url
         self.server = server
         self.django = django
         self.mail_dir = mail_dir
-        self._drop = drop
-
-    def close(self):
-        try:
-            self.server.stop()
-        finally:
-            try:
-                self.django.close()
-            finally:
-                if self._drop:
-                    self._drop()
 
 
 @pytest.fixture(scope="module")
 def _sites():
-    sites = {}
-    yield sites
-    for site in sites.values():
-        site.close()
+    with BackendSites() as sites:
+        yield sites
 
 
 @pytest.fixture
 def site(db_backend, _sites, request, run_unchained, unchained_bin, venv_python, refproject_dir,
-         tmp_path_factory, repo_root):
+         tmp_path_factory):
     """The back end's database (migrated by `unchained migrate`), its running
     `unchained serve` and the Django worker on it; made once per module."""
-    if db_backend in _sites:
-        return _sites[db_backend]
-    workdir = tmp_path_factory.mktemp(f"session-interop-{db_backend}")
-    drop = None
-    if db_backend == "sqlite":
-        url = f"sqlite:///{workdir / 'site.sqlite3'}"
-    else:
-        base = request.getfixturevalue("pg_base_url")
-        name = f"compat_sess_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        url = subprocess.run(
-            ["bash", str(repo_root / "scripts" / "postgres.sh"), "createdb", name],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
 
-        def drop():
-            if os.environ.get("COMPAT_KEEP_DBS"):
-                return
-            import psycopg
-
-            with psycopg.connect(f"{base}/postgres", autocommit=True) as con:
-                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    run_unchained(url, "migrate")
-    mail_dir = workdir / "mail"
-    mail_dir.mkdir()
-    server = LiveServer(
-        unchained_bin, url, SECRET_KEY,
-        env={"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "EMAIL_BACKEND": "file",
-             "EMAIL_FILE_PATH": mail_dir, "SECRET_KEY_FALLBACKS": None},
-        log_path=workdir / "serve.log",
-    )
-    django = None
-    try:
-        server.start()
-        django = DjangoWorker(venv_python, refproject_dir, url, workdir)
+    def build(cleanup):
+        workdir = tmp_path_factory.mktemp(f"session-interop-{db_backend}")
+        database = ModuleDatabase(request, db_backend, workdir, "sess")
+        cleanup.callback(database.drop)
+        url = database.url
+        run_unchained(url, "migrate")
+        mail_dir = workdir / "mail"
+        mail_dir.mkdir()
+        server = LiveServer(
+            unchained_bin, url, SECRET_KEY,
+            env={"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "EMAIL_BACKEND": "file",
+                 "EMAIL_FILE_PATH": mail_dir},
+            log_path=workdir / "serve.log",
+        ).start()
+        cleanup.callback(server.stop)
+        env = reference_env(url, SECRET_KEY, {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "EMAIL_BACKEND": "locmem"})
+        django = DjangoWorker(venv_python, refproject_dir, env, workdir, DJANGO_OPS)
+        cleanup.callback(django.close)
         django.call("get_user", sessionid="warm-up")  # fails fast when Django cannot start
-    except BaseException:
-        server.stop()
-        if django:
-            django.close()
-        if drop:
-            drop()
-        raise
-    _sites[db_backend] = Site(db_backend, url, server, django, mail_dir, drop)
-    return _sites[db_backend]
+        return Site(db_backend, url, server, django, mail_dir)
+
+    return _sites.get(db_backend, build)
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def new_email(tag):
-    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def new_password():
-    # Passes Django's validators; letters, digits and a few symbols.
-    return f"Pw-{uuid.uuid4().hex[:12]}!ё"
-
-
-def nav_email(page_html):
-    """The e-mail in the navigation's user link (base.html: <a class="who" ...>)."""
-    m = re.search(r'<a class="who"[^>]*>([^<]*)</a>', page_html)
-    return html.unescape(m.group(1)).strip() if m else None
 
 
 def assert_logged_in_page(r, email, where):
@@ -342,31 +216,6 @@ def logged_in_browser(site, email, password):
     )
     assert "sessionid" in browser.cookies, f"no sessionid after login: {r.headers}"
     return browser
-
-
-def read_letters(mail_dir):
-    """Every message the file back end wrote: a list of email.message.EmailMessage."""
-    out = []
-    for path in sorted(Path(mail_dir).glob("*.log")):
-        for chunk in path.read_bytes().split(b"-" * 79 + b"\n"):
-            if chunk.strip():
-                out.append(email.message_from_bytes(chunk, policy=email.policy.default))
-    return out
-
-
-def wait_for_letter(site, to, subject, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        for msg in read_letters(site.mail_dir):
-            if str(msg["To"]).strip() == to and str(msg["Subject"]).strip() == subject:
-                return msg
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no letter {subject!r} to {to} in {site.mail_dir} after {timeout}s: "
-                f"{[(str(m['To']), str(m['Subject'])) for m in read_letters(site.mail_dir)]}\n"
-                f"server log:\n{site.server.log_text()}"
-            )
-        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------- 1. Django -> unchained
@@ -477,7 +326,7 @@ def test_passwords_set_on_either_side_verify_on_the_other(site, run_unchained):
     assert page.status == 200, page
     r = browser.post("/users/password-reset/", {"csrfmiddlewaretoken": form_token(page.text), "email": email})
     assert r.status in (200, 302), f"password reset POST: {r!r}\n{r.text[:2000]}"
-    letter = wait_for_letter(site, email, "Восстановление пароля")
+    letter = wait_for_letter(site.mail_dir, email, "Восстановление пароля", logs=site.server.log_text)
     m = re.search(r"Ваш новый пароль: (\S+)", letter.get_content())
     assert m, letter.get_content()
     third = m.group(1)

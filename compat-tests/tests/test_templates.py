@@ -15,14 +15,11 @@ unified diff.
 """
 import difflib
 import json
-import os
 import re
-import subprocess
-import uuid
 
 import pytest
 
-from live import REPO_ROOT, Gunicorn, LiveServer, form_token
+from live import REPO_ROOT, BackendSites, Gunicorn, LiveServer, ModuleDatabase, form_token
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost"
@@ -97,7 +94,7 @@ CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken"\s+value="([A-Za-z0-9]{64
 
 
 class Site:
-    def __init__(self, backend, database_url, django, unchained, data, cookies, drop, run_manage):
+    def __init__(self, backend, database_url, django, unchained, data, cookies, run_manage):
         self.run_manage = run_manage
         self.backend = backend
         self.database_url = database_url
@@ -105,73 +102,37 @@ class Site:
         self.unchained = unchained
         self.data = data
         self.cookies = cookies  # the viewer's sessionid and csrftoken, valid on both
-        self._drop = drop
-
-    def close(self):
-        try:
-            self.unchained.stop()
-        finally:
-            try:
-                self.django.stop()
-            finally:
-                if self._drop:
-                    self._drop()
 
 
 @pytest.fixture(scope="module")
 def _sites():
-    sites = {}
-    yield sites
-    for site in sites.values():
-        site.close()
+    with BackendSites() as sites:
+        yield sites
 
 
 @pytest.fixture
 def site(db_backend, _sites, request, run_manage, unchained_bin, venv_python, refproject_dir,
-         tmp_path_factory, repo_root):
+         tmp_path_factory):
     """The back end's database filled by Django, with both servers on it; once per module."""
-    if db_backend in _sites:
-        return _sites[db_backend]
-    workdir = tmp_path_factory.mktemp(f"templates-{db_backend}")
-    drop = None
-    if db_backend == "sqlite":
-        url = f"sqlite:///{workdir / 'site.sqlite3'}"
-    else:
-        base = request.getfixturevalue("pg_base_url")
-        name = f"compat_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        url = subprocess.run(
-            ["bash", str(repo_root / "scripts" / "postgres.sh"), "createdb", name],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
 
-        def drop():
-            if os.environ.get("COMPAT_KEEP_DBS"):
-                return
-            import psycopg
-
-            with psycopg.connect(f"{base}/postgres", autocommit=True) as con:
-                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    media_root = workdir / "media"
-    media_root.mkdir()
-    common = {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "MEDIA_ROOT": str(media_root),
-              "EMAIL_BACKEND": "file", "EMAIL_FILE_PATH": str(workdir / "mail"),
-              "SECRET_KEY_FALLBACKS": None}
-    django = unchained = None
-    try:
+    def build(cleanup):
+        workdir = tmp_path_factory.mktemp(f"templates-{db_backend}")
+        database = ModuleDatabase(request, db_backend, workdir, "tpl")
+        cleanup.callback(database.drop)
+        url = database.url
+        media_root = workdir / "media"
+        media_root.mkdir()
+        common = {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "MEDIA_ROOT": str(media_root),
+                  "EMAIL_BACKEND": "file", "EMAIL_FILE_PATH": str(workdir / "mail")}
         run_manage(url, "migrate", "--no-input")
         out = run_manage(url, "shell", "-c", SEED).stdout.strip().splitlines()
         data = json.loads(out[-1])
 
-        env = dict(os.environ)
-        for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY_FALLBACKS"):
-            env.pop(key, None)
-        env.update({k: v for k, v in common.items() if v is not None})
-        env.update({"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
-                    "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONDONTWRITEBYTECODE": "1"})
-        django = Gunicorn(venv_python, refproject_dir, env, workdir / "gunicorn.log").start()
-        unchained = LiveServer(unchained_bin, url, SECRET_KEY, env=common,
-                               log_path=workdir / "serve.log").start()
+        django = Gunicorn(venv_python, refproject_dir, url, SECRET_KEY, env=common,
+                          log_path=workdir / "gunicorn.log").start()
+        cleanup.callback(django.stop)
+        unchained = LiveServer(unchained_bin, url, SECRET_KEY, env=common, log_path=workdir / "serve.log").start()
+        cleanup.callback(unchained.stop)
 
         # One login, on unchained; its cookies serve both.
         browser = unchained.browser()
@@ -187,15 +148,9 @@ def site(db_backend, _sites, request, run_manage, unchained_bin, venv_python, re
         assert r.status == 200 and VIEWER_EMAIL in r.text, (
             f"Django does not honour unchained's session: {r!r}\n{django.log_text()}"
         )
-    except BaseException:
-        for server in (unchained, django):
-            if server:
-                server.stop()
-        if drop:
-            drop()
-        raise
-    _sites[db_backend] = Site(db_backend, url, django, unchained, data, cookies, drop, run_manage)
-    return _sites[db_backend]
+        return Site(db_backend, url, django, unchained, data, cookies, run_manage)
+
+    return _sites.get(db_backend, build)
 
 
 # ---------------------------------------------------------------- comparison
