@@ -281,7 +281,10 @@ async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>,
         }
         if hashers.identify(&encoded).is_none() {
             let algorithm = unchained::django::hashers::algorithm_of(&encoded).unwrap_or_default();
-            unsupported.entry(algorithm.to_string()).or_default().push(email);
+            unsupported
+                .entry(algorithm.to_string())
+                .or_default()
+                .push(email);
         }
     }
     const NAMED: usize = 5;

@@ -117,9 +117,10 @@ impl Db {
                     .max_connections(8)
                     .connect_with(options)
                     .await?;
+                let read_only = matches!(access, Access::ReadOnly);
                 Ok(Db::Sqlite(
                     pool,
-                    std::sync::Arc::new(read::SqliteReader::new(path)),
+                    std::sync::Arc::new(read::SqliteReader::new(path, read_only)),
                 ))
             }
             DatabaseUrl::Postgres(url) => {

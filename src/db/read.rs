@@ -35,6 +35,9 @@ impl<T> ReadRow for T where T: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRo
 /// Idle read connections to one SQLite file.
 pub struct SqliteReader {
     path: PathBuf,
+    /// Opened with SQLite's read-only flag (for `check`, which must not
+    /// touch the file).
+    read_only: bool,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
@@ -44,9 +47,10 @@ const IDLE_READERS: usize = 8;
 const STATEMENT_CACHE: usize = 64;
 
 impl SqliteReader {
-    pub fn new(path: &Path) -> SqliteReader {
+    pub fn new(path: &Path, read_only: bool) -> SqliteReader {
         SqliteReader {
             path: path.to_path_buf(),
+            read_only,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -57,9 +61,15 @@ impl SqliteReader {
     }
 
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let access = if self.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            access | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         // Only reads go through here, whatever a caller's SQL says.
