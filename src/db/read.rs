@@ -195,3 +195,49 @@ impl Db {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    #[tokio::test]
+    async fn parameters_bind_by_number_and_rows_map_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.sqlite3")))
+            .await
+            .unwrap();
+        // `$2` before `$1` in the text still gets the second value.
+        let row: Option<(String, i64)> = db
+            .read_optional("SELECT $2, $1", &[Param::Int(7), Param::Text("x")])
+            .await
+            .unwrap();
+        assert_eq!(row, Some(("x".to_string(), 7)));
+
+        #[derive(serde::Deserialize, sqlx::FromRow, Debug, PartialEq)]
+        struct Flags {
+            #[serde(deserialize_with = "crate::db::time::sqlite_bool")]
+            on: bool,
+            at: DjangoDateTime,
+        }
+        let at = DjangoDateTime::now();
+        let misnamed = db
+            .read_all::<Flags>("SELECT 1 AS on_, $1 AS at", &[Param::Time(at)])
+            .await;
+        assert!(misnamed.is_err(), "a field no column fills is an error");
+        let rows: Vec<Flags> = db
+            .read_all(
+                "SELECT 1 AS \"on\", $1 AS at UNION ALL SELECT 0, $1",
+                &[Param::Time(at)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![Flags { on: true, at }, Flags { on: false, at }]);
+        // Writes are refused on the read path.
+        assert!(db
+            .read_all::<(i64,)>("CREATE TABLE t (x integer)", &[])
+            .await
+            .is_err());
+        db.close().await;
+    }
+}
