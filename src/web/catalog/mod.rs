@@ -7,7 +7,7 @@ pub mod access;
 pub mod forms;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use minijinja::{context, Value};
@@ -138,18 +138,16 @@ async fn home(
         next_page_number => Value::from_function(move || number + 1),
         previous_page_number => Value::from_function(move || number - 1),
     };
-    let body = page.render(
-        &app,
-        "catalog/product_list.html",
-        context! {
-            product_list => product_list.clone(),
-            object_list => product_list,
-            page_obj => page_obj,
-            paginator => paginator,
-            is_paginated => num_pages > 1,
-        },
-    )?;
-    Ok(Html(body).into_response())
+    let context = context! {
+        product_list => product_list.clone(),
+        object_list => product_list,
+        page_obj => page_obj,
+        paginator => paginator,
+        is_paginated => num_pages > 1,
+    };
+    Ok(page
+        .html(&app, "catalog/product_list.html", context)?
+        .into_response())
 }
 
 async fn detail(
@@ -161,16 +159,31 @@ async fn detail(
     let (product, current_version) = catalog::product_with_current_version(&app.db, parse_pk(&pk)?)
         .await?
         .ok_or(AppError::NotFound)?;
-    let product = product_value(&product);
     let current_version = current_version.map(|v| {
         context! { pk => v.id, id => v.id, version_number => v.version_number, version_name => v.version_name, is_current => v.is_current }
     });
-    let body = page.render(
+    product_page(
         &app,
+        &page,
         "catalog/product_detail.html",
-        context! { product => product.clone(), object => product, current_version => current_version },
-    )?;
-    Ok(Html(body).into_response())
+        Some(&product),
+        context! { current_version => current_version },
+    )
+}
+
+/// Renders a page about one product (or none, when creating one): the
+/// product under DetailView's two names, `product` and `object`, plus
+/// `extra`.
+fn product_page(
+    app: &AppState,
+    page: &Page,
+    template: &str,
+    product: Option<&Product>,
+    extra: Value,
+) -> Result<Response, AppError> {
+    let product = product.map(product_value);
+    let context = context! { product => product.clone(), object => product, ..extra };
+    Ok(page.html(app, template, context)?.into_response())
 }
 
 async fn create_page(
@@ -227,13 +240,13 @@ fn render_form(
     form: Value,
     formset: Option<Value>,
 ) -> Result<Response, AppError> {
-    let product = product.map(product_value);
-    let body = page.render(
+    product_page(
         app,
+        page,
         "catalog/product_form.html",
-        context! { form => form, formset => formset, product => product.clone(), object => product },
-    )?;
-    Ok(Html(body).into_response())
+        product,
+        context! { form => form, formset => formset },
+    )
 }
 
 /// The product and which form its editor gets; 403 for anyone else.
@@ -370,13 +383,14 @@ async fn delete_page(
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let product = product_value(&deletable_product(&app, &page, &user, &pk).await?);
-    let body = page.render(
+    let product = deletable_product(&app, &page, &user, &pk).await?;
+    product_page(
         &app,
+        &page,
         "catalog/product_confirm_delete.html",
-        context! { product => product.clone(), object => product },
-    )?;
-    Ok(Html(body).into_response())
+        Some(&product),
+        context! {},
+    )
 }
 
 async fn delete(
