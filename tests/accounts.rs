@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use reqwest::multipart;
 use serde_json::{Map, Value};
 
-use common::app::{csrf_token, spawn_app, App, Browser, Mail, FROM, GOOD_PASSWORD, PNG_1X1};
+use common::app::{
+    assert_django_alternative_name, csrf_token, file, no_file, on_each_backend, png, spawn_app,
+    spawn_app_with_smtp, App, Browser, Mail, FROM, GOOD_PASSWORD, PNG_1X1,
+};
 use common::smtp::{python, Mode, SmtpServer, SMTP_USER};
 use common::{backends, free_port, SECRET_KEY};
 use unchained::db::outbox::{self, OutboxRow};
@@ -71,6 +74,11 @@ impl App {
         rows
     }
 
+    /// Checks nothing the snapshot covers changed since `before`.
+    async fn assert_unchanged(&self, before: &Snapshot, what: &str) {
+        assert_eq!(self.snapshot().await, *before, "{what}: something changed");
+    }
+
     async fn snapshot(&self) -> Snapshot {
         Snapshot {
             users: self
@@ -117,6 +125,34 @@ fn body_of(message: &Value) -> String {
     message["body"].as_str().unwrap_or("").to_string()
 }
 
+/// The login form's fields.
+fn login_form<'a>(email: &'a str, password: &'a str) -> [(&'a str, &'a str); 2] {
+    [("username", email), ("password", password)]
+}
+
+/// The registration form's fields.
+fn registration_form<'a>(
+    email: &'a str,
+    password1: &'a str,
+    password2: &'a str,
+) -> [(&'a str, &'a str); 3] {
+    [
+        ("email", email),
+        ("password1", password1),
+        ("password2", password2),
+    ]
+}
+
+/// A fresh browser logging in with these credentials gets the one generic
+/// error on the login page.
+async fn assert_login_refused(app: &App, email: &str, password: &str, what: &str) {
+    app.browser()
+        .submit("/users/login/", &login_form(email, password))
+        .await
+        .assert_page(200, what)
+        .assert_contains(LOGIN_ERROR, what);
+}
+
 const LOGIN_ERROR: &str = "Пожалуйста, введите правильные адрес электронной почты и пароль";
 const REQUIRED: &str = "Обязательное поле.";
 const BAD_EMAIL: &str = "Введите правильный адрес электронной почты.";
@@ -130,9 +166,7 @@ const CONFIRM_FAILED: &str = "Ссылка недействительна";
 async fn full_flow(mode: Mode) {
     for backend in backends() {
         let what = format!("{backend} {mode:?}");
-        let port = free_port();
-        let app = spawn_app(backend, Mail::Smtp(mode, port)).await;
-        let smtp = SmtpServer::start(mode, port, &app.t.path("smtp"));
+        let (app, smtp) = spawn_app_with_smtp(backend, mode).await;
 
         // Register: the domain is lowercased, as Django's normalize_email.
         let browser = app.browser();
@@ -144,11 +178,7 @@ async fn full_flow(mode: Mode) {
         let r = browser
             .submit(
                 "/users/register/",
-                &[
-                    ("email", "Ivan.Petrov@Example.COM"),
-                    ("password1", GOOD_PASSWORD),
-                    ("password2", GOOD_PASSWORD),
-                ],
+                &registration_form("Ivan.Petrov@Example.COM", GOOD_PASSWORD, GOOD_PASSWORD),
             )
             .await;
         // As the original's RegisterView: on to the login page.
@@ -182,15 +212,7 @@ async fn full_flow(mode: Mode) {
         );
 
         // Not confirmed yet: the generic login error, nothing set.
-        let r = app
-            .browser()
-            .submit(
-                "/users/login/",
-                &[("username", email), ("password", GOOD_PASSWORD)],
-            )
-            .await;
-        r.assert_page(200, &what)
-            .assert_contains(LOGIN_ERROR, &what);
+        assert_login_refused(&app, email, GOOD_PASSWORD, &what).await;
         assert!(app.user(email).await.unwrap().last_login.is_none());
 
         // Follow the link: activated, token cleared; once only.
@@ -339,8 +361,7 @@ async fn register_confirm_login_logout_over_starttls() {
 /// Django's LoginView also takes `next` from the query string of the POST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_honours_next_in_the_query_string() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         app.create_user("ivan@example.com", GOOD_PASSWORD, true)
             .await;
         let browser = app.browser();
@@ -356,8 +377,8 @@ async fn login_honours_next_in_the_query_string() {
             )
             .await;
         r.assert_redirect("/users/profile/", backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -366,9 +387,7 @@ async fn login_honours_next_in_the_query_string() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reset_mails_a_new_password_and_tells_nobody_who_exists() {
     for backend in backends() {
-        let port = free_port();
-        let app = spawn_app(backend, Mail::Smtp(Mode::Ssl, port)).await;
-        let smtp = SmtpServer::start(Mode::Ssl, port, &app.t.path("smtp"));
+        let (app, smtp) = spawn_app_with_smtp(backend, Mode::Ssl).await;
         let email = "ivan@example.com";
         let old_password = "Old-Password-17";
         app.create_user(email, old_password, true).await;
@@ -418,15 +437,7 @@ async fn password_reset_mails_a_new_password_and_tells_nobody_who_exists() {
 
         // The old password no longer works, the new one does, and the
         // session from before the reset is over.
-        let r = app
-            .browser()
-            .submit(
-                "/users/login/",
-                &[("username", email), ("password", old_password)],
-            )
-            .await;
-        r.assert_page(200, backend)
-            .assert_contains(LOGIN_ERROR, backend);
+        assert_login_refused(&app, email, old_password, backend).await;
         let after = app.logged_in(email, &new_password).await;
         after.get("/users/profile/").await.assert_page(200, backend);
         before_reset
@@ -458,13 +469,12 @@ async fn password_reset_mails_a_new_password_and_tells_nobody_who_exists() {
 // ---------------------------------------------------------------------------
 // 3. A hash Django made, upgraded at login
 
-fn python_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
-    let script = "import base64, hashlib, sys\n\
-                  pw, salt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n\
-                  h = base64.b64encode(hashlib.pbkdf2_hmac('sha256', pw.encode(), salt.encode(), n)).decode()\n\
-                  print(f'pbkdf2_sha256${n}${salt}${h}')";
+/// What a Python script prints (trimmed); it must succeed.
+fn run_python(script: &str, args: &[&str]) -> String {
     let out = Command::new(python())
-        .args(["-c", script, password, salt, &iterations.to_string()])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .output()
         .expect("run python");
     assert!(
@@ -475,22 +485,21 @@ fn python_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+fn python_pbkdf2(password: &str, salt: &str, iterations: u32) -> String {
+    let script = "import base64, hashlib, sys\n\
+                  pw, salt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n\
+                  h = base64.b64encode(hashlib.pbkdf2_hmac('sha256', pw.encode(), salt.encode(), n)).decode()\n\
+                  print(f'pbkdf2_sha256${n}${salt}${h}')";
+    run_python(script, &[password, salt, &iterations.to_string()])
+}
+
 fn python_verifies(encoded: &str, password: &str) -> bool {
     let script = "import base64, hashlib, hmac, sys\n\
                   enc, pw = sys.argv[1], sys.argv[2]\n\
                   alg, n, salt, h = enc.split('$')\n\
                   mine = base64.b64encode(hashlib.pbkdf2_hmac('sha256', pw.encode(), salt.encode(), int(n))).decode()\n\
                   print('ok' if alg == 'pbkdf2_sha256' and hmac.compare_digest(mine, h) else 'bad')";
-    let out = Command::new(python())
-        .args(["-c", script, encoded, password])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim() == "ok"
+    run_python(script, &[encoded, password]) == "ok"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,8 +507,7 @@ async fn a_django_hash_logs_in_is_upgraded_and_ends_older_sessions() {
     let password = "Django-Made-99";
     let django_hash = python_pbkdf2(password, "NaClNaClNaCl2024", 260_000);
     assert!(django_hash.starts_with("pbkdf2_sha256$260000$NaClNaClNaCl2024$"));
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "old.user@example.com";
         let id = app.insert_user(email, &django_hash, true, None).await;
 
@@ -514,17 +522,7 @@ async fn a_django_hash_logs_in_is_upgraded_and_ends_older_sessions() {
             "_auth_user_hash".into(),
             unchained::django::sessions::session_auth_hash(&django_hash, SECRET_KEY).into(),
         );
-        let old_key = unchained::django::sessions::new_session_key();
-        let expire =
-            unchained::db::time::DjangoDateTime(chrono::Utc::now() + chrono::Duration::days(14));
-        assert!(unchained::db::sessions::insert(
-            &app.db,
-            &old_key,
-            &unchained::django::sessions::encode(&data, SECRET_KEY),
-            expire,
-        )
-        .await
-        .unwrap());
+        let old_key = app.store_session(&data).await;
         let old_session = app.browser();
         old_session.set_cookie("sessionid", &old_key);
         old_session
@@ -534,15 +532,7 @@ async fn a_django_hash_logs_in_is_upgraded_and_ends_older_sessions() {
             .assert_contains(email, backend);
 
         // A wrong password changes nothing.
-        let r = app
-            .browser()
-            .submit(
-                "/users/login/",
-                &[("username", email), ("password", "Django-Made-98")],
-            )
-            .await;
-        r.assert_page(200, backend)
-            .assert_contains(LOGIN_ERROR, backend);
+        assert_login_refused(app, email, "Django-Made-98", backend).await;
         assert_eq!(app.user(email).await.unwrap().password, django_hash);
 
         // The right one logs in and upgrades the hash.
@@ -578,8 +568,8 @@ async fn a_django_hash_logs_in_is_upgraded_and_ends_older_sessions() {
         let again = app.logged_in(email, password).await;
         again.get("/users/profile/").await.assert_page(200, backend);
         assert_eq!(app.user(email).await.unwrap().password, user.password);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -595,11 +585,7 @@ async fn registration_survives_an_smtp_outage_and_the_letter_goes_once() {
             .browser()
             .submit(
                 "/users/register/",
-                &[
-                    ("email", email),
-                    ("password1", GOOD_PASSWORD),
-                    ("password2", GOOD_PASSWORD),
-                ],
+                &registration_form(email, GOOD_PASSWORD, GOOD_PASSWORD),
             )
             .await;
         r.assert_redirect("/users/login/", backend);
@@ -661,77 +647,47 @@ fn megabyte() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_refuses_bad_input_and_keeps_the_email() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         app.create_user("taken@example.com", GOOD_PASSWORD, true)
             .await;
         let before = app.snapshot().await;
         let browser = app.browser();
         let form = |email: &'static str, p1: &'static str, p2: &'static str| {
-            vec![("email", email), ("password1", p1), ("password2", p2)]
+            registration_form(email, p1, p2).to_vec()
         };
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
-            ("no fields", vec![], vec![REQUIRED]),
-            ("empty fields", form("", "", ""), vec![REQUIRED]),
+        let with_good_passwords = |email| form(email, GOOD_PASSWORD, GOOD_PASSWORD);
+        let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+            ("no fields", vec![], REQUIRED),
+            ("empty fields", form("", "", ""), REQUIRED),
             (
                 "mismatched",
                 form("new@example.com", GOOD_PASSWORD, "Correct-Horse-43"),
-                vec!["Пароли не совпадают."],
+                "Пароли не совпадают.",
             ),
-            (
-                "too short",
-                form("new@example.com", "Kx9#mP", "Kx9#mP"),
-                vec!["Пароль слишком короткий"],
-            ),
-            (
-                "numeric",
-                form("new@example.com", "8203948571", "8203948571"),
-                vec!["только из цифр"],
-            ),
-            (
-                "common",
-                form("new@example.com", "password", "password"),
-                vec!["распространён"],
-            ),
+            ("too short", form("new@example.com", "Kx9#mP", "Kx9#mP"), "Пароль слишком короткий"),
+            ("numeric", form("new@example.com", "8203948571", "8203948571"), "только из цифр"),
+            ("common", form("new@example.com", "password", "password"), "распространён"),
             (
                 "like the e-mail",
                 form("ivanpetrov1@example.com", "ivanpetrov1", "ivanpetrov1"),
-                vec!["слишком похож"],
+                "слишком похож",
             ),
-            (
-                "not an e-mail",
-                form("not-an-email", GOOD_PASSWORD, GOOD_PASSWORD),
-                vec![BAD_EMAIL],
-            ),
-            (
-                "no domain dot",
-                form("ivan@localhost", GOOD_PASSWORD, GOOD_PASSWORD),
-                vec![BAD_EMAIL],
-            ),
-            (
-                "spaces",
-                form("iv an@example.com", GOOD_PASSWORD, GOOD_PASSWORD),
-                vec![BAD_EMAIL],
-            ),
-            (
-                "duplicate",
-                form("taken@example.com", GOOD_PASSWORD, GOOD_PASSWORD),
-                vec![EMAIL_TAKEN],
-            ),
+            ("not an e-mail", with_good_passwords("not-an-email"), BAD_EMAIL),
+            ("no domain dot", with_good_passwords("ivan@localhost"), BAD_EMAIL),
+            ("spaces", with_good_passwords("iv an@example.com"), BAD_EMAIL),
+            ("duplicate", with_good_passwords("taken@example.com"), EMAIL_TAKEN),
             (
                 "duplicate, domain in capitals",
-                form("taken@EXAMPLE.com", GOOD_PASSWORD, GOOD_PASSWORD),
-                vec![EMAIL_TAKEN],
+                with_good_passwords("taken@EXAMPLE.com"),
+                EMAIL_TAKEN,
             ),
         ];
         for (case, fields, expected) in cases {
             let what = format!("{backend} register: {case}");
             let r = browser.submit("/users/register/", &fields).await;
             r.assert_page(200, &what)
-                .assert_contains("<ul class=\"errors\">", &what);
-            for message in expected {
-                r.assert_contains(message, &what);
-            }
+                .assert_contains("<ul class=\"errors\">", &what)
+                .assert_contains(expected, &what);
             // Entered e-mails are kept, passwords never echoed.
             if let Some((_, email)) = fields.iter().find(|(k, _)| *k == "email") {
                 if !email.is_empty() {
@@ -753,11 +709,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
         let r = browser
             .submit(
                 "/users/register/",
-                &[
-                    ("email", big.as_str()),
-                    ("password1", GOOD_PASSWORD),
-                    ("password2", GOOD_PASSWORD),
-                ],
+                &registration_form(&big, GOOD_PASSWORD, GOOD_PASSWORD),
             )
             .await;
         r.assert_page(200, &what)
@@ -777,11 +729,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
         let r = browser
             .submit(
                 "/users/register/",
-                &[
-                    ("email", "new@example.com"),
-                    ("password1", megabyte().as_str()),
-                    ("password2", GOOD_PASSWORD),
-                ],
+                &registration_form("new@example.com", &megabyte(), GOOD_PASSWORD),
             )
             .await;
         r.assert_page(200, &format!("{backend} register: 1 MB password"))
@@ -793,8 +741,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
         let r = browser
             .send(
                 browser
-                    .client
-                    .post(browser.url("/users/register/"))
+                    .post_request("/users/register/")
                     .header("X-CSRFToken", token)
                     .header("content-type", "application/json")
                     .body(r#"{"email": "json@example.com", "password1": "x", "password2": "x"}"#),
@@ -804,53 +751,34 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
             .assert_contains(REQUIRED, backend);
         // Broken percent-encoding and bytes that are not UTF-8.
         let token = browser.token("/users/register/").await;
-        let r = browser
-            .send(
-                browser
-                    .client
-                    .post(browser.url("/users/register/"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!(
-                        "csrfmiddlewaretoken={token}&email=%FF%FE%&password1=%&password2=%ZZ"
-                    )),
+        browser
+            .post_raw(
+                "/users/register/",
+                "application/x-www-form-urlencoded",
+                format!("csrfmiddlewaretoken={token}&email=%FF%FE%&password1=%&password2=%ZZ"),
             )
-            .await;
-        assert!(
-            r.status == 200 || r.status == 400,
-            "{backend} register: bad encoding: {} {}",
-            r.status,
-            r.body
-        );
-        r.assert_page(r.status, &format!("{backend} register: bad encoding"));
-        let r = browser
-            .send(
-                browser
-                    .client
-                    .post(browser.url("/users/register/"))
-                    .header("content-type", "multipart/form-data; boundary=XX")
-                    .body(format!(
-                        "--XX\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n\
-                         --XX\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n\u{0}\r\n--XX"
-                    )),
+            .await
+            .assert_form_or_400_page(&format!("{backend} register: bad encoding"));
+        browser
+            .post_raw(
+                "/users/register/",
+                "multipart/form-data; boundary=XX",
+                format!(
+                    "--XX\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n\
+                     --XX\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n\u{0}\r\n--XX"
+                ),
             )
-            .await;
-        assert!(
-            r.status == 200 || r.status == 400,
-            "{backend} register: broken multipart: {} {}",
-            r.status,
-            r.body
-        );
-        r.assert_page(r.status, &format!("{backend} register: broken multipart"));
+            .await
+            .assert_form_or_400_page(&format!("{backend} register: broken multipart"));
 
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
-        app.stop().await;
-    }
+        app.assert_unchanged(&before, backend).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_refuses_bad_input_with_one_message() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         app.create_user("ivan@example.com", GOOD_PASSWORD, true)
             .await;
         app.create_user("sleepy@example.com", GOOD_PASSWORD, false)
@@ -894,13 +822,7 @@ async fn login_refuses_bad_input_with_one_message() {
         for (case, email, password) in &generic {
             let what = format!("{backend} login: {case}");
             let r = browser
-                .submit(
-                    "/users/login/",
-                    &[
-                        ("username", email.as_str()),
-                        ("password", password.as_str()),
-                    ],
-                )
+                .submit("/users/login/", &login_form(email, password))
                 .await;
             r.assert_page(200, &what)
                 .assert_contains(LOGIN_ERROR, &what);
@@ -930,15 +852,14 @@ async fn login_refuses_bad_input_with_one_message() {
             .get("/users/profile/")
             .await
             .assert_redirect("/users/login/?next=/users/profile/", backend);
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
-        app.stop().await;
-    }
+        app.assert_unchanged(&before, backend).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reset_refuses_bad_input() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         app.create_user("ivan@example.com", GOOD_PASSWORD, true)
             .await;
         let before = app.snapshot().await;
@@ -966,32 +887,18 @@ async fn password_reset_refuses_bad_input() {
             .await;
         r.assert_page(200, &format!("{backend} reset: multipart 1 MB"))
             .assert_contains("Адрес слишком длинный", backend);
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
-        app.stop().await;
-    }
+        app.assert_unchanged(&before, backend).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let browser = app.new_user_logged_in(email).await;
         let before = app.snapshot().await;
 
-        let png = |name: &str| {
-            multipart::Part::bytes(PNG_1X1.to_vec())
-                .file_name(name.to_string())
-                .mime_str("image/png")
-                .unwrap()
-        };
-        let file = |name: &str, bytes: Vec<u8>| {
-            multipart::Part::bytes(bytes)
-                .file_name(name.to_string())
-                .mime_str("image/png")
-                .unwrap()
-        };
         let bad: Vec<(&str, multipart::Form, &str)> = vec![
             (
                 "1 MB first name",
@@ -1014,12 +921,12 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                 "text as avatar",
                 multipart::Form::new()
                     .text("first_name", "Иван")
-                    .part("avatar", file("me.png", b"not an image at all".to_vec())),
+                    .part("avatar", file("me.png", b"not an image at all")),
                 "Загрузите правильное изображение",
             ),
             (
                 "truncated PNG",
-                multipart::Form::new().part("avatar", file("me.png", PNG_1X1[..20].to_vec())),
+                multipart::Form::new().part("avatar", file("me.png", &PNG_1X1[..20])),
                 "Загрузите правильное изображение",
             ),
             (
@@ -1027,7 +934,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                 multipart::Form::new().part("avatar", {
                     let mut big = PNG_1X1.to_vec();
                     big.resize(6 * 1024 * 1024, 0);
-                    file("big.png", big)
+                    file("big.png", &big)
                 }),
                 "Файл слишком большой",
             ),
@@ -1045,7 +952,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
             r.assert_page(200, &what)
                 .assert_contains(expected, &what)
                 .assert_contains("<ul class=\"errors\">", &what);
-            assert_eq!(app.snapshot().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
         }
         // URL-encoded too.
         let r = browser
@@ -1053,7 +960,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
             .await;
         r.assert_page(200, &format!("{backend} profile: 1 MB URL-encoded"))
             .assert_contains("Не больше 150 символов", backend);
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.assert_unchanged(&before, backend).await;
 
         // A real PNG: stored under MEDIA_ROOT/users/avatars/, the column as Django's.
         let r = browser
@@ -1100,14 +1007,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
             .await;
         r.assert_redirect("/users/profile/", backend);
         let second = app.user(email).await.unwrap().avatar.unwrap();
-        let suffix = second
-            .strip_prefix("users/avatars/me_")
-            .and_then(|s| s.strip_suffix(".png"))
-            .unwrap_or_else(|| panic!("{backend}: {second}"));
-        assert!(
-            suffix.len() == 7 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
-            "{backend}: {second}"
-        );
+        assert_django_alternative_name(&second, "users/avatars/me", ".png", backend);
         assert!(stored.exists(), "{backend}: the first file is gone");
         assert!(app.media_root().join(&second).exists(), "{backend}");
 
@@ -1134,13 +1034,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                 multipart::Form::new()
                     .text("first_name", "Иван")
                     .text("phone", "")
-                    .part(
-                        "avatar",
-                        multipart::Part::bytes(Vec::new())
-                            .file_name("")
-                            .mime_str("application/octet-stream")
-                            .unwrap(),
-                    ),
+                    .part("avatar", no_file()),
             )
             .await;
         r.assert_redirect("/users/profile/", backend);
@@ -1162,20 +1056,17 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
             )
             .await;
         r.assert_redirect("/users/login/?next=/users/profile/", backend);
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
-        app.stop().await;
-    }
+        app.assert_unchanged(&before, backend).await;
+    })
+    .await;
 }
 
 /// Over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) of fields, under
 /// the 10 MB body limit: refused, nothing changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_field_bytes_are_refused() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
-        let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+    on_each_backend(async |app, backend| {
+        let browser = app.new_user_logged_in("ivan@example.com").await;
         let before = app.snapshot().await;
         let three_mb = "a".repeat(3 * 1024 * 1024);
         let r = browser
@@ -1190,12 +1081,29 @@ async fn too_many_field_bytes_are_refused() {
             .submit("/users/password-reset/", &[("email", three_mb.as_str())])
             .await;
         r.assert_page(413, &format!("{backend}: 3 MB URL-encoded field"));
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.assert_unchanged(&before, backend).await;
         browser
             .get("/users/profile/")
             .await
             .assert_page(200, backend);
-        app.stop().await;
+    })
+    .await;
+}
+
+/// A request refused as too large got an answer, the 413 page (the
+/// connection was not cut while the body was being sent).
+async fn assert_413_page_not_a_cut_connection(
+    sent: reqwest::Result<reqwest::Response>,
+    what: &str,
+    request: &str,
+) {
+    match sent {
+        Ok(response) => {
+            Browser::read(response).await.assert_page(413, what);
+        }
+        Err(e) => panic!(
+            "{request}: no response, the connection was cut while the body was being sent: {e:?}"
+        ),
     }
 }
 
@@ -1203,84 +1111,61 @@ async fn too_many_field_bytes_are_refused() {
 /// (not a reset connection), and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_10_mb_get_a_413_page() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
-        let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+    on_each_backend(async |app, backend| {
+        let browser = app.new_user_logged_in("ivan@example.com").await;
         let before = app.snapshot().await;
         for megabytes in [11, 11, 11, 11, 11, 40] {
             let mut big = PNG_1X1.to_vec();
             big.resize(megabytes * 1024 * 1024, 0);
             let token = browser.token("/users/profile/").await;
             let sent = browser
-                .client
-                .post(browser.url("/users/profile/"))
+                .post_request("/users/profile/")
                 .multipart(
                     multipart::Form::new()
                         .text("csrfmiddlewaretoken", token)
                         .text("first_name", "Иван")
-                        .part(
-                            "avatar",
-                            multipart::Part::bytes(big)
-                                .file_name("big.png")
-                                .mime_str("image/png")
-                                .unwrap(),
-                        ),
+                        .part("avatar", file("big.png", &big)),
                 )
                 .send()
                 .await;
-            match sent {
-                Ok(response) => {
-                    Browser::read(response)
-                        .await
-                        .assert_page(413, &format!("{backend}: {megabytes} MB upload"));
-                }
-                Err(e) => panic!(
-                    "{backend}: POST /users/profile/ with a {megabytes} MB avatar: no response, \
-                     the connection was cut while the body was being sent: {e:?}"
-                ),
-            }
+            assert_413_page_not_a_cut_connection(
+                sent,
+                &format!("{backend}: {megabytes} MB upload"),
+                &format!("{backend}: POST /users/profile/ with a {megabytes} MB avatar"),
+            )
+            .await;
         }
         let anonymous = app.browser();
         let token = anonymous.token("/users/register/").await;
         let big_email = format!("{}@example.com", "a".repeat(11 * 1024 * 1024));
         let sent = anonymous
-            .client
-            .post(anonymous.url("/users/register/"))
+            .post_request("/users/register/")
             .form(&[
                 ("csrfmiddlewaretoken", token.as_str()),
                 ("email", big_email.as_str()),
             ])
             .send()
             .await;
-        match sent {
-            Ok(response) => {
-                Browser::read(response)
-                    .await
-                    .assert_page(413, &format!("{backend}: 11 MB form"));
-            }
-            Err(e) => panic!(
-                "{backend}: POST /users/register/ with an 11 MB form: no response, the \
-                 connection was cut while the body was being sent: {e:?}"
-            ),
-        }
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        assert_413_page_not_a_cut_connection(
+            sent,
+            &format!("{backend}: 11 MB form"),
+            &format!("{backend}: POST /users/register/ with an 11 MB form"),
+        )
+        .await;
+        app.assert_unchanged(&before, backend).await;
         browser
             .get("/users/profile/")
             .await
             .assert_page(200, backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csrf_failures_are_403_and_change_nothing() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let logged_in = app.logged_in(email, GOOD_PASSWORD).await;
+        let logged_in = app.new_user_logged_in(email).await;
         let anonymous = app.browser();
         anonymous.get("/users/login/").await; // gets a CSRF cookie
         let before = app.snapshot().await;
@@ -1289,16 +1174,12 @@ async fn csrf_failures_are_403_and_change_nothing() {
             (
                 "/users/register/",
                 &anonymous,
-                vec![
-                    ("email", "new@example.com"),
-                    ("password1", GOOD_PASSWORD),
-                    ("password2", GOOD_PASSWORD),
-                ],
+                registration_form("new@example.com", GOOD_PASSWORD, GOOD_PASSWORD).to_vec(),
             ),
             (
                 "/users/login/",
                 &anonymous,
-                vec![("username", email), ("password", GOOD_PASSWORD)],
+                login_form(email, GOOD_PASSWORD).to_vec(),
             ),
             ("/users/password-reset/", &anonymous, vec![("email", email)]),
             ("/users/profile/", &logged_in, vec![("first_name", "Хакер")]),
@@ -1324,7 +1205,7 @@ async fn csrf_failures_are_403_and_change_nothing() {
                 }
                 let r = who.post(path, &all).await;
                 r.assert_page(403, &what).assert_contains(CSRF_PAGE, &what);
-                assert_eq!(app.snapshot().await, before, "{what}: something changed");
+                app.assert_unchanged(&before, &what).await;
             }
         }
         // Still logged in after all that.
@@ -1341,24 +1222,21 @@ async fn csrf_failures_are_403_and_change_nothing() {
         let r = anonymous
             .send(
                 anonymous
-                    .client
-                    .post(anonymous.url("/users/password-reset/"))
+                    .post_request("/users/password-reset/")
                     .header("X-CSRFToken", token)
                     .form(&[("email", "nobody@example.com")]),
             )
             .await;
         r.assert_redirect("/users/login/", backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_session_cookies_are_anonymous_never_500() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let real = app.logged_in(email, GOOD_PASSWORD).await;
+        let real = app.new_user_logged_in(email).await;
         let key = real.cookie("sessionid").unwrap();
         let unknown = unchained::django::sessions::new_session_key();
         for (case, value) in [
@@ -1430,14 +1308,13 @@ async fn bad_session_cookies_are_anonymous_never_500() {
             "/users/login/?next=/users/profile/",
             &format!("{backend}: expired"),
         );
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_used_confirmation_tokens_get_a_404_page() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let hashers = app.hashers.clone();
         let hash = tokio::task::spawn_blocking(move || hashers.make_password(GOOD_PASSWORD))
             .await
@@ -1465,7 +1342,7 @@ async fn unknown_and_used_confirmation_tokens_get_a_404_page() {
             .get("/users/email-confirm//")
             .await
             .assert_page(404, backend);
-        assert_eq!(app.snapshot().await, before, "{backend}: something changed");
+        app.assert_unchanged(&before, backend).await;
 
         // The real one works once; then it is a used token.
         let path = format!("/users/email-confirm/{token}/");
@@ -1480,65 +1357,42 @@ async fn unknown_and_used_confirmation_tokens_get_a_404_page() {
             .await
             .assert_page(404, backend)
             .assert_contains(CONFIRM_FAILED, backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn avatars_are_served_under_media() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let browser = app.new_user_logged_in(email).await;
         let r = browser
             .submit_multipart(
                 "/users/profile/",
-                multipart::Form::new().part(
-                    "avatar",
-                    multipart::Part::bytes(PNG_1X1.to_vec())
-                        .file_name("me.png")
-                        .mime_str("image/png")
-                        .unwrap(),
-                ),
+                multipart::Form::new().part("avatar", png("me.png")),
             )
             .await;
         r.assert_redirect("/users/profile/", backend);
         let avatar = app.user(email).await.unwrap().avatar.unwrap();
-        let response = browser
-            .client
-            .get(browser.url(&format!("/media/{avatar}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            200,
-            "{backend}: GET /media/{avatar}"
-        );
-        assert_eq!(
-            response.bytes().await.unwrap().as_ref(),
-            PNG_1X1,
-            "{backend}"
-        );
+        browser
+            .assert_serves(&format!("/media/{avatar}"), PNG_1X1, backend)
+            .await;
         // Nothing outside MEDIA_ROOT.
         let r = browser.get("/media/../Cargo.toml").await;
         assert_ne!(r.status, 200, "{backend}");
         let r = browser.get("/media/%2e%2e/db.sqlite3").await;
         assert_ne!(r.status, 200, "{backend}");
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 /// NUL characters: PostgreSQL refuses them in text, Django's forms refuse
 /// them with a field error. Never a 500, nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nul_characters_are_refused_not_500() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "ivan@example.com";
-        app.create_user(email, GOOD_PASSWORD, true).await;
-        let browser = app.logged_in(email, GOOD_PASSWORD).await;
+        let browser = app.new_user_logged_in(email).await;
         let before = app.snapshot().await;
         let anonymous = app.browser();
         let cases: Vec<(&str, &Browser, &str, Vec<(&str, &str)>)> = vec![
@@ -1546,36 +1400,26 @@ async fn nul_characters_are_refused_not_500() {
                 "register e-mail",
                 &anonymous,
                 "/users/register/",
-                vec![
-                    ("email", "iv\0an@example.com"),
-                    ("password1", GOOD_PASSWORD),
-                    ("password2", GOOD_PASSWORD),
-                ],
+                registration_form("iv\0an@example.com", GOOD_PASSWORD, GOOD_PASSWORD).to_vec(),
             ),
             (
                 "register password",
                 &anonymous,
                 "/users/register/",
-                vec![
-                    ("email", "new@example.com"),
-                    ("password1", "Correct\0Horse-42"),
-                    ("password2", "Correct\0Horse-42"),
-                ],
+                registration_form("new@example.com", "Correct\0Horse-42", "Correct\0Horse-42")
+                    .to_vec(),
             ),
             (
                 "login e-mail",
                 &anonymous,
                 "/users/login/",
-                vec![
-                    ("username", "ivan\0@example.com"),
-                    ("password", GOOD_PASSWORD),
-                ],
+                login_form("ivan\0@example.com", GOOD_PASSWORD).to_vec(),
             ),
             (
                 "login password",
                 &anonymous,
                 "/users/login/",
-                vec![("username", email), ("password", "Correct\0Horse-42")],
+                login_form(email, "Correct\0Horse-42").to_vec(),
             ),
             (
                 "reset e-mail",
@@ -1595,13 +1439,13 @@ async fn nul_characters_are_refused_not_500() {
             let r = who.submit(path, &fields).await;
             r.assert_page(200, &what)
                 .assert_contains("<ul class=\"errors\">", &what);
-            assert_eq!(app.snapshot().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
         }
         let r = anonymous.get("/users/email-confirm/%00/").await;
         r.assert_page(404, &format!("{backend} NUL in the token"))
             .assert_contains(CONFIRM_FAILED, backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 /// Against session fixation: a session that existed before the login (one
@@ -1609,30 +1453,16 @@ async fn nul_characters_are_refused_not_500() {
 /// its old row is deleted; its data is kept, as `cycle_key` does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_gives_the_session_a_new_key() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let email = "ivan@example.com";
         app.create_user(email, GOOD_PASSWORD, true).await;
         let mut data = Map::new();
         data.insert("cart".into(), Value::String("три товара".into()));
-        let old_key = unchained::django::sessions::new_session_key();
-        let expire =
-            unchained::db::time::DjangoDateTime(chrono::Utc::now() + chrono::Duration::days(14));
-        assert!(unchained::db::sessions::insert(
-            &app.db,
-            &old_key,
-            &unchained::django::sessions::encode(&data, SECRET_KEY),
-            expire,
-        )
-        .await
-        .unwrap());
+        let old_key = app.store_session(&data).await;
         let browser = app.browser();
         browser.set_cookie("sessionid", &old_key);
         let r = browser
-            .submit(
-                "/users/login/",
-                &[("username", email), ("password", GOOD_PASSWORD)],
-            )
+            .submit("/users/login/", &login_form(email, GOOD_PASSWORD))
             .await;
         r.assert_redirect("/", backend);
         let new_key = browser.cookie("sessionid").unwrap();
@@ -1649,6 +1479,6 @@ async fn login_gives_the_session_a_new_key() {
             .get("/users/profile/")
             .await
             .assert_page(200, backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }

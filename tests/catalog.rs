@@ -18,8 +18,11 @@ use std::sync::OnceLock;
 
 use reqwest::multipart;
 
-use common::app::{spawn_app, App, Browser, Mail, Resp, GOOD_PASSWORD, PNG_1X1};
-use common::{backends, exec};
+use common::app::{
+    assert_django_alternative_name, file, no_file, on_each_backend, png, App, Browser, Resp,
+    GOOD_PASSWORD, PNG_1X1,
+};
+use common::exec;
 use unchained::db::perms::{self, MODERATOR_PERMISSIONS};
 use unchained::db::time::DjangoDateTime;
 use unchained::db::users::NewUser;
@@ -245,6 +248,11 @@ impl App {
             .fetch_all(pool)
             .await)
         .unwrap()
+    }
+
+    /// Checks nothing a catalog page could change changed since `before`.
+    async fn assert_unchanged(&self, before: &CatalogState, what: &str) {
+        assert_eq!(self.state().await, *before, "{what}: something changed");
     }
 
     /// Everything a catalog page could change.
@@ -504,25 +512,6 @@ fn multipart_form(fields: &Fields, files: Vec<(&str, multipart::Part)>) -> multi
     form
 }
 
-fn file(name: &str, bytes: &[u8]) -> multipart::Part {
-    multipart::Part::bytes(bytes.to_vec())
-        .file_name(name.to_string())
-        .mime_str("image/png")
-        .unwrap()
-}
-
-fn png(name: &str) -> multipart::Part {
-    file(name, PNG_1X1)
-}
-
-/// What a browser sends for a file input left empty.
-fn no_file() -> multipart::Part {
-    multipart::Part::bytes(Vec::new())
-        .file_name("")
-        .mime_str("application/octet-stream")
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // Reading pages
 
@@ -717,6 +706,22 @@ fn shows_number(text: &str, number: &str) -> bool {
         .any(|(i, _)| !text[..i].ends_with(digit) && !text[i + number.len()..].starts_with(digit))
 }
 
+/// The product page shows no image.
+fn assert_no_image(r: &Resp, what: &str) {
+    assert!(
+        !elements(&r.body, "product-image")
+            .iter()
+            .any(|e| e.tag.starts_with("<img")),
+        "{what}: an image where there is none: {}",
+        r.body
+    );
+}
+
+/// A list page shows exactly these products' cards, in this order.
+fn assert_cards(r: &Resp, want: &[i64], what: &str) {
+    assert_eq!(card_pks(r, what), want.to_vec(), "{what}");
+}
+
 fn assert_form_errors(r: &Resp, what: &str) {
     r.assert_page(200, what);
     assert_class(r, "errors", true, what);
@@ -760,8 +765,7 @@ fn assert_moderator_form(r: &Resp, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_visitors_are_sent_to_the_login_page() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let owner = app.person("owner@example.com").await;
         let pk = app.product("Ноутбук", Some(owner.id), true).await;
         let anonymous = app.browser();
@@ -800,22 +804,21 @@ async fn anonymous_visitors_are_sent_to_the_login_page() {
                 .await
                 .assert_redirect(&format!("/users/login/?next={path}"), backend);
         }
-        assert_eq!(app.state().await, before, "{backend}: something changed");
-        app.stop().await;
-    }
+        app.assert_unchanged(&before, backend).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_lists_nine_a_page_newest_first() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let viewer = app.person("viewer@example.com").await;
 
         // No products: page 1 (and "last") is an empty page; page 2 is not.
         for path in ["/", "/?page=1", "/?page=last"] {
             let r = viewer.get(path).await;
             r.assert_page(200, &format!("{backend} empty {path}"));
-            assert_eq!(card_pks(&r, backend), Vec::<i64>::new(), "{backend} {path}");
+            assert_cards(&r, &[], &format!("{backend} {path}"));
         }
         viewer
             .get("/?page=2")
@@ -850,37 +853,21 @@ async fn home_lists_nine_a_page_newest_first() {
             let what = format!("{backend} page {n}");
             let r = viewer.get(&page(n)).await;
             r.assert_page(200, &what);
-            assert_eq!(card_pks(&r, &what), want.to_vec(), "{what}");
+            assert_cards(&r, want, &what);
             assert_eq!(r.body.contains("rel=\"prev\""), prev, "{what}: rel=prev");
             assert_eq!(r.body.contains("rel=\"next\""), next, "{what}: rel=next");
         }
         let r = viewer.get("/").await;
-        assert_eq!(
-            card_pks(&r, backend),
-            expected[0..9].to_vec(),
-            "{backend} /"
-        );
+        assert_cards(&r, &expected[0..9], &format!("{backend} /"));
         // Following the links walks the pages.
         let next = rel_link(&r, "next", backend);
         let r = viewer.get(&next).await;
-        assert_eq!(
-            card_pks(&r, backend),
-            expected[9..18].to_vec(),
-            "{backend} {next}"
-        );
+        assert_cards(&r, &expected[9..18], &format!("{backend} {next}"));
         let r = viewer.get(&rel_link(&r, "next", backend)).await;
-        assert_eq!(
-            card_pks(&r, backend),
-            expected[18..21].to_vec(),
-            "{backend}"
-        );
+        assert_cards(&r, &expected[18..21], backend);
         let prev = rel_link(&r, "prev", backend);
         let r = viewer.get(&prev).await;
-        assert_eq!(
-            card_pks(&r, backend),
-            expected[9..18].to_vec(),
-            "{backend} {prev}"
-        );
+        assert_cards(&r, &expected[9..18], &format!("{backend} {prev}"));
 
         for bad in ["4", "0", "-1", "abc", "99999999999999999999", "1.5", "%00"] {
             viewer
@@ -890,20 +877,16 @@ async fn home_lists_nine_a_page_newest_first() {
         }
         // An empty `page` is page 1 (ListView: `GET.get("page") or 1`).
         let r = viewer.get("/?page=").await;
-        r.assert_page(200, &format!("{backend} ?page="));
-        assert_eq!(
-            card_pks(&r, backend),
-            expected[0..9].to_vec(),
-            "{backend} ?page="
-        );
-        app.stop().await;
-    }
+        let what = format!("{backend} ?page=");
+        r.assert_page(200, &what);
+        assert_cards(&r, &expected[0..9], &what);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_shows_published_products_and_the_viewers_own() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let bob = app.person("bob@example.com").await;
         let carol = app.person("carol@example.com").await;
@@ -975,14 +958,13 @@ async fn home_shows_published_products_and_the_viewers_own() {
         );
         assert!(c.contains("Товар Боба"), "{backend}: {c}");
         assert!(shows_number(&strip_tags(&c), "13119,00"), "{backend}: {c}");
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detail_shows_the_product_and_its_current_version() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let carol = app.person("carol@example.com").await;
         let moderator = app.moderator("moderator@example.com").await;
@@ -1020,13 +1002,7 @@ async fn detail_shows_the_product_and_its_current_version() {
             "{backend}: {current:?}"
         );
         assert_class(&r, "no-version", false, backend);
-        assert!(
-            !elements(&r.body, "product-image")
-                .iter()
-                .any(|e| e.tag.starts_with("<img")),
-            "{backend}: an image where there is none: {}",
-            r.body
-        );
+        assert_no_image(&r, backend);
 
         let r = carol.get(&detail_path(bare)).await;
         r.assert_page(200, backend);
@@ -1075,8 +1051,8 @@ async fn detail_shows_the_product_and_its_current_version() {
                 .await
                 .assert_page(404, &format!("{backend} GET {path}"));
         }
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1084,8 +1060,7 @@ async fn detail_shows_the_product_and_its_current_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_stores_the_product_for_its_owner_unpublished() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let bob = app.person("bob@example.com").await;
         let phones = app.category("Телефоны").await;
@@ -1142,9 +1117,9 @@ async fn create_stores_the_product_for_its_owner_unpublished() {
 
         // The owner sees it, marked unpublished; nobody else does.
         let r = alice.get("/").await;
-        assert_eq!(card_pks(&r, backend), vec![p.id], "{backend}");
+        assert_cards(&r, &[p.id], backend);
         assert!(card(&r, p.id, backend).contains("badge-unpublished"));
-        assert_eq!(card_pks(&bob.get("/").await, backend), Vec::<i64>::new());
+        assert_cards(&bob.get("/").await, &[], backend);
 
         // Multipart, no category, no file chosen.
         let r = alice
@@ -1168,14 +1143,13 @@ async fn create_stores_the_product_for_its_owner_unpublished() {
             q.image.as_deref().unwrap_or("").is_empty(),
             "{backend}: {q:?}"
         );
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_refuses_bad_values_and_stores_nothing() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let phones = app.category("Телефоны").await;
         let good = new_product("Смартфон", "100.00", Some(phones));
@@ -1216,16 +1190,13 @@ async fn create_refuses_bad_values_and_stores_nothing() {
             let what = format!("{backend} create: {case}");
             let r = alice.post("/products/create/", fields).await;
             assert_form_errors(&r, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
             let r = alice
                 .post_multipart("/products/create/", fields, vec![])
                 .await;
             assert_form_errors(&r, &format!("{what} (multipart)"));
-            assert_eq!(
-                app.state().await,
-                before,
-                "{what} (multipart): something changed"
-            );
+            app.assert_unchanged(&before, &format!("{what} (multipart)"))
+                .await;
         }
         // A file that is not an image, named as one.
         let r = alice
@@ -1235,8 +1206,9 @@ async fn create_refuses_bad_values_and_stores_nothing() {
                 vec![("image", file("x.png", b"just some text, not a picture"))],
             )
             .await;
-        assert_form_errors(&r, &format!("{backend} create: text as image"));
-        assert_eq!(app.state().await, before, "{backend}: text as image stored");
+        let what = format!("{backend} create: text as image");
+        assert_form_errors(&r, &what);
+        app.assert_unchanged(&before, &what).await;
         let r = alice
             .post_multipart(
                 "/products/create/",
@@ -1244,8 +1216,9 @@ async fn create_refuses_bad_values_and_stores_nothing() {
                 vec![("image", file("x.png", &PNG_1X1[..20]))],
             )
             .await;
-        assert_form_errors(&r, &format!("{backend} create: truncated PNG"));
-        assert_eq!(app.state().await, before, "{backend}: truncated PNG stored");
+        let what = format!("{backend} create: truncated PNG");
+        assert_form_errors(&r, &what);
+        app.assert_unchanged(&before, &what).await;
 
         // 100 characters (counted as characters, not bytes) are fine.
         let name = "Я".repeat(100);
@@ -1254,14 +1227,13 @@ async fn create_refuses_bad_values_and_stores_nothing() {
             .await;
         r.assert_redirect("/", &format!("{backend}: 100-character name"));
         assert_eq!(app.last_product().await.name, name, "{backend}");
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prices_are_exact_on_every_database() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         for (posted, stored, shown) in [
             ("0.10", "0.10", "0,10"),
@@ -1304,8 +1276,8 @@ async fn prices_are_exact_on_every_database() {
                 "{what}: form value"
             );
         }
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1313,8 +1285,7 @@ async fn prices_are_exact_on_every_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_form_depends_on_permissions_not_group_names() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let root = app.superuser("root@example.com").await;
         let group_moderator = app.moderator("group-moderator@example.com").await;
@@ -1398,7 +1369,7 @@ async fn update_form_depends_on_permissions_not_group_names() {
                 .post_multipart(&path, &everything, vec![])
                 .await
                 .assert_page(403, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
         }
 
         // The owner saves the owner form.
@@ -1485,14 +1456,13 @@ async fn update_form_depends_on_permissions_not_group_names() {
         assert!(!p.is_moderated, "{backend}: still published");
         assert_eq!(p.description.as_deref(), Some("Снято"), "{backend}");
         assert_eq!(p.category_id, None, "{backend}");
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hidden_fields_cannot_be_changed_by_posting_them() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let carol = app.person("carol@example.com").await;
         let moderator = app.moderator("moderator@example.com").await;
@@ -1578,8 +1548,8 @@ async fn hidden_fields_cannot_be_changed_by_posting_them() {
             "{backend}: the owner gave it away"
         );
         assert_eq!(p.created_at, before.created_at, "{backend}: backdated");
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1587,8 +1557,7 @@ async fn hidden_fields_cannot_be_changed_by_posting_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_formset_adds_edits_and_deletes() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let pk = app.product("Ноутбук", Some(alice.id), false).await;
         let path = update_path(pk);
@@ -1698,14 +1667,13 @@ async fn versions_formset_adds_edits_and_deletes() {
         assert!(!app.versions_of(pk).await[0].is_current, "{backend}");
         let r = alice.get(&detail_path(pk)).await;
         assert_class(&r, "no-version", true, backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let bob = app.person("bob@example.com").await;
         let pk = app.product("Ноутбук", Some(alice.id), false).await;
@@ -1833,7 +1801,7 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
         for (case, fields) in cases {
             let what = format!("{backend} versions: {case}");
             let r = alice.post(&path, &fields).await;
-            assert_eq!(app.state().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
             assert_form_errors(&r, &what);
         }
         assert_eq!(
@@ -1847,8 +1815,8 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
             }],
             "{backend}: the other product's version"
         );
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1856,8 +1824,7 @@ async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_is_for_the_owner_and_the_delete_permission() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let bob = app.person("bob@example.com").await;
         let carol = app.person("carol@example.com").await;
@@ -1888,7 +1855,7 @@ async fn delete_is_for_the_owner_and_the_delete_permission() {
                 .post(&delete_path(mine), &Fields::new())
                 .await
                 .assert_page(403, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
         }
 
         // The owner: asked, then deleted with its versions.
@@ -1951,8 +1918,8 @@ async fn delete_is_for_the_owner_and_the_delete_permission() {
             6,
             "{backend}"
         );
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1960,8 +1927,7 @@ async fn delete_is_for_the_owner_and_the_delete_permission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_are_stored_served_and_kept() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
 
         let r = alice
@@ -1976,19 +1942,10 @@ async fn images_are_stored_served_and_kept() {
         assert_eq!(p.image.as_deref(), Some("products/photo.png"), "{backend}");
         let stored = app.media_root().join("products/photo.png");
         assert_eq!(std::fs::read(&stored).unwrap(), PNG_1X1, "{backend}");
-        let served = alice
+        alice
             .browser
-            .client
-            .get(alice.browser.url("/media/products/photo.png"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            served.status().as_u16(),
-            200,
-            "{backend}: GET /media/products/photo.png"
-        );
-        assert_eq!(served.bytes().await.unwrap().as_ref(), PNG_1X1, "{backend}");
+            .assert_serves("/media/products/photo.png", PNG_1X1, backend)
+            .await;
         let r = alice.get(&detail_path(p.id)).await;
         let img = element(&r, "product-image", backend);
         assert_eq!(
@@ -2008,14 +1965,7 @@ async fn images_are_stored_served_and_kept() {
             .await
             .assert_redirect("/", backend);
         let second = app.last_product().await.image.unwrap();
-        let suffix = second
-            .strip_prefix("products/photo_")
-            .and_then(|s| s.strip_suffix(".png"))
-            .unwrap_or_else(|| panic!("{backend}: {second}"));
-        assert!(
-            suffix.len() == 7 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
-            "{backend}: {second}"
-        );
+        assert_django_alternative_name(&second, "products/photo", ".png", backend);
         assert!(stored.exists(), "{backend}: the first file is gone");
 
         // On update, no file chosen keeps the image.
@@ -2046,7 +1996,7 @@ async fn images_are_stored_served_and_kept() {
             )
             .await;
         assert_form_errors(&r, &format!("{backend} update with text as image"));
-        assert_eq!(app.state().await, before, "{backend}: something changed");
+        app.assert_unchanged(&before, backend).await;
 
         // A new image replaces it.
         alice
@@ -2081,7 +2031,7 @@ async fn images_are_stored_served_and_kept() {
                 .post_multipart(&path, &with(fields.clone(), &extra), vec![("image", part)])
                 .await;
             assert_form_errors(&r, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
         }
         // The clear box alone empties the column as Django does ('').
         alice
@@ -2099,15 +2049,9 @@ async fn images_are_stored_served_and_kept() {
         );
         let r = alice.get(&detail_path(p.id)).await;
         r.assert_page(200, backend);
-        assert!(
-            !elements(&r.body, "product-image")
-                .iter()
-                .any(|e| e.tag.starts_with("<img")),
-            "{backend}: an image after clearing: {}",
-            r.body
-        );
-        app.stop().await;
-    }
+        assert_no_image(&r, &format!("{backend} after clearing"));
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -2115,8 +2059,7 @@ async fn images_are_stored_served_and_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csrf_failures_are_403_and_change_nothing() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let pk = app.product("Товар", Some(alice.id), false).await;
         app.version(pk, 1, "Первая", true).await;
@@ -2142,18 +2085,17 @@ async fn csrf_failures_are_403_and_change_nothing() {
                     .post_multipart(path, multipart_form(&all, vec![]))
                     .await
                     .assert_page(403, &format!("{what} (multipart)"));
-                assert_eq!(app.state().await, before, "{what}: something changed");
+                app.assert_unchanged(&before, &what).await;
             }
         }
         alice.get("/").await.assert_page(200, backend);
-        app.stop().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_products_and_bad_input_never_500() {
-    for backend in backends() {
-        let app = spawn_app(backend, Mail::File).await;
+    on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;
         let moderator = app.moderator("moderator@example.com").await;
         let pk = app.product("Товар", Some(alice.id), true).await;
@@ -2195,7 +2137,7 @@ async fn unknown_products_and_bad_input_never_500() {
                 .await
                 .assert_page(404, &format!("{backend} {path}"));
         }
-        assert_eq!(app.state().await, before, "{backend}: something changed");
+        app.assert_unchanged(&before, backend).await;
 
         // NUL characters: a field error, never a 500.
         let path = update_path(pk);
@@ -2235,7 +2177,7 @@ async fn unknown_products_and_bad_input_never_500() {
             let what = format!("{backend} NUL in {case}");
             let r = person.post(&path, &fields).await;
             assert_form_errors(&r, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
+            app.assert_unchanged(&before, &what).await;
         }
 
         // Broken encodings on create: a page, not a 500, and nothing stored.
@@ -2243,12 +2185,12 @@ async fn unknown_products_and_bad_input_never_500() {
         for (case, content_type, body) in [
             (
                 "bad percent-encoding",
-                "application/x-www-form-urlencoded".to_string(),
+                "application/x-www-form-urlencoded",
                 format!("csrfmiddlewaretoken={token}&name=%FF%FE%&price=%ZZ"),
             ),
             (
                 "broken multipart",
-                "multipart/form-data; boundary=XX".to_string(),
+                "multipart/form-data; boundary=XX",
                 format!(
                     "--XX\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n\
                      --XX\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n\u{0}\r\n--XX"
@@ -2256,26 +2198,13 @@ async fn unknown_products_and_bad_input_never_500() {
             ),
         ] {
             let what = format!("{backend} create: {case}");
-            let r = alice
+            alice
                 .browser
-                .send(
-                    alice
-                        .browser
-                        .client
-                        .post(alice.browser.url("/products/create/"))
-                        .header("content-type", content_type)
-                        .body(body),
-                )
-                .await;
-            assert!(
-                r.status == 200 || r.status == 400,
-                "{what}: {} {}",
-                r.status,
-                r.body
-            );
-            r.assert_page(r.status, &what);
-            assert_eq!(app.state().await, before, "{what}: something changed");
+                .post_raw("/products/create/", content_type, body)
+                .await
+                .assert_form_or_400_page(&what);
+            app.assert_unchanged(&before, &what).await;
         }
-        app.stop().await;
-    }
+    })
+    .await;
 }

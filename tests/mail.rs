@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::smtp::{ca, Mode, SmtpServer, SMTP_PASSWORD as PASSWORD, SMTP_USER as USER};
+use common::smtp::{
+    ca, trust_test_ca_in_this_process, Mode, SmtpServer, SMTP_PASSWORD as PASSWORD,
+    SMTP_USER as USER,
+};
 use common::{backends, free_port, text, TestDb};
 use unchained::db::outbox::{self, OutboxRow};
 use unchained::db::time::DjangoDateTime;
@@ -72,6 +75,38 @@ async fn migrated(backend: &str) -> (TestDb, Db) {
     (t, db)
 }
 
+/// An SMTP server in this mode on a free port (its received letters kept in
+/// the folder `name` beside the database), and that port.
+fn smtp_server(t: &TestDb, mode: Mode, name: &str) -> (u16, SmtpServer) {
+    let port = free_port();
+    (port, SmtpServer::start(mode, port, &t.path(name)))
+}
+
+/// Settings for Django's console back end.
+fn console_env() -> Vec<(String, String)> {
+    vec![("EMAIL_BACKEND".to_string(), "console".to_string())]
+}
+
+/// `check` succeeds and says nothing of the outbox.
+fn assert_check_ignores_outbox(t: &TestDb, what: &str) {
+    let check = t.run(&["check"]);
+    assert!(check.status.success(), "{what}: {}", text(&check));
+    assert!(
+        !text(&check).contains("unchained_outbox"),
+        "{what}: {}",
+        text(&check)
+    );
+}
+
+/// `migrate` says it created the outbox table.
+fn assert_migrate_creates_outbox(out: &Output, what: &str) {
+    assert!(
+        text(out).contains("Created table unchained_outbox"),
+        "{what}: {}",
+        text(out)
+    );
+}
+
 async fn row(db: &Db, id: i64) -> OutboxRow {
     outbox::by_id(db, id)
         .await
@@ -102,8 +137,7 @@ async fn sendtestemail_delivers_over_implicit_tls_and_starttls() {
     for backend in backends() {
         let (t, db) = migrated(backend).await;
         for (n, mode) in [Mode::Ssl, Mode::StartTls].into_iter().enumerate() {
-            let port = free_port();
-            let server = SmtpServer::start(mode, port, &t.path(&format!("smtp-{n}")));
+            let (port, server) = smtp_server(&t, mode, &format!("smtp-{n}"));
             let to = format!("ivan.{n}@example.com");
             let out = run_with(
                 &t,
@@ -127,8 +161,7 @@ async fn sendtestemail_delivers_over_implicit_tls_and_starttls() {
             assert_eq!(sent.recipient, to);
         }
         // Several addresses: one letter each.
-        let port = free_port();
-        let server = SmtpServer::start(Mode::Ssl, port, &t.path("smtp-many"));
+        let (port, server) = smtp_server(&t, Mode::Ssl, "smtp-many");
         let out = run_with(
             &t,
             &["sendtestemail", "a@example.com", "b@example.com"],
@@ -147,8 +180,7 @@ async fn sendtestemail_delivers_over_implicit_tls_and_starttls() {
 async fn a_wrong_password_keeps_the_letter_in_the_outbox() {
     for backend in backends() {
         let (t, db) = migrated(backend).await;
-        let port = free_port();
-        let server = SmtpServer::start(Mode::StartTls, port, &t.path("smtp"));
+        let (port, server) = smtp_server(&t, Mode::StartTls, "smtp");
         let out = run_with(
             &t,
             &["sendtestemail", "ivan@example.com"],
@@ -178,8 +210,7 @@ async fn an_untrusted_certificate_is_refused() {
     for backend in backends() {
         let (t, db) = migrated(backend).await;
         for (n, mode) in [Mode::Ssl, Mode::StartTls].into_iter().enumerate() {
-            let port = free_port();
-            let server = SmtpServer::start(mode, port, &t.path(&format!("smtp-{n}")));
+            let (port, server) = smtp_server(&t, mode, &format!("smtp-{n}"));
             // No SSL_CERT_FILE: only the system's roots, which do not know the test CA.
             let out = run_with(
                 &t,
@@ -204,12 +235,6 @@ async fn an_untrusted_certificate_is_refused() {
         }
         db.close().await;
     }
-}
-
-/// SSL_CERT_FILE for the workers this process runs (the CLI gets it per run).
-fn trust_test_ca_in_this_process() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::env::set_var("SSL_CERT_FILE", &ca().cert));
 }
 
 fn settings_for(t: &TestDb, extra: &[(String, String)]) -> unchained::config::Settings {
@@ -314,8 +339,7 @@ async fn two_workers_never_send_a_letter_twice() {
     trust_test_ca_in_this_process();
     for backend in backends() {
         let (t, db) = migrated(backend).await;
-        let port = free_port();
-        let server = SmtpServer::start(Mode::Ssl, port, &t.path("smtp"));
+        let (port, server) = smtp_server(&t, Mode::Ssl, "smtp");
         let env = smtp_env(port, Mode::Ssl, PASSWORD, true);
         const LETTERS: usize = 30;
         let mut ids = Vec::new();
@@ -361,7 +385,7 @@ async fn two_workers_never_send_a_letter_twice() {
 async fn the_console_back_end_prints_djangos_format() {
     for backend in backends() {
         let (t, db) = migrated(backend).await;
-        let env = vec![("EMAIL_BACKEND".to_string(), "console".to_string())];
+        let env = console_env();
         let out = run_with(&t, &["sendtestemail", "ivan@example.com"], &env);
         assert!(out.status.success(), "{backend}: {}", text(&out));
         let stdout = String::from_utf8(out.stdout.clone()).unwrap();
@@ -481,38 +505,17 @@ async fn letters_are_stored_only_when_the_transaction_commits() {
 async fn migrate_creates_the_outbox_and_check_leaves_it_alone() {
     for backend in backends() {
         let t = TestDb::new(backend).await;
-        let out = t.run(&["migrate"]);
-        assert!(
-            text(&out).contains("Created table unchained_outbox"),
-            "{backend}: {}",
-            text(&out)
-        );
-        let check = t.run(&["check"]);
-        assert!(check.status.success(), "{backend}: {}", text(&check));
-        assert!(
-            !text(&check).contains("unchained_outbox"),
-            "{backend}: {}",
-            text(&check)
-        );
+        assert_migrate_creates_outbox(&t.run(&["migrate"]), backend);
+        assert_check_ignores_outbox(&t, backend);
 
         // A database Django migrated has no outbox: still safe to switch,
         // and migrate (or sendtestemail, or serve) adds it.
         let db = t.db().await;
         common::exec(&db, "DROP TABLE unchained_outbox").await;
-        let check = t.run(&["check"]);
-        assert!(check.status.success(), "{backend}: {}", text(&check));
-        assert!(
-            !text(&check).contains("unchained_outbox"),
-            "{backend}: {}",
-            text(&check)
-        );
+        assert_check_ignores_outbox(&t, backend);
         let out = t.run(&["migrate"]);
         assert!(out.status.success(), "{backend}: {}", text(&out));
-        assert!(
-            text(&out).contains("Created table unchained_outbox"),
-            "{backend}: {}",
-            text(&out)
-        );
+        assert_migrate_creates_outbox(&out, backend);
         let again = t.run(&["migrate"]);
         assert!(
             text(&again).contains("No migrations to apply."),
@@ -521,7 +524,7 @@ async fn migrate_creates_the_outbox_and_check_leaves_it_alone() {
         );
 
         common::exec(&db, "DROP TABLE unchained_outbox").await;
-        let env = vec![("EMAIL_BACKEND".to_string(), "console".to_string())];
+        let env = console_env();
         let out = run_with(&t, &["sendtestemail", "ivan@example.com"], &env);
         assert!(out.status.success(), "{backend}: {}", text(&out));
         assert!(row(&db, 1).await.sent_at.is_some());
@@ -532,7 +535,7 @@ async fn migrate_creates_the_outbox_and_check_leaves_it_alone() {
 #[tokio::test]
 async fn sendtestemail_refuses_bad_input() {
     let t = TestDb::new("sqlite").await;
-    let env = vec![("EMAIL_BACKEND".to_string(), "console".to_string())];
+    let env = console_env();
     // An empty database is not made non-empty (serve would no longer migrate it).
     let out = run_with(&t, &["sendtestemail", "ivan@example.com"], &env);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::multipart;
 
-use super::smtp::{trust_test_ca_in_this_process, Mode, SMTP_PASSWORD, SMTP_USER};
-use super::TestDb;
+use super::smtp::{trust_test_ca_in_this_process, Mode, SmtpServer, SMTP_PASSWORD, SMTP_USER};
+use super::{backends, free_port, TestDb, SECRET_KEY};
 use unchained::db::users::{self, NewUser, User};
 use unchained::db::Db;
 use unchained::django::hashers::Hashers;
@@ -27,6 +27,43 @@ pub const PNG_1X1: &[u8] = &[
     0x78, 0x9C, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0D, 0x0A, 0x2D, 0xB4, 0, 0, 0, 0, 0x49, 0x45, 0x4E,
     0x44, 0xAE, 0x42, 0x60, 0x82,
 ];
+
+// ---------------------------------------------------------------------------
+// Parts of a multipart form
+
+/// A file input holding these bytes, sent as a PNG.
+pub fn file(name: &str, bytes: &[u8]) -> multipart::Part {
+    multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_string())
+        .mime_str("image/png")
+        .unwrap()
+}
+
+/// A file input holding a real 1×1 PNG.
+pub fn png(name: &str) -> multipart::Part {
+    file(name, PNG_1X1)
+}
+
+/// What a browser sends for a file input left empty.
+pub fn no_file() -> multipart::Part {
+    multipart::Part::bytes(Vec::new())
+        .file_name("")
+        .mime_str("application/octet-stream")
+        .unwrap()
+}
+
+/// A stored upload name Django made because `{stem}{ext}` was taken:
+/// `{stem}_` and seven random letters or digits, then `{ext}`.
+pub fn assert_django_alternative_name(stored: &str, stem: &str, ext: &str, what: &str) {
+    let suffix = stored
+        .strip_prefix(&format!("{stem}_"))
+        .and_then(|s| s.strip_suffix(ext))
+        .unwrap_or_else(|| panic!("{what}: {stored}"));
+    assert!(
+        suffix.len() == 7 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{what}: {stored}"
+    );
+}
 
 // ---------------------------------------------------------------------------
 // The application
@@ -116,6 +153,26 @@ pub async fn spawn_app(backend: &'static str, mail: Mail) -> App {
         server,
         backend,
     }
+}
+
+/// Runs a test once per back end (given its name), each time against a
+/// fresh site whose letters go to the file back end, and stops the site
+/// afterwards.
+pub async fn on_each_backend(test: impl AsyncFn(&App, &'static str)) {
+    for backend in backends() {
+        let app = spawn_app(backend, Mail::File).await;
+        test(&app, backend).await;
+        app.stop().await;
+    }
+}
+
+/// A fresh site sending over SMTP in this mode, and the SMTP server it
+/// sends to (already listening).
+pub async fn spawn_app_with_smtp(backend: &'static str, mode: Mode) -> (App, SmtpServer) {
+    let port = free_port();
+    let app = spawn_app(backend, Mail::Smtp(mode, port)).await;
+    let smtp = SmtpServer::start(mode, port, &app.t.path("smtp"));
+    (app, smtp)
 }
 
 impl App {
@@ -216,6 +273,29 @@ impl App {
         id
     }
 
+    /// A new active user with `GOOD_PASSWORD`, and a browser logged in as them.
+    pub async fn new_user_logged_in(&self, email: &str) -> Browser {
+        self.create_user(email, GOOD_PASSWORD, true).await;
+        self.logged_in(email, GOOD_PASSWORD).await
+    }
+
+    /// Stores a session row with this data (as Django encodes it, expiring
+    /// in two weeks) and returns its key.
+    pub async fn store_session(&self, data: &serde_json::Map<String, serde_json::Value>) -> String {
+        let key = unchained::django::sessions::new_session_key();
+        let expire =
+            unchained::db::time::DjangoDateTime(chrono::Utc::now() + chrono::Duration::days(14));
+        assert!(unchained::db::sessions::insert(
+            &self.db,
+            &key,
+            &unchained::django::sessions::encode(data, SECRET_KEY),
+            expire,
+        )
+        .await
+        .unwrap());
+        key
+    }
+
     /// A browser logged in as this user through the login page (checked).
     pub async fn logged_in(&self, email: &str, password: &str) -> Browser {
         let browser = self.browser();
@@ -285,6 +365,18 @@ impl Resp {
         self
     }
 
+    /// Bad input the server could not even parse: a whole page, 200 (a
+    /// form with errors) or 400, never a 500.
+    pub fn assert_form_or_400_page(&self, what: &str) -> &Self {
+        assert!(
+            self.status == 200 || self.status == 400,
+            "{what}: {} {}",
+            self.status,
+            self.body
+        );
+        self.assert_page(self.status, what)
+    }
+
     pub fn assert_redirect(&self, to: &str, what: &str) -> &Self {
         assert_eq!(
             (self.status, self.location.as_deref()),
@@ -344,6 +436,28 @@ impl Browser {
 
     pub async fn get(&self, path: &str) -> Resp {
         self.send(self.client.get(self.url(path))).await
+    }
+
+    /// A POST to this path, to add headers and a body to, then send.
+    pub fn post_request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// POSTs a body as it is, with this content type (no token added).
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: String) -> Resp {
+        self.send(
+            self.post_request(path)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// GETs a file and checks it is served whole: 200 and exactly these bytes.
+    pub async fn assert_serves(&self, path: &str, bytes: &[u8], what: &str) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{what}: GET {path}");
+        assert_eq!(response.bytes().await.unwrap().as_ref(), bytes, "{what}");
     }
 
     /// The form token of a page (GETs it: the CSRF cookie comes along).
