@@ -21,6 +21,11 @@ from pathlib import Path
 
 import pytest
 
+TESTS_DIR = Path(__file__).resolve().parent / "tests"
+# The helpers the test modules share (live.py), for the fixtures here too.
+sys.path.insert(0, str(TESTS_DIR))
+import live  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPAT_DIR = REPO_ROOT / "compat-tests"
 REFPROJECT_DIR = COMPAT_DIR / "refproject"
@@ -62,22 +67,15 @@ def _run(cmd, *, env=None, cwd=None, check=True, timeout=600, input=None):
 
 
 def _env(database_url, extra=None):
-    env = dict(os.environ)
-    for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
-        env.pop(key, None)
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": TEST_SECRET_KEY,
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-    )
-    for key, value in (extra or {}).items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = str(value)
-    return env
+    return live.process_env(database_url, TEST_SECRET_KEY, {"PYTHONDONTWRITEBYTECODE": "1", **(extra or {})})
+
+
+@pytest.fixture(scope="module")
+def _sites():
+    """The module's sites, one per back end (and kind), built on first use
+    and torn down after the module (live.BackendSites)."""
+    with live.BackendSites() as sites:
+        yield sites
 
 
 # ------------------------------------------------------------------ paths

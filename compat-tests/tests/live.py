@@ -707,12 +707,7 @@ class BackendSites:
     """A module's shared sites, one per database back end (or other key),
     for tests too slow to build their servers and data each time: built by
     the first test that asks, reused by the rest, torn down when the `with`
-    block ends (a module-scoped fixture's):
-
-        @pytest.fixture(scope="module")
-        def _sites():
-            with BackendSites() as sites:
-                yield sites
+    block ends (conftest.py's module-scoped `_sites` fixture):
 
         @pytest.fixture
         def site(db_backend, _sites, ...):

@@ -47,7 +47,7 @@ from pathlib import Path
 import pytest
 
 from django_side import last_json
-from live import (BackendSites, Database, LiveServer, ModuleDatabase, confirmation_link, form_token, parse_form,
+from live import (Database, LiveServer, ModuleDatabase, confirmation_link, form_token, parse_form,
                   png_bytes, reference_env)
 from test_check import run_check, says_safe
 
@@ -432,13 +432,6 @@ print("RESULT " + json.dumps({
     },
 }))
 """
-
-
-@pytest.fixture(scope="module")
-def _sites():
-    """This module's two kinds of site per back end: ("admin", backend) and ("check", backend)."""
-    with BackendSites() as sites:
-        yield sites
 
 
 @pytest.fixture

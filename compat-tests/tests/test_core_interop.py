@@ -9,7 +9,6 @@ side must read; what the Rust side writes, Django must read; where both judge
 the same input (a password, a tampered signature, a foreign CSRF token), both
 must give Django's answer.
 """
-import base64
 import json
 import random
 import string

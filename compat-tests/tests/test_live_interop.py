@@ -44,7 +44,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from django_side import DjangoWorker, last_json
-from live import (BackendSites, Gunicorn, LiveServer, ModuleDatabase, confirmation_link, letter_text, nav_email,
+from live import (Gunicorn, LiveServer, ModuleDatabase, confirmation_link, letter_text, nav_email,
                   new_email, new_password, parse_form, png_bytes, reference_env, wait_for_letter)
 
 KEY_A = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
@@ -240,12 +240,6 @@ class Site:
 
     def logs(self):
         return "\n".join(f"--- {side} log ---\n{server.log_text()}" for side, server in self.servers.items())
-
-
-@pytest.fixture(scope="module")
-def _sites():
-    with BackendSites() as sites:
-        yield sites
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import re
 import pytest
 
 from django_side import DjangoWorker
-from live import (BackendSites, LiveServer, ModuleDatabase, form_token, nav_email, new_email, new_password,
+from live import (LiveServer, ModuleDatabase, form_token, nav_email, new_email, new_password,
                   reference_env, wait_for_letter)
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
@@ -142,12 +142,6 @@ class Site:
         self.server = server
         self.django = django
         self.mail_dir = mail_dir
-
-
-@pytest.fixture(scope="module")
-def _sites():
-    with BackendSites() as sites:
-        yield sites
 
 
 @pytest.fixture

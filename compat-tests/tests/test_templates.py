@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from live import REPO_ROOT, BackendSites, Gunicorn, LiveServer, ModuleDatabase, form_token
+from live import REPO_ROOT, Gunicorn, LiveServer, ModuleDatabase, form_token
 
 SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost"
@@ -102,12 +102,6 @@ class Site:
         self.unchained = unchained
         self.data = data
         self.cookies = cookies  # the viewer's sessionid and csrftoken, valid on both
-
-
-@pytest.fixture(scope="module")
-def _sites():
-    with BackendSites() as sites:
-        yield sites
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ suite does) so the Rust tests stay quick in a debug build; a few use Django's
 real defaults.
 """
 
-import base64
 import json
 import sys
 import types

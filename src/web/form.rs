@@ -55,10 +55,6 @@ impl FormData {
             .map(|(_, f)| f)
     }
 
-    pub fn has_field(&self, name: &str) -> bool {
-        self.fields.iter().any(|(k, _)| k == name)
-    }
-
     /// Parses a body by its content type. Anything else is an empty form.
     pub async fn parse(headers: &HeaderMap, body: Bytes) -> Result<FormData, AppError> {
         let content_type = headers

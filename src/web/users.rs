@@ -19,7 +19,8 @@ use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::form_view::{self, Field};
+use crate::django::forms::{NUL_CHARACTER, REQUIRED};
+use crate::web::form_view::{self, add_error, Errors, Field};
 use crate::web::session::Session;
 use crate::web::templates::Page;
 use crate::web::urls::{self, LOGIN_REDIRECT_URL, LOGOUT_REDIRECT_URL};
@@ -38,23 +39,11 @@ pub fn routes() -> Router<AppState> {
         .route("/users/profile/", get(profile_page).post(profile))
 }
 
-/// Field errors by name, as a bound Django form's `errors`.
-type Errors = BTreeMap<&'static str, Vec<String>>;
-
-fn add(errors: &mut Errors, field: &'static str, message: impl Into<String>) {
-    errors.entry(field).or_default().push(message.into());
-}
-
-const REQUIRED: &str = "Обязательное поле.";
-/// Django's `ProhibitNullCharactersValidator` message (ru), which every
-/// `CharField` of a form has; PostgreSQL cannot store NUL in text either.
-const NUL_CHARACTER: &str = "Данные содержат запрещённый символ: ноль-байт";
-
 /// Adds the NUL-character error to each named field that holds one.
 fn refuse_nul(form: &FormData, errors: &mut Errors, fields: &[&'static str]) {
     for &name in fields {
         if form.get(name).is_some_and(|v| v.contains('\0')) {
-            add(errors, name, NUL_CHARACTER);
+            add_error(errors, name, NUL_CHARACTER);
         }
     }
 }
@@ -110,16 +99,16 @@ async fn register(
     let password2 = form.get("password2").unwrap_or("").to_string();
     let mut errors = Errors::new();
     if let Some(message) = email_error(&email) {
-        add(&mut errors, "email", message);
+        add_error(&mut errors, "email", message);
     }
     refuse_nul(&form, &mut errors, &["password1", "password2"]);
     if password1.is_empty() {
-        add(&mut errors, "password1", REQUIRED);
+        add_error(&mut errors, "password1", REQUIRED);
     }
     if password2.is_empty() {
-        add(&mut errors, "password2", REQUIRED);
+        add_error(&mut errors, "password2", REQUIRED);
     } else if password1 != password2 {
-        add(&mut errors, "password2", "Пароли не совпадают.");
+        add_error(&mut errors, "password2", "Пароли не совпадают.");
     } else {
         let attributes = UserAttributes {
             email: &email,
@@ -127,11 +116,11 @@ async fn register(
             last_name: "",
         };
         for message in validate_password(&password2, &attributes) {
-            add(&mut errors, "password2", message);
+            add_error(&mut errors, "password2", message);
         }
     }
     if !errors.contains_key("email") && users::by_email(&app.db, &email).await?.is_some() {
-        add(
+        add_error(
             &mut errors,
             "email",
             "Пользователь с таким адресом уже зарегистрирован.",
@@ -167,7 +156,7 @@ async fn register(
     match users::insert(&mut tx, &new_user).await {
         Ok(_) => {}
         Err(CreateUserError::EmailTaken) => {
-            add(
+            add_error(
                 &mut errors,
                 "email",
                 "Пользователь с таким адресом уже зарегистрирован.",
@@ -269,10 +258,10 @@ async fn login(
     let next = form.get("next").map(str::to_string).or(query.next);
     let mut errors = Errors::new();
     if email.is_empty() {
-        add(&mut errors, "username", REQUIRED);
+        add_error(&mut errors, "username", REQUIRED);
     }
     if password.is_empty() {
-        add(&mut errors, "password", REQUIRED);
+        add_error(&mut errors, "password", REQUIRED);
     }
     refuse_nul(&form, &mut errors, &["username", "password"]);
     if errors.is_empty() {
@@ -284,7 +273,7 @@ async fn login(
             }
             // One message for a wrong password, an unknown address and an
             // inactive account alike, as AuthenticationForm.
-            None => add(
+            None => add_error(
                 &mut errors,
                 "__all__",
                 "Пожалуйста, введите правильные адрес электронной почты и пароль. Оба поля могут быть чувствительны к регистру.",
@@ -327,7 +316,7 @@ async fn password_reset(
     let email = form.text("email");
     if let Some(message) = email_error(&email) {
         let mut errors = Errors::new();
-        add(&mut errors, "email", message);
+        add_error(&mut errors, "email", message);
         return invalid_form(&app, &page, "users/password_reset.html", &form, errors);
     }
     let new_password = get_random_string(RESET_PASSWORD_LENGTH, ASCII_LETTERS_AND_DIGITS);
@@ -358,7 +347,7 @@ async fn profile_page(
     page: Page,
     LoggedIn(user): LoggedIn,
 ) -> Result<Response, AppError> {
-    let form = profile_form_view(&user, None, &form_view::Errors::new());
+    let form = profile_form_view(&user, None, &Errors::new());
     Ok(page
         .html(&app, "users/profile.html", context! { form => form })?
         .into_response())
@@ -369,7 +358,7 @@ async fn profile_page(
 fn profile_form_view(
     user: &User,
     submitted: Option<&FormData>,
-    errors: &form_view::Errors,
+    errors: &Errors,
 ) -> Value {
     let value = |name: &str, initial: Option<&str>| match submitted {
         Some(form) => Value::from(form.get(name)),
@@ -412,7 +401,7 @@ async fn profile(
     for (name, limit) in PROFILE_FIELDS {
         let length = form.text(name).chars().count();
         if length > limit {
-            add(
+            add_error(
                 &mut errors,
                 name,
                 format!("Не больше {limit} символов (сейчас {length})."),
@@ -423,17 +412,13 @@ async fn profile(
         Some(file) => match crate::web::media::check_image(file) {
             Ok(kind) => Some((file, kind)),
             Err(message) => {
-                add(&mut errors, "avatar", message);
+                add_error(&mut errors, "avatar", message);
                 None
             }
         },
         None => None,
     };
     if !errors.is_empty() {
-        let errors = errors
-            .into_iter()
-            .map(|(field, messages)| (field.to_string(), messages))
-            .collect();
         let view = profile_form_view(&user, Some(&form), &errors);
         return Ok(page
             .html(&app, "users/profile.html", context! { form => view })?
