@@ -13,13 +13,13 @@ use serde::Deserialize;
 
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
+use crate::django::forms::{NUL_CHARACTER, REQUIRED};
 use crate::django::password_validation::{validate_password, UserAttributes};
 use crate::mail::Email;
 use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::django::forms::{NUL_CHARACTER, REQUIRED};
 use crate::web::form_view::{self, add_error, Errors, Field};
 use crate::web::session::Session;
 use crate::web::templates::Page;
@@ -355,11 +355,7 @@ async fn profile_page(
 
 /// The profile form as Django's `UserProfileForm`: the user's values, or
 /// the submitted ones when it comes back with errors.
-fn profile_form_view(
-    user: &User,
-    submitted: Option<&FormData>,
-    errors: &Errors,
-) -> Value {
+fn profile_form_view(user: &User, submitted: Option<&FormData>, errors: &Errors) -> Value {
     let value = |name: &str, initial: Option<&str>| match submitted {
         Some(form) => Value::from(form.get(name)),
         None => Value::from(initial),
