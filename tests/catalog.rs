@@ -2054,6 +2054,165 @@ async fn images_are_stored_served_and_kept() {
     .await;
 }
 
+/// A 2×2 picture in one of the formats the site accepts.
+fn encoded(format: image::ImageFormat) -> Vec<u8> {
+    let picture = image::RgbaImage::from_pixel(2, 2, image::Rgba([200, 30, 30, 255]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(picture)
+        .write_to(&mut bytes, format)
+        .unwrap();
+    bytes.into_inner()
+}
+
+/// A PNG whose header claims `width`×`height` pixels (checksum right), with
+/// one empty data chunk: the header parses, the picture is not there.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&ihdr);
+    let mut bytes = PNG_1X1[..8].to_vec();
+    bytes.extend_from_slice(&13u32.to_be_bytes());
+    bytes.extend_from_slice(&ihdr);
+    bytes.extend_from_slice(&crc.sum().to_be_bytes());
+    bytes.extend_from_slice(&PNG_1X1[33..]);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_served_only_as_inert_images() {
+    const SCRIPT: &[u8] = b"<html><script>alert(document.cookie)</script></html>";
+    let with_script = |picture: &[u8]| [picture, SCRIPT].concat();
+    on_each_backend(async |app, backend| {
+        let alice = app.person("alice@example.com").await;
+        let gif = encoded(image::ImageFormat::Gif);
+
+        // Pictures with a page after them, under names a browser would run.
+        let mut refused: Vec<(String, Vec<u8>, &str)> = Vec::new();
+        for name in ["x.html", "x.htm", "x.svg", "x.js", "x.HTML", "x.png.html", "x", "x."] {
+            refused.push((name.to_string(), with_script(PNG_1X1), "extension"));
+            refused.push((name.to_string(), with_script(&gif), "extension"));
+        }
+        // Content and name of different formats; a header claiming more
+        // pixels than Pillow opens; a good header with garbage after it.
+        refused.push(("x.gif".into(), PNG_1X1.to_vec(), "invalid"));
+        refused.push(("x.jpg".into(), gif.clone(), "invalid"));
+        refused.push(("huge.png".into(), png_claiming(60_000, 60_000), "invalid"));
+        refused.push(("broken.png".into(), [&PNG_1X1[..33], &[0x5A; 4000][..]].concat(), "invalid"));
+        let truncated = encoded(image::ImageFormat::Jpeg);
+        refused.push(("cut.jpg".into(), truncated[..truncated.len() / 2].to_vec(), "invalid"));
+        let before = app.state().await;
+        for (name, bytes, why) in &refused {
+            let what = format!("{backend}: {name} ({} bytes)", bytes.len());
+            let r = alice
+                .post_multipart(
+                    "/products/create/",
+                    &new_product("Ловушка", "1.00", None),
+                    vec![("image", file(name, bytes))],
+                )
+                .await;
+            assert_form_errors(&r, &what);
+            let expected = match *why {
+                "extension" => {
+                    let extension = name.rsplit_once('.').map_or("", |(_, e)| e).to_lowercase();
+                    format!(
+                        "Расширение файлов “{extension}” не поддерживается. Разрешенные расширения: jpg, jpeg, png, gif, webp."
+                    )
+                }
+                _ => "Загрузите правильное изображение. Файл, который вы загрузили, поврежден или не является изображением.".to_string(),
+            };
+            r.assert_contains(&expected, &what);
+            app.assert_unchanged(&before, &what).await;
+        }
+        assert!(app.media_files().is_empty(), "{backend}: {:?}", app.media_files());
+
+        // The same for an avatar.
+        let r = alice
+            .post_multipart(
+                "/users/profile/",
+                &form(&[("first_name", "A")]),
+                vec![("avatar", file("me.html", &with_script(PNG_1X1)))],
+            )
+            .await;
+        r.assert_page(200, backend)
+            .assert_contains("Расширение файлов “html” не поддерживается", backend);
+        assert!(app.media_files().is_empty(), "{backend}: {:?}", app.media_files());
+
+        // Real pictures of each accepted format are stored and served as
+        // images that nothing may run in.
+        for (name, format, content_type) in [
+            ("a.jpg", image::ImageFormat::Jpeg, "image/jpeg"),
+            ("b.JPEG", image::ImageFormat::Jpeg, "image/jpeg"),
+            ("c.png", image::ImageFormat::Png, "image/png"),
+            ("d.gif", image::ImageFormat::Gif, "image/gif"),
+            ("e.webp", image::ImageFormat::WebP, "image/webp"),
+        ] {
+            let bytes = encoded(format);
+            alice
+                .post_multipart(
+                    "/products/create/",
+                    &new_product(name, "1.00", None),
+                    vec![("image", file(name, &bytes))],
+                )
+                .await
+                .assert_redirect("/", &format!("{backend}: {name}"));
+            let stored = app.last_product().await.image.unwrap();
+            assert_eq!(stored, format!("products/{name}"), "{backend}");
+            let r = alice.get(&format!("/media/{stored}")).await;
+            assert_eq!(r.status, 200, "{backend}: {name}");
+            assert_inert(&r, content_type, &format!("{backend}: {name}"));
+        }
+
+        // Files already under MEDIA_ROOT (stored before this check, or by
+        // hand): a page is not served at all; a page named as an image is
+        // served as that image type, which a browser will not run.
+        let products = app.media_root().join("products");
+        std::fs::write(products.join("planted.html"), SCRIPT).unwrap();
+        std::fs::write(products.join("planted.svg"), SCRIPT).unwrap();
+        std::fs::write(products.join("planted.png"), SCRIPT).unwrap();
+        for path in ["/media/products/planted.html", "/media/products/planted.svg"] {
+            let r = alice.get(path).await;
+            assert_eq!(r.status, 404, "{backend}: {path}");
+            assert!(!r.body.contains("<script>alert"), "{backend}: {path}");
+        }
+        let r = alice.get("/media/products/planted.png").await;
+        assert_eq!(r.status, 200, "{backend}");
+        assert_inert(&r, "image/png", backend);
+        // A NUL in the path is not found, whatever the method.
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let response = alice
+                .browser
+                .client
+                .request(method.clone(), alice.browser.url("/media/a%00b.png"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 404, "{backend}: {method} with NUL");
+        }
+    })
+    .await;
+}
+
+/// `/media/` answered with an image type only, no sniffing, no scripts.
+fn assert_inert(r: &Resp, content_type: &str, what: &str) {
+    let header = |name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), content_type, "{what}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    let policy = header("content-security-policy");
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("sandbox"),
+        "{what}: {policy}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 7. Bad requests
 

@@ -12,37 +12,134 @@ use crate::web::form::UploadedFile;
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
 /// `FileField`'s default `max_length`.
 const MAX_NAME_LENGTH: usize = 100;
+/// Pillow's `Image.MAX_IMAGE_PIXELS`. Pillow only warns between this and
+/// twice it; here it is the limit, so one decode holds at most ~360 MB.
+pub const MAX_IMAGE_PIXELS: u64 = 89_478_485;
+/// Memory a decode may take: the pixels above at 4 bytes each.
+const MAX_DECODE_BYTES: u64 = MAX_IMAGE_PIXELS * 4;
 
-/// An accepted image format, by its content (never by the file's name).
+/// Django's `ImageField` message for a file Pillow cannot open.
+pub const INVALID_IMAGE: &str = "Загрузите правильное изображение. Файл, который вы загрузили, поврежден или не является изображением.";
+
+/// An accepted image format, by its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
+enum ImageKind {
     Jpeg,
     Png,
     Gif,
     Webp,
 }
 
-/// Accepts only real images: a known format whose header parses to sane
-/// dimensions, within the size limit. The error is shown beside the field.
-pub fn check_image(file: &UploadedFile) -> Result<ImageKind, String> {
+/// The extensions this site accepts, each with the format Pillow maps it
+/// to (`Image.EXTENSION`), in the order Django's message lists them.
+const EXTENSIONS: [(&str, ImageKind); 5] = [
+    ("jpg", ImageKind::Jpeg),
+    ("jpeg", ImageKind::Jpeg),
+    ("png", ImageKind::Png),
+    ("gif", ImageKind::Gif),
+    ("webp", ImageKind::Webp),
+];
+
+/// At most one image is decoded at a time: a decode may take hundreds of
+/// megabytes, and it is CPU work that must not starve the pages.
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Accepts only real images, as Django's `ImageField` with its
+/// `validate_image_file_extension`: the whole file decodes (not just its
+/// header) within the pixel and size limits, and its name ends in an
+/// extension this site accepts for that same format, so a file stored here
+/// is never served as anything but an image. The error is shown beside the
+/// field.
+pub async fn check_image(file: &UploadedFile) -> Result<(), String> {
     if file.bytes.len() > MAX_IMAGE_BYTES {
         return Err("Файл слишком большой: не больше 5 МБ.".into());
     }
-    let not_image = || {
-        "Загрузите правильное изображение. Файл, который вы загрузили, не является изображением или повреждён.".to_string()
+    let bytes = file.bytes.clone();
+    let decoded = {
+        let _permit = DECODES
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(move || decode(&bytes)).await
     };
-    let kind = match imagesize::image_type(&file.bytes).map_err(|_| not_image())? {
-        imagesize::ImageType::Jpeg => ImageKind::Jpeg,
-        imagesize::ImageType::Png => ImageKind::Png,
-        imagesize::ImageType::Gif => ImageKind::Gif,
-        imagesize::ImageType::Webp => ImageKind::Webp,
-        _ => return Err(not_image()),
+    let kind = decoded
+        .map_err(|e| {
+            tracing::error!("image decoding stopped: {e}");
+            INVALID_IMAGE.to_string()
+        })?
+        .ok_or_else(|| INVALID_IMAGE.to_string())?;
+    check_extension(&file.filename, kind)
+}
+
+/// The image's format when the whole file decodes within the limits.
+/// Animations are checked by their first frame.
+fn decode(bytes: &[u8]) -> Option<ImageKind> {
+    use image::ImageDecoder;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let kind = match reader.format()? {
+        image::ImageFormat::Jpeg => ImageKind::Jpeg,
+        image::ImageFormat::Png => ImageKind::Png,
+        image::ImageFormat::Gif => ImageKind::Gif,
+        image::ImageFormat::WebP => ImageKind::Webp,
+        _ => return None,
     };
-    let size = imagesize::blob_size(&file.bytes).map_err(|_| not_image())?;
-    if size.width == 0 || size.height == 0 {
-        return Err(not_image());
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().ok()?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 || pixels > MAX_IMAGE_PIXELS || decoder.total_bytes() > MAX_DECODE_BYTES {
+        return None;
     }
-    Ok(kind)
+    let mut pixels = vec![0u8; usize::try_from(decoder.total_bytes()).ok()?];
+    decoder.read_image(&mut pixels).ok()?;
+    Some(kind)
+}
+
+/// `FileExtensionValidator` with this site's extensions (`Path.suffix`,
+/// lower-cased), and the extension must name the format the content has.
+fn check_extension(filename: &str, kind: ImageKind) -> Result<(), String> {
+    let extension = suffix(filename).to_lowercase();
+    match EXTENSIONS.iter().find(|(name, _)| *name == extension) {
+        Some((_, named)) if *named == kind => Ok(()),
+        Some(_) => Err(INVALID_IMAGE.to_string()),
+        None => {
+            let allowed: Vec<&str> = EXTENSIONS.iter().map(|(name, _)| *name).collect();
+            Err(format!(
+                "Расширение файлов “{extension}” не поддерживается. Разрешенные расширения: {}.",
+                allowed.join(", ")
+            ))
+        }
+    }
+}
+
+/// Python's `PurePath(name).suffix` without its dot: the last component's
+/// text after its last dot, unless that dot leads the name or ends it.
+fn suffix(name: &str) -> &str {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    match base.rfind('.') {
+        Some(i) if i > 0 && i + 1 < base.len() => &base[i + 1..],
+        _ => "",
+    }
+}
+
+/// The content type `/media/` answers for a stored file, by its extension:
+/// raster image types only (a file Django stored may have any extension
+/// Pillow knows); anything else is not served.
+pub fn served_content_type(path: &str) -> Option<&'static str> {
+    Some(match suffix(path).to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" | "jpe" | "jfif" => "image/jpeg",
+        "png" | "apng" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" | "dib" => "image/bmp",
+        "ico" => "image/x-icon",
+        "tif" | "tiff" => "image/tiff",
+        _ => return None,
+    })
 }
 
 /// The address of a stored file, as `FileSystemStorage.url`: under
@@ -100,17 +197,8 @@ pub async fn save_upload(
     media_root: &Path,
     upload_to: &str,
     file: &UploadedFile,
-    kind: ImageKind,
 ) -> Result<String, AppError> {
-    let mut name = valid_filename(&file.filename);
-    if split_extension(&name).1.is_empty() {
-        name.push_str(match kind {
-            ImageKind::Jpeg => ".jpg",
-            ImageKind::Png => ".png",
-            ImageKind::Gif => ".gif",
-            ImageKind::Webp => ".webp",
-        });
-    }
+    let name = valid_filename(&file.filename);
     let folder: PathBuf = media_root.join(upload_to);
     tokio::fs::create_dir_all(&folder)
         .await
@@ -179,14 +267,56 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_images_pass() {
-        assert_eq!(check_image(&upload("a.png", PNG_1X1)), Ok(ImageKind::Png));
-        assert!(check_image(&upload("a.png", b"not an image at all")).is_err());
-        assert!(
-            check_image(&upload("a.png", &PNG_1X1[..12])).is_err(),
-            "a truncated header is refused"
+    #[tokio::test]
+    async fn only_whole_images_with_their_own_extension_pass() {
+        assert_eq!(check_image(&upload("a.png", PNG_1X1)).await, Ok(()));
+        assert_eq!(check_image(&upload("A.PNG", PNG_1X1)).await, Ok(()));
+        for (name, bytes) in [
+            ("a.png", &b"not an image at all"[..]),
+            ("a.png", &PNG_1X1[..12]),
+            ("a.png", &PNG_1X1[..40]),
+            ("a.gif", PNG_1X1),
+            ("a.jpg", PNG_1X1),
+        ] {
+            assert_eq!(
+                check_image(&upload(name, bytes)).await,
+                Err(INVALID_IMAGE.to_string()),
+                "{name}, {} bytes",
+                bytes.len()
+            );
+        }
+        assert_eq!(
+            check_image(&upload("a.svg", PNG_1X1)).await,
+            Err("Расширение файлов “svg” не поддерживается. Разрешенные расширения: jpg, jpeg, png, gif, webp.".to_string())
         );
+    }
+
+    #[test]
+    fn extensions_are_python_path_suffixes() {
+        for (name, expected) in [
+            ("a.png", "png"),
+            ("a.tar.gz", "gz"),
+            (".png", ""),
+            ("a.", ""),
+            ("a", ""),
+            ("..png", "png"),
+            ("dir.x/a", ""),
+            ("dir/a.PNG", "PNG"),
+        ] {
+            assert_eq!(suffix(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_raster_images_are_served() {
+        assert_eq!(served_content_type("products/a.JPG"), Some("image/jpeg"));
+        assert_eq!(
+            served_content_type("users/avatars/a.webp"),
+            Some("image/webp")
+        );
+        for path in ["a.html", "a.svg", "a.js", "a", "a.png/", ".png"] {
+            assert_eq!(served_content_type(path), None, "{path}");
+        }
     }
 
     #[test]
@@ -213,10 +343,10 @@ mod tests {
     async fn clashing_names_get_a_suffix() {
         let dir = tempfile::tempdir().unwrap();
         let file = upload("me.png", PNG_1X1);
-        let first = save_upload(dir.path(), "users/avatars", &file, ImageKind::Png)
+        let first = save_upload(dir.path(), "users/avatars", &file)
             .await
             .unwrap();
-        let second = save_upload(dir.path(), "users/avatars", &file, ImageKind::Png)
+        let second = save_upload(dir.path(), "users/avatars", &file)
             .await
             .unwrap();
         assert_eq!(first, "users/avatars/me.png");

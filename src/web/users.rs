@@ -405,8 +405,8 @@ async fn profile(
         }
     }
     let avatar = match form.file("avatar") {
-        Some(file) => match crate::web::media::check_image(file) {
-            Ok(kind) => Some((file, kind)),
+        Some(file) => match crate::web::media::check_image(file).await {
+            Ok(()) => Some(file),
             Err(message) => {
                 add_error(&mut errors, "avatar", message);
                 None
@@ -421,9 +421,8 @@ async fn profile(
             .into_response());
     }
     let avatar_path = match avatar {
-        Some((file, kind)) => Some(
-            crate::web::media::save_upload(&app.settings.media_root, "users/avatars", file, kind)
-                .await?,
+        Some(file) => Some(
+            crate::web::media::save_upload(&app.settings.media_root, "users/avatars", file).await?,
         ),
         None => None,
     };

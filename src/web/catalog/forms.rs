@@ -16,7 +16,7 @@ use crate::django::forms::{
 };
 use crate::web::form::{FormData, UploadedFile};
 use crate::web::form_view::{self, add_error, Errors, Field};
-use crate::web::media::{self, ImageKind};
+use crate::web::media;
 
 const NAME_MAX: usize = 100;
 const VERSION_NAME_MAX: usize = 150;
@@ -58,7 +58,7 @@ fn take<T>(errors: &mut Errors, field: &str, result: Result<T, String>) -> Optio
 pub enum ImageInput<'a> {
     Keep,
     Clear,
-    Upload(&'a UploadedFile, ImageKind),
+    Upload(&'a UploadedFile),
 }
 
 /// A clean owner form.
@@ -68,7 +68,7 @@ pub struct OwnerForm<'a> {
 }
 
 /// Cleans the owner form (`name, description, image, category, price`).
-pub fn clean_owner_form<'a>(
+pub async fn clean_owner_form<'a>(
     form: &'a FormData,
     categories: &[Category],
 ) -> Result<OwnerForm<'a>, Errors> {
@@ -84,7 +84,7 @@ pub fn clean_owner_form<'a>(
         "price",
         clean_decimal(form.get("price"), PRICE_DIGITS, PRICE_PLACES),
     );
-    let image = take(&mut errors, "image", clean_image(form));
+    let image = take(&mut errors, "image", clean_image(form).await);
     match (name, description, category_id, price, image) {
         (Some(Some(name)), Some(description), Some(category_id), Some(price), Some(image))
             if errors.is_empty() =>
@@ -105,7 +105,7 @@ pub fn clean_owner_form<'a>(
 
 /// `ImageField` with Django's `ClearableFileInput`: an upload, the clear
 /// box, or neither (an empty file part keeps the current image).
-fn clean_image(form: &FormData) -> Result<ImageInput<'_>, String> {
+async fn clean_image(form: &FormData) -> Result<ImageInput<'_>, String> {
     let clear = clean_checkbox(form.get("image-clear"));
     let Some(file) = form.file("image") else {
         return Ok(if clear {
@@ -126,8 +126,8 @@ fn clean_image(form: &FormData) -> Result<ImageInput<'_>, String> {
     if file.bytes.is_empty() {
         return Err("Отправленный файл пуст.".into());
     }
-    let kind = media::check_image(file)?;
-    Ok(ImageInput::Upload(file, kind))
+    media::check_image(file).await?;
+    Ok(ImageInput::Upload(file))
 }
 
 /// The two fields both forms have.
@@ -703,7 +703,7 @@ mod tests {
             ("is_moderated", "on"),
         ])
         .await;
-        let clean = clean_owner_form(&data, &categories).unwrap();
+        let clean = clean_owner_form(&data, &categories).await.unwrap();
         assert_eq!(clean.fields.name, "Телефон");
         assert_eq!(clean.fields.price, "13119.00");
         assert_eq!(clean.fields.category_id, Some(3));
@@ -719,7 +719,7 @@ mod tests {
             ("category", "4"),
         ])
         .await;
-        let errors = clean_owner_form(&data, &categories).err().unwrap();
+        let errors = clean_owner_form(&data, &categories).await.err().unwrap();
         assert!(errors.contains_key("name") && errors.contains_key("category"));
 
         let data = form(&[("is_moderated", "on"), ("price", "1"), ("name", "x")]).await;

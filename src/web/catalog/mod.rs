@@ -203,7 +203,7 @@ async fn create(
     form: FormData,
 ) -> Result<Response, AppError> {
     let categories = catalog::categories(&app.db).await?;
-    let clean = match forms::clean_owner_form(&form, &categories) {
+    let clean = match forms::clean_owner_form(&form, &categories).await {
         Ok(clean) => clean,
         Err(errors) => {
             let view =
@@ -212,7 +212,7 @@ async fn create(
         }
     };
     let image = match clean.image {
-        ImageInput::Upload(file, kind) => Some(save_image(&app, file, kind).await?),
+        ImageInput::Upload(file) => Some(save_image(&app, file).await?),
         ImageInput::Keep | ImageInput::Clear => None,
     };
     let id = catalog::insert_product(&app.db, &clean.fields, image.as_deref(), user.id).await?;
@@ -223,9 +223,8 @@ async fn create(
 async fn save_image(
     app: &AppState,
     file: &crate::web::form::UploadedFile,
-    kind: crate::web::media::ImageKind,
 ) -> Result<String, AppError> {
-    crate::web::media::save_upload(&app.settings.media_root, "products", file, kind).await
+    crate::web::media::save_upload(&app.settings.media_root, "products", file).await
 }
 
 fn reverse(name: &str, args: &[String]) -> String {
@@ -326,7 +325,7 @@ async fn update(
     let versions = catalog::versions(&app.db, product.id).await?;
     let mut formset =
         forms::clean_version_formset(&form, product.id, &versions, max_version_number(&app));
-    let clean = forms::clean_owner_form(&form, &categories);
+    let clean = forms::clean_owner_form(&form, &categories).await;
     if let (Ok(clean), true) = (&clean, formset.is_valid()) {
         let mut tx = app.db.begin().await?;
         let current =
@@ -335,9 +334,7 @@ async fn update(
             let image = match &clean.image {
                 ImageInput::Keep => ImageChange::Keep,
                 ImageInput::Clear => ImageChange::Clear,
-                ImageInput::Upload(file, kind) => {
-                    ImageChange::Set(save_image(&app, file, *kind).await?)
-                }
+                ImageInput::Upload(file) => ImageChange::Set(save_image(&app, file).await?),
             };
             catalog::update_owner_fields(&mut tx, product.id, &clean.fields, &image).await?;
             tx.commit().await?;
