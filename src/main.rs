@@ -213,8 +213,14 @@ async fn serve(db: Db, settings: Settings) -> Outcome {
             )));
         }
     }
-    // This backend's own tables (the mail outbox) on a database Django made.
+    // This backend's own tables (the mail outbox) on a database Django made,
+    // and the product list's indexes and counts.
     schema::ensure_own_tables(&db).await?;
+    if schema::ensure_product_list(&db).await? {
+        tracing::info!(
+            "made the product list's indexes and count triggers, and counted the products"
+        );
+    }
     unchained::web::serve(db, settings).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -235,6 +241,9 @@ fn report_migration(report: &schema::MigrateReport) {
             "  Added {} content type(s) and {} permission(s)",
             report.added_content_types, report.added_permissions
         );
+    }
+    if report.made_product_list {
+        println!("  Made the product list's indexes and count triggers, and counted the products");
     }
 }
 

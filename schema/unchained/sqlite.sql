@@ -7,3 +7,9 @@
 CREATE TABLE IF NOT EXISTS "unchained_outbox" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "recipient" varchar(254) NOT NULL, "subject" text NOT NULL, "body" text NOT NULL, "created_at" datetime NOT NULL, "attempts" integer NOT NULL, "next_attempt_at" datetime NOT NULL, "sent_at" datetime NULL, "last_error" text NULL);
 
 CREATE INDEX IF NOT EXISTS "unchained_outbox_due" ON "unchained_outbox" ("next_attempt_at") WHERE "sent_at" IS NULL;
+
+-- How many products each owner has, published and not, kept by the
+-- triggers of product_list_sqlite.sql; owner_id -1 is the whole catalog,
+-- 0 the products without an owner. The list's paginator reads its exact
+-- total here instead of counting the table.
+CREATE TABLE IF NOT EXISTS "unchained_product_count" ("owner_id" bigint NOT NULL PRIMARY KEY, "published" bigint NOT NULL, "unpublished" bigint NOT NULL);

@@ -56,21 +56,31 @@ fn price_text(db: &Db) -> &'static str {
     }
 }
 
-/// The columns of [`Product`], plus `extra` ones, from the product and its
-/// joined category and owner.
-fn product_select(db: &Db, extra: &str) -> String {
+/// The category and owner every product read joins (Django's `select_related`).
+const PRODUCT_JOINS: &str = "LEFT JOIN catalog_category c ON c.id = p.category_id \
+     LEFT JOIN users_user u ON u.id = p.owner_id";
+
+/// The columns of [`Product`] from the product `p` and its joins, plus
+/// `extra` ones.
+fn product_columns(db: &Db, extra: &str) -> String {
     let extra = if extra.is_empty() {
         String::new()
     } else {
         format!(", {extra}")
     };
     format!(
-        "SELECT p.id, p.name, p.description, p.image, p.category_id, c.name AS category_name, \
-         {} AS price, p.created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email{extra} \
-         FROM catalog_product p \
-         LEFT JOIN catalog_category c ON c.id = p.category_id \
-         LEFT JOIN users_user u ON u.id = p.owner_id",
+        "p.id, p.name, p.description, p.image, p.category_id, c.name AS category_name, \
+         {} AS price, p.created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email{extra}",
         price_text(db)
+    )
+}
+
+/// The columns of [`Product`], plus `extra` ones, from the product and its
+/// joined category and owner.
+fn product_select(db: &Db, extra: &str) -> String {
+    format!(
+        "SELECT {} FROM catalog_product p {PRODUCT_JOINS}",
+        product_columns(db, extra)
     )
 }
 
@@ -83,11 +93,31 @@ pub enum Visibility {
 }
 
 impl Visibility {
-    /// The WHERE clause; `$1` is the owner's id when there is one.
-    fn clause(self) -> &'static str {
+    /// The parts the list is the union of, each a filter that one index of
+    /// `schema/unchained/product_list_*.sql` reads in order; `$1` is the
+    /// owner's id when there is one.
+    fn parts(self) -> &'static [&'static str] {
         match self {
-            Visibility::All => "",
-            Visibility::PublishedOrOwnedBy(_) => " WHERE (p.is_moderated OR p.owner_id = $1)",
+            Visibility::All => &[""],
+            Visibility::PublishedOrOwnedBy(_) => &[
+                " WHERE is_moderated",
+                " WHERE owner_id = $1 AND NOT is_moderated",
+            ],
+        }
+    }
+
+    /// How many products the list has, from the counts the database's
+    /// triggers keep (`unchained_product_count`): no scan of the catalog.
+    fn count_sql(self) -> &'static str {
+        match self {
+            Visibility::All => {
+                "SELECT CAST(coalesce(sum(published + unpublished), 0) AS BIGINT) \
+                 FROM unchained_product_count WHERE owner_id = -1"
+            }
+            Visibility::PublishedOrOwnedBy(_) => {
+                "SELECT CAST(coalesce(sum(CASE WHEN owner_id = -1 THEN published ELSE unpublished END), 0) AS BIGINT) \
+                 FROM unchained_product_count WHERE owner_id IN (-1, $1)"
+            }
         }
     }
 
@@ -100,20 +130,22 @@ impl Visibility {
 }
 
 pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx::Error> {
-    let sql = format!(
-        "SELECT COUNT(*) FROM catalog_product p{}",
-        visibility.clause()
-    );
     let (count,): (i64,) = db
-        .read_optional(&sql, &visibility.params())
+        .read_optional(visibility.count_sql(), &visibility.params())
         .await?
         .unwrap_or((0,));
     Ok(count)
 }
 
+/// Up to this offset a page is read newest first with its total in the
+/// same query; further in, the total comes first and a page in the older
+/// half is read oldest first, so no page reads more than half the list.
+const NEWEST_FIRST_ROWS: i64 = 1000;
+
 /// One page of the list, newest first (`-created_at, -pk`), and how many
-/// products the whole list has (0 when the page is past the end), in one
-/// query.
+/// products the whole list has (0 when the page is past the end). Each
+/// part of the list is read in index order up to the page's end, so a
+/// page costs what its position costs, not what the catalog holds.
 pub async fn page_visible(
     db: &Db,
     visibility: Visibility,
@@ -127,14 +159,53 @@ pub async fn page_visible(
         product: Product,
         total: i64,
     }
+    let (newest_first, total, limit, offset) = if offset < NEWEST_FIRST_ROWS {
+        (true, None, limit, offset)
+    } else {
+        let total = count_visible(db, visibility).await?;
+        let end = offset.saturating_add(limit).min(total);
+        if offset >= total {
+            return Ok((Vec::new(), total));
+        } else if offset > total / 2 {
+            (false, Some(total), end - offset, total - end)
+        } else {
+            (true, Some(total), limit, offset)
+        }
+    };
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let mut params = visibility.params();
+    let first = params.len() + 1;
+    let parts: Vec<String> = visibility
+        .parts()
+        .iter()
+        .enumerate()
+        .map(|(i, filter)| {
+            format!(
+                "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
+                 ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
+            )
+        })
+        .collect();
     let sql = format!(
-        "{}{} ORDER BY p.created_at DESC, p.id DESC LIMIT {limit} OFFSET {offset}",
-        product_select(db, "COUNT(*) OVER () AS total"),
-        visibility.clause()
+        "SELECT {} FROM ({}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
+         ORDER BY k.created_at {order}, k.id {order} LIMIT ${} OFFSET ${}",
+        product_columns(db, &format!("({}) AS total", visibility.count_sql())),
+        parts.join(" UNION ALL "),
+        first + 1,
+        first + 2,
     );
-    let rows: Vec<Row> = db.read_all(&sql, &visibility.params()).await?;
-    let total = rows.first().map_or(0, |row| row.total);
-    Ok((rows.into_iter().map(|row| row.product).collect(), total))
+    params.extend([
+        Param::Int(offset.saturating_add(limit)),
+        Param::Int(limit),
+        Param::Int(offset),
+    ]);
+    let rows: Vec<Row> = db.read_all(&sql, &params).await?;
+    let total = total.unwrap_or_else(|| rows.first().map_or(0, |row| row.total));
+    let mut products: Vec<Product> = rows.into_iter().map(|row| row.product).collect();
+    if !newest_first {
+        products.reverse();
+    }
+    Ok((products, total))
 }
 
 pub async fn product(db: &Db, id: i64) -> Result<Option<Product>, sqlx::Error> {

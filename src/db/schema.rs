@@ -25,6 +25,9 @@ const POSTGRES_DDL: &str = include_str!("../../schema/postgres/schema.sql");
 const DJANGO_ROWS: &str = include_str!("../../schema/rows.json");
 const SQLITE_OWN_DDL: &str = include_str!("../../schema/unchained/sqlite.sql");
 const POSTGRES_OWN_DDL: &str = include_str!("../../schema/unchained/postgres.sql");
+const SQLITE_PRODUCT_LIST: &str = include_str!("../../schema/unchained/product_list_sqlite.sql");
+const POSTGRES_PRODUCT_LIST: &str =
+    include_str!("../../schema/unchained/product_list_postgres.sql");
 
 /// One DDL statement and the table it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,6 +398,8 @@ pub struct MigrateReport {
     pub recorded_migrations: Vec<String>,
     pub added_content_types: u64,
     pub added_permissions: u64,
+    /// The product list's indexes and count triggers were (re)made.
+    pub made_product_list: bool,
 }
 
 impl MigrateReport {
@@ -403,6 +408,7 @@ impl MigrateReport {
             && self.recorded_migrations.is_empty()
             && self.added_content_types == 0
             && self.added_permissions == 0
+            && !self.made_product_list
     }
 }
 
@@ -497,6 +503,7 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
         tx.commit().await?;
         Ok::<(), sqlx::Error>(())
     })?;
+    report.made_product_list = ensure_product_list(db).await?;
     Ok(report)
 }
 
@@ -529,6 +536,96 @@ pub async fn ensure_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
         tx.commit().await
     })?;
     Ok(missing)
+}
+
+fn product_list_script(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(..) => SQLITE_PRODUCT_LIST,
+        Db::Postgres(_) => POSTGRES_PRODUCT_LIST,
+    }
+}
+
+/// The indexes and triggers a product-list script creates, by name.
+fn product_list_objects(script: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in script.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let name = match words.as_slice() {
+            ["CREATE", "INDEX", "IF", "NOT", "EXISTS", name, ..] => name,
+            ["CREATE", "TRIGGER", name, ..] => name,
+            _ => continue,
+        };
+        names.insert(name.trim_matches('"').to_string());
+    }
+    names
+}
+
+/// The names of the indexes and triggers on catalog_product.
+const SQLITE_PRODUCT_OBJECTS: &str =
+    "SELECT name FROM sqlite_master WHERE tbl_name = 'catalog_product' AND type IN ('index', 'trigger')";
+const POSTGRES_PRODUCT_OBJECTS: &str = "SELECT indexname::text FROM pg_indexes \
+     WHERE schemaname = current_schema() AND tablename = 'catalog_product' \
+     UNION ALL \
+     SELECT t.tgname::text FROM pg_trigger t \
+     JOIN pg_class c ON c.oid = t.tgrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = current_schema() AND c.relname = 'catalog_product' AND NOT t.tgisinternal";
+
+/// Makes the product list's indexes and count triggers on a database that
+/// lacks any of them (a new one, one Django migrated, or one where a Django
+/// migration rebuilt catalog_product and so dropped them), and counts the
+/// products afresh, with writers to catalog_product held off meanwhile.
+/// Returns whether it had anything to do.
+pub async fn ensure_product_list(db: &Db) -> Result<bool, sqlx::Error> {
+    let script = product_list_script(db);
+    let wanted = product_list_objects(script);
+    let present: Vec<String> = match db {
+        Db::Sqlite(pool, _) => {
+            sqlx::query_scalar(SQLITE_PRODUCT_OBJECTS)
+                .fetch_all(pool)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(POSTGRES_PRODUCT_OBJECTS)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    if wanted.iter().all(|name| present.contains(name)) {
+        return Ok(false);
+    }
+    match db {
+        Db::Sqlite(pool, _) => {
+            let mut conn = pool.acquire().await?;
+            // IMMEDIATE: the write lock first, so the count sees every write.
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            match sqlx::raw_sql(script).execute(&mut *conn).await {
+                Ok(_) => sqlx::raw_sql("COMMIT").execute(&mut *conn).await?,
+                Err(e) => {
+                    sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+                    return Err(e);
+                }
+            };
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::raw_sql(
+                "SELECT pg_advisory_xact_lock(8240533); \
+                 LOCK TABLE catalog_product IN SHARE ROW EXCLUSIVE MODE",
+            )
+            .execute(&mut *tx)
+            .await?;
+            // Another server may have made them while this one waited.
+            let present: Vec<String> = sqlx::query_scalar(POSTGRES_PRODUCT_OBJECTS)
+                .fetch_all(&mut *tx)
+                .await?;
+            if !wanted.iter().all(|name| present.contains(name)) {
+                sqlx::raw_sql(script).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(true)
 }
 
 /// True when the database holds no tables at all (a fresh file or database).
@@ -569,13 +666,31 @@ mod tests {
     }
 
     #[test]
+    fn the_product_list_makes_the_same_indexes_and_row_triggers_on_both_back_ends() {
+        let sqlite = product_list_objects(SQLITE_PRODUCT_LIST);
+        let mut postgres = product_list_objects(POSTGRES_PRODUCT_LIST);
+        // TRUNCATE, which fires no row trigger, exists on PostgreSQL only.
+        assert!(postgres.remove("unchained_product_truncated"));
+        assert_eq!(sqlite, postgres);
+        assert_eq!(sqlite.len(), 6, "{sqlite:?}");
+        assert!(sqlite
+            .iter()
+            .all(|name| name.starts_with("unchained_product_")));
+    }
+
+    #[test]
     fn own_tables_are_created_first_and_named_alike_on_both_back_ends() {
         let sqlite = parse_ddl(SQLITE_OWN_DDL).unwrap();
         let postgres = parse_ddl(POSTGRES_OWN_DDL).unwrap();
         let tables =
             |s: &[Statement]| -> BTreeSet<String> { s.iter().map(|s| s.table.clone()).collect() };
         assert_eq!(tables(&sqlite), tables(&postgres));
-        assert_eq!(own_tables(), ["unchained_outbox".to_string()].into());
+        assert_eq!(
+            own_tables(),
+            ["unchained_outbox", "unchained_product_count"]
+                .map(String::from)
+                .into()
+        );
         for s in sqlite.iter().chain(&postgres) {
             assert!(s.sql.contains("IF NOT EXISTS"), "{}", s.sql);
         }
