@@ -141,6 +141,45 @@ pub struct Settings {
     pub csrf_cookie_secure: bool,
     /// `SECURE_PROXY_SSL_HEADER`: (header name, value meaning HTTPS).
     pub secure_proxy_ssl_header: Option<(String, String)>,
+    /// `HASHING_THREADS`, `HASHING_QUEUE`, `HASHING_WAIT_SECONDS`.
+    pub hashing: HashingLimits,
+}
+
+/// How the password-hashing pool is sized (`web::hashing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingLimits {
+    /// Hashes that run at once.
+    pub threads: usize,
+    /// Hashes that may wait for a thread.
+    pub queue: usize,
+    /// The longest a hash waits for a thread.
+    pub wait: std::time::Duration,
+}
+
+impl HashingLimits {
+    /// One thread fewer than the machine has cores (at least one), so pages
+    /// always have a core; a queue of 32 and a wait of at most 3 s, so with
+    /// 1,000,000-iteration hashes a login is hashed or refused within a few
+    /// seconds.
+    fn from_env(env: &Env) -> Result<HashingLimits, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(HashingLimits {
+            threads: parse_in_range(
+                "HASHING_THREADS",
+                get("HASHING_THREADS"),
+                cores.saturating_sub(1).max(1) as u64,
+                1..=1024,
+            )? as usize,
+            queue: parse_in_range("HASHING_QUEUE", get("HASHING_QUEUE"), 32, 0..=100_000)? as usize,
+            wait: std::time::Duration::from_secs(parse_in_range(
+                "HASHING_WAIT_SECONDS",
+                get("HASHING_WAIT_SECONDS"),
+                3,
+                1..=600,
+            )?),
+        })
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -256,6 +295,7 @@ impl Settings {
             time_zone,
             password_hashers,
             bind,
+            hashing: HashingLimits::from_env(env)?,
         })
     }
 
@@ -284,6 +324,33 @@ fn non_empty<'a>(
         Some("") => Err(ConfigError::new(name, "must not be empty")),
         Some(v) => Ok(v),
         None => Ok(default),
+    }
+}
+
+/// A whole number within `range`; unset or empty means `default`.
+fn parse_in_range(
+    name: &str,
+    value: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    name,
+                    format!(
+                        "expected a whole number from {} to {}, got {v:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            }),
     }
 }
 
@@ -376,23 +443,12 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
             format!("not an e-mail address: {default_from:?}{origin}"),
         ));
     }
-    let retry_base = match get("EMAIL_RETRY_SECONDS") {
-        None | Some("") => 30,
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=EMAIL_RETRY_CAP.as_secs()).contains(s))
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "EMAIL_RETRY_SECONDS",
-                    format!(
-                        "expected a whole number of seconds from 1 to {}, got {v:?}",
-                        EMAIL_RETRY_CAP.as_secs()
-                    ),
-                )
-            })?,
-    };
+    let retry_base = parse_in_range(
+        "EMAIL_RETRY_SECONDS",
+        get("EMAIL_RETRY_SECONDS"),
+        30,
+        1..=EMAIL_RETRY_CAP.as_secs(),
+    )?;
     Ok(EmailSettings {
         backend,
         host: get("EMAIL_HOST").unwrap_or("smtp.mail.ru").to_string(),

@@ -1482,3 +1482,65 @@ async fn login_gives_the_session_a_new_key() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_past_the_hashing_queue_get_a_503_page_and_pages_go_on() {
+    // One hashing thread and no queue: of logins sent at once, one is
+    // hashed at a time, the others wait at most a second, then are refused.
+    let settings = [
+        ("HASHING_THREADS", "1"),
+        ("HASHING_QUEUE", "1"),
+        ("HASHING_WAIT_SECONDS", "1"),
+    ];
+    for backend in backends() {
+        let app = common::app::spawn_app_with(backend, Mail::File, &settings).await;
+        let email = "ivan@example.com";
+        app.create_user(email, GOOD_PASSWORD, true).await;
+        let mut tokens = Vec::new();
+        for _ in 0..12 {
+            let browser = app.browser();
+            let token = browser.token("/users/login/").await;
+            tokens.push((browser, token));
+        }
+        let started = Instant::now();
+        let mut logins = tokio::task::JoinSet::new();
+        for (browser, token) in tokens {
+            logins.spawn(async move {
+                let form = [
+                    ("csrfmiddlewaretoken", token.as_str()),
+                    ("username", email),
+                    ("password", GOOD_PASSWORD),
+                ];
+                browser.post("/users/login/", &form).await
+            });
+        }
+        let answers = logins.join_all().await;
+        let elapsed = started.elapsed();
+        let logged_in = answers.iter().filter(|r| r.status == 302).count();
+        let refused: Vec<&common::app::Resp> = answers.iter().filter(|r| r.status == 503).collect();
+        assert_eq!(
+            logged_in + refused.len(),
+            12,
+            "{backend}: {:?}",
+            answers.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        assert!(logged_in >= 1, "{backend}: nobody logged in");
+        assert!(!refused.is_empty(), "{backend}: nobody refused");
+        for r in refused {
+            r.assert_page(503, backend);
+            assert_eq!(
+                r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("5"),
+                "{backend}"
+            );
+        }
+        // Refusals come at once or after the wait, never after a long queue.
+        assert!(elapsed < Duration::from_secs(30), "{backend}: {elapsed:?}");
+        // Pages need no hashing: they answer meanwhile and afterwards.
+        app.browser()
+            .get("/users/login/")
+            .await
+            .assert_page(200, backend);
+        app.stop().await;
+    }
+}

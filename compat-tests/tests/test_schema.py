@@ -24,8 +24,8 @@ PRODUCT_LIST = [("index", "unchained_product_newest"), ("index", "unchained_prod
 OWN_OBJECTS = {
     "sqlite": sorted(PRODUCT_LIST),
     "postgres": sorted(PRODUCT_LIST + [
-        ("trigger", "unchained_product_truncated"), ("function", "unchained_add_products"),
-        ("function", "unchained_count_product"), ("function", "unchained_count_no_products")]),
+        ("trigger", "unchained_product_truncated"), ("function", "unchained_count_products"),
+        ("function", "unchained_count_no_products")]),
 }
 
 

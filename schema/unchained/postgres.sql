@@ -21,9 +21,14 @@ CREATE INDEX IF NOT EXISTS unchained_outbox_due ON unchained_outbox USING btree 
 -- How many products each owner has, published and not, kept by the
 -- triggers of product_list_postgres.sql; owner_id -1 is the whole catalog,
 -- 0 the products without an owner. The list's paginator reads its exact
--- total here instead of counting the table.
+-- total here instead of counting the table. An owner's counts are the sum
+-- of their rows: the triggers only ever add rows (so writers never wait on
+-- one another, and a transaction adding many products grows no chain of
+-- row versions), and `serve` folds each owner's rows into one now and then.
 CREATE TABLE IF NOT EXISTS unchained_product_count (
-    owner_id bigint NOT NULL PRIMARY KEY,
+    owner_id bigint NOT NULL,
     published bigint NOT NULL,
     unpublished bigint NOT NULL
 );
+
+CREATE INDEX IF NOT EXISTS unchained_product_count_owner ON unchained_product_count USING btree (owner_id);

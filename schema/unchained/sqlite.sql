@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS "unchained_outbox" ("id" integer NOT NULL PRIMARY KEY
 CREATE INDEX IF NOT EXISTS "unchained_outbox_due" ON "unchained_outbox" ("next_attempt_at") WHERE "sent_at" IS NULL;
 
 -- How many products each owner has, published and not, kept by the
--- triggers of product_list_sqlite.sql; owner_id -1 is the whole catalog,
+-- triggers of product_list_sqlite.sql (one row an owner); owner_id -1 is the whole catalog,
 -- 0 the products without an owner. The list's paginator reads its exact
 -- total here instead of counting the table.
 CREATE TABLE IF NOT EXISTS "unchained_product_count" ("owner_id" bigint NOT NULL PRIMARY KEY, "published" bigint NOT NULL, "unpublished" bigint NOT NULL);

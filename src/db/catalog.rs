@@ -129,6 +129,32 @@ impl Visibility {
     }
 }
 
+/// Folds each owner's rows of `unchained_product_count` into one. On
+/// PostgreSQL the triggers only add rows (see schema/unchained/postgres.sql),
+/// so between folds a count is the sum of a few; SQLite's triggers keep one
+/// row per owner already. Safe beside other servers folding at once: a row
+/// is folded by whichever deletes it. Returns the rows folded away.
+pub async fn fold_product_counts(db: &Db) -> Result<u64, sqlx::Error> {
+    let Db::Postgres(pool) = db else {
+        return Ok(0);
+    };
+    let folded: i64 = sqlx::query_scalar(
+        "WITH owners AS ( \
+             SELECT owner_id FROM unchained_product_count GROUP BY owner_id HAVING count(*) > 1), \
+         folded AS ( \
+             DELETE FROM unchained_product_count c USING owners WHERE c.owner_id = owners.owner_id \
+             RETURNING c.owner_id, c.published, c.unpublished), \
+         sums AS ( \
+             INSERT INTO unchained_product_count (owner_id, published, unpublished) \
+             SELECT owner_id, sum(published), sum(unpublished) FROM folded GROUP BY owner_id \
+             RETURNING 1) \
+         SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM sums)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(folded).unwrap_or(0))
+}
+
 pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx::Error> {
     let (count,): (i64,) = db
         .read_optional(visibility.count_sql(), &visibility.params())

@@ -85,7 +85,7 @@ fn session_user_id(session: &Session) -> Option<i64> {
 /// password is right and the account active. An outdated hash is upgraded
 /// on success. Unknown e-mails still cost one full hash, and wrong
 /// passwords against old hashes the full work factor, so timing tells
-/// nothing. Hashing runs on a blocking thread.
+/// nothing. Hashing runs on the bounded hashing pool.
 pub async fn authenticate(
     app: &AppState,
     email: &str,
@@ -94,17 +94,21 @@ pub async fn authenticate(
     let hashers = app.hashers.clone();
     let password = password.to_string();
     let Some(mut user) = users::by_email(&app.db, email).await? else {
-        tokio::task::spawn_blocking(move || hashers.dummy_hash_work(&password)).await?;
+        app.hashing
+            .run(move || hashers.dummy_hash_work(&password))
+            .await?;
         return Ok(None);
     };
     let encoded = user.password.clone();
-    let (outcome, upgraded) = tokio::task::spawn_blocking(move || {
-        let outcome = hashers.check_password(&password, &encoded);
-        let upgraded =
-            (outcome.valid && outcome.must_update).then(|| hashers.make_password(&password));
-        (outcome, upgraded)
-    })
-    .await?;
+    let (outcome, upgraded) = app
+        .hashing
+        .run(move || {
+            let outcome = hashers.check_password(&password, &encoded);
+            let upgraded =
+                (outcome.valid && outcome.must_update).then(|| hashers.make_password(&password));
+            (outcome, upgraded)
+        })
+        .await?;
     if !outcome.valid {
         return Ok(None);
     }

@@ -20,6 +20,9 @@ pub enum AppError {
     Csrf(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A shared resource (the hashing pool) is full: 503 with `Retry-After`.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -50,6 +53,9 @@ pub struct ErrorPage {
     pub message: String,
 }
 
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -57,6 +63,7 @@ impl AppError {
             AppError::Forbidden | AppError::Csrf(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,10 +78,15 @@ impl IntoResponse for AppError {
             }
             AppError::BadRequest(message) => message.clone(),
             AppError::Csrf(reason) => reason.clone(),
+            AppError::Busy(why) => {
+                tracing::warn!("answered 503: {why}");
+                String::new()
+            }
             _ => String::new(),
         };
         let status = self.status();
         let mut response = (status, fallback_body(status)).into_response();
+        retry_after(&mut response);
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // What was not read of the body must not be taken for a next request.
             response.headers_mut().insert(
@@ -86,6 +98,16 @@ impl IntoResponse for AppError {
             .extensions_mut()
             .insert(ErrorPage { status, message });
         response
+    }
+}
+
+/// A 503 says when to come back.
+fn retry_after(response: &mut Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
     }
 }
 
@@ -118,6 +140,7 @@ pub fn render_error(app: &AppState, page: &Page, error: &ErrorPage) -> Option<Re
     match page.render(app, &template, context) {
         Ok(body) => {
             let mut response = (error.status, Html(body)).into_response();
+            retry_after(&mut response);
             response.extensions_mut().insert(error.clone());
             Some(response)
         }

@@ -27,6 +27,7 @@ pub mod embedded {
 pub mod error;
 pub mod form;
 pub mod form_view;
+pub mod hashing;
 pub mod host;
 pub mod media;
 pub mod session;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub templates: Arc<Templates>,
     pub hashers: Hashers,
+    /// Where password hashes are computed (bounded: see `hashing`).
+    pub hashing: hashing::HashingPool,
     pub origin_checker: Arc<OriginChecker>,
     /// Wakes the outbox worker after a commit that queued a letter.
     pub mailer: MailerHandle,
@@ -61,6 +64,7 @@ impl AppState {
             db,
             mailer,
             hashers: settings.hashers(),
+            hashing: hashing::HashingPool::new(settings.hashing),
             origin_checker: Arc::new(OriginChecker::new(&settings.csrf_trusted_origins, None)),
             settings: Arc::new(settings),
         })
@@ -202,14 +206,30 @@ pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
     let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
     let address = listener.local_addr()?;
+    let folder = tokio::spawn(fold_product_counts(db.clone()));
     println!("Serving on http://{address}/ (Ctrl-C to stop)");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    folder.abort();
     mailer.shutdown().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the product counts' rows few (`db::catalog::fold_product_counts`).
+async fn fold_product_counts(db: Db) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match crate::db::catalog::fold_product_counts(&db).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::debug!("folded {rows} product count rows"),
+            Err(e) => tracing::warn!("cannot fold the product counts: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -131,8 +131,10 @@ async fn register(
     }
     let token = hex::encode(rand::random::<[u8; 16]>());
     let hashers = app.hashers.clone();
-    let password_hash =
-        tokio::task::spawn_blocking(move || hashers.make_password(&password1)).await?;
+    let password_hash = app
+        .hashing
+        .run(move || hashers.make_password(&password1))
+        .await?;
     let link = absolute_url(
         &app,
         &headers,
@@ -324,7 +326,10 @@ async fn password_reset(
     let password = new_password.clone();
     // Hash before looking the address up, so known and unknown addresses
     // cost the same time.
-    let hash = tokio::task::spawn_blocking(move || hashers.make_password(&password)).await?;
+    let hash = app
+        .hashing
+        .run(move || hashers.make_password(&password))
+        .await?;
     if let Some(user) = users::by_email_ignoring_case(&app.db, &email).await? {
         let letter = Email {
             to: user.email.clone(),

@@ -90,6 +90,11 @@ pub struct App {
 /// database, starts the mail worker (retrying after 1 s) and serves the
 /// site on a random loopback port.
 pub async fn spawn_app(backend: &'static str, mail: Mail) -> App {
+    spawn_app_with(backend, mail, &[]).await
+}
+
+/// [`spawn_app`] with more settings.
+pub async fn spawn_app_with(backend: &'static str, mail: Mail, settings: &[(&str, &str)]) -> App {
     let t = TestDb::new(backend).await;
     let mut env: unchained::config::Env = t.settings_env().into_iter().collect();
     let mut set = |k: &str, v: String| {
@@ -127,6 +132,9 @@ pub async fn spawn_app(backend: &'static str, mail: Mail) -> App {
             set("EMAIL_BACKEND", "file".into());
             set("EMAIL_FILE_PATH", t.path("sent-mail").display().to_string());
         }
+    }
+    for (name, value) in settings {
+        set(name, value.to_string());
     }
     let settings = unchained::config::Settings::from_env(&env).expect("settings");
     let db = t.db().await;

@@ -1,0 +1,152 @@
+//! Password hashing off the request threads, on a bounded pool.
+//!
+//! One PBKDF2 hash at Django's 1,000,000 iterations is a tenth of a second
+//! of one core. Run on tokio's blocking threads without a bound, a burst of
+//! logins takes every core and every page slows down with it. Here at most
+//! `HASHING_THREADS` hashes run at once (by default one fewer than the
+//! cores, so pages always have one), at most `HASHING_QUEUE` more wait for
+//! a thread, and none waits longer than `HASHING_WAIT_SECONDS`: past
+//! either bound the caller is told the pool is busy at once, and the login
+//! answers 503 with `Retry-After` instead of queueing without end.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use crate::config::HashingLimits;
+
+/// The hashing pool is full: try again in a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every password-hashing thread is busy and the queue is full")]
+pub struct Busy;
+
+impl From<Busy> for crate::web::error::AppError {
+    fn from(busy: Busy) -> Self {
+        crate::web::error::AppError::Busy(busy.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct HashingPool {
+    limits: HashingLimits,
+    /// Hashes running or waiting: `threads + queue` permits.
+    admitted: Arc<Semaphore>,
+    /// Hashes running: `threads` permits.
+    running: Arc<Semaphore>,
+}
+
+impl HashingPool {
+    pub fn new(limits: HashingLimits) -> HashingPool {
+        HashingPool {
+            limits,
+            admitted: Arc::new(Semaphore::new(limits.threads + limits.queue)),
+            running: Arc::new(Semaphore::new(limits.threads)),
+        }
+    }
+
+    pub fn limits(&self) -> HashingLimits {
+        self.limits
+    }
+
+    /// Runs `work` on a blocking thread once one of the pool's places is
+    /// free, or answers [`Busy`] when the queue is full or the wait too
+    /// long. The work itself is never cut short.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        let running = tokio::time::timeout(self.limits.wait, self.running.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy)?
+            .expect("the pool's semaphores are never closed");
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            work()
+        })
+        .await;
+        match outcome {
+            Ok(value) => Ok(value),
+            // A panic in the hash is a bug: surface it where it happened.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_at_most_threads_at_once_and_refuses_past_the_queue() {
+        let pool = HashingPool::new(HashingLimits {
+            threads: 2,
+            queue: 3,
+            wait: Duration::from_secs(30),
+        });
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(released));
+        let mut admitted = Vec::new();
+        for _ in 0..5 {
+            let (pool, running, most, released) = (
+                pool.clone(),
+                running.clone(),
+                most.clone(),
+                released.clone(),
+            );
+            admitted.push(tokio::spawn(async move {
+                pool.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    released.lock().unwrap().recv().unwrap();
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            }));
+        }
+        // Five admitted (two running, three waiting): a sixth is refused at once.
+        while running.load(Ordering::SeqCst) < 2 || pool.admitted.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pool.run(|| ()).await, Err(Busy));
+        for _ in 0..5 {
+            release.send(()).unwrap();
+        }
+        for task in admitted {
+            assert_eq!(task.await.unwrap(), Ok(()));
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        // Room again once they are done.
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_longer_than_the_limit_is_refused() {
+        let pool = HashingPool::new(HashingLimits {
+            threads: 1,
+            queue: 10,
+            wait: Duration::from_millis(100),
+        });
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(move || released.recv().unwrap()).await })
+        };
+        while pool.running.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(pool.run(|| ()).await, Err(Busy));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        release.send(()).unwrap();
+        assert_eq!(blocker.await.unwrap(), Ok(()));
+    }
+}
