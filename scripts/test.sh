@@ -18,11 +18,11 @@ trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 step "Python virtualenv (reference Django 5.2, and the SMTP server the Rust mail tests use)"
 bash compat-tests/setup.sh
 
-step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py)"
-if [[ ! -x /usr/bin/chromedriver ]]; then
+step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark"
+if [[ ! -x /usr/bin/chromedriver || ! -x /usr/bin/wrk ]]; then
   sudo=""
   [[ "$(id -u)" != 0 ]] && sudo="sudo"
-  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk; }
   # A fresh machine has no package lists yet: update only when the install needs it.
   apt_install || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && apt_install; }
 fi
@@ -33,6 +33,9 @@ cargo build --release --bins --examples
 
 step "Rust: unit and integration tests (SQLite and PostgreSQL)"
 cargo test --release --all-targets
+
+step "Benchmark smoke run (bench/bench.py --quick: 1,000 products on SQLite, 1 s a request; proves the benchmark runs, its figures are not judged)"
+compat-tests/.venv/bin/python bench/bench.py --quick --unchained target/release/unchained
 
 step "Compat suite: reference Django 5.2 in a virtualenv"
 compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider

@@ -100,7 +100,21 @@ type Outcome = Result<ExitCode, Failure>;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc asks the kernel for transparent huge pages on its arenas, so a
+/// few kilobytes used in a region made 2 MB of it resident: 8 of the 34 MB
+/// the server held after a load test. Small pages cost no measurable speed
+/// here, and the memory is the site's.
+fn keep_pages_small() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory
+    // of ours; on failure (an old kernel) nothing changes.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    keep_pages_small();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -135,6 +135,16 @@ impl Page {
     /// Renders a template with the page's own context plus `request`,
     /// `csrf_token` and `csrf_input`.
     pub fn render(&self, app: &AppState, name: &str, extra: Value) -> Result<String, Error> {
+        self.render_with(&app.templates, name, extra)
+    }
+
+    /// [`Page::render`] with these templates.
+    pub fn render_with(
+        &self,
+        templates: &Templates,
+        name: &str,
+        extra: Value,
+    ) -> Result<String, Error> {
         let token = self.csrf.token();
         let csrf_input =
             format!("<input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"{token}\">");
@@ -160,7 +170,7 @@ impl Page {
             csrf_token => token,
             csrf_input => Value::from_safe_string(csrf_input),
         };
-        app.templates.render(name, context! { ..extra, ..base })
+        templates.render(name, context! { ..extra, ..base })
     }
 
     pub fn html(&self, app: &AppState, name: &str, extra: Value) -> Result<Html<String>, AppError> {

@@ -126,6 +126,18 @@ async fn home(
     if products.is_empty() && number > 1 {
         return Err(AppError::NotFound);
     }
+    Ok(page
+        .html(
+            &app,
+            "catalog/product_list.html",
+            list_context(&products, number, count),
+        )?
+        .into_response())
+}
+
+/// What `ListView` gives `catalog/product_list.html`: page `number` of a
+/// list of `count` products, showing `products`.
+pub fn list_context(products: &[Product], number: i64, count: i64) -> Value {
     let num_pages = num_pages(count);
     let product_list: Vec<Value> = products.iter().map(product_value).collect();
     let paginator = context! { count => count, num_pages => num_pages, per_page => PAGE_SIZE };
@@ -138,16 +150,13 @@ async fn home(
         next_page_number => Value::from_function(move || number + 1),
         previous_page_number => Value::from_function(move || number - 1),
     };
-    let context = context! {
+    context! {
         product_list => product_list.clone(),
         object_list => product_list,
         page_obj => page_obj,
         paginator => paginator,
         is_paginated => num_pages > 1,
-    };
-    Ok(page
-        .html(&app, "catalog/product_list.html", context)?
-        .into_response())
+    }
 }
 
 async fn detail(
