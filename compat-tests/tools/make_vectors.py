@@ -888,6 +888,46 @@ def build_zlib():
     return out
 
 
+def build_hosts():
+    """Django's Host rule (http.request.split_domain_port and validate_host)
+    on hostile and ordinary Host headers, under several ALLOWED_HOSTS."""
+    import string
+
+    from django.http.request import split_domain_port, validate_host
+
+    hosts = [
+        "shop.test", "SHOP.Test", "shop.test:8000", "shop.test:", "shop.test:80:90", ":80", "",
+        "shop.test.", "shop.test..", "shop.test.:8000", ".shop.test", "..shop.test", "a.shop.test",
+        "a.b.shop.test:443", "evilshop.test", "shop.test.evil", "shop_test", "-shop.test", "shop-test",
+        "127.0.0.1", "127.0.0.1:8000", "127.0.0.1:8a", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1: 80",
+        "localhost", "LOCALHOST:8000", "a.localhost", "localhost.",
+        "[::1]", "[::1]:8000", "[::1]x", "[::1]:", "[::1]:8a", "[::ffff:127.0.0.1]", "[::ffff:127.0.0.1]:80",
+        "[junk]", "[1:2]", "[]", "[:]", "[:1]", "[a:]", "[g::1]", "[.:1]", "[1.2:3]", "[::1", "::1]", "::1",
+        "[::1]]", "[[::1]]", "[::1]:80:80", "[::1]:1]", "[ABCD::EF]", "[fe80::1%eth0]",
+        "a!b", "x?y", "evil.com?.shop.test", "evil.com#.shop.test", "evil.com/.shop.test",
+        "evil.com\\.shop.test", "user@shop.test", "user:pass@shop.test", "evil.com:80@shop.test",
+        " shop.test", "shop.test ", "shop .test", "shop.test\t", "shop.test\n", "shop.test\r\nX-Evil: 1",
+        "shop.test\x00", "%2e.shop.test", "shop.test%00", "xn--80ak6aa92e.test", "шоп.тест",
+        "\u212aa.shop.test", "\u0130.shop.test", "ß.shop.test", "ＳＨＯＰ.test", "shop.test\u3002",
+        "1" * 300, "a." * 100 + "shop.test", "shop.test:" + "9" * 30, "0", "0:0", ".", "..", "-",
+    ]
+    for c in string.punctuation + " \t":
+        hosts += [f"a{c}b.shop.test", f"shop.test{c}", f"{c}shop.test", f"shop.test:80{c}", f"[::1{c}]"]
+    patterns = [
+        ["*"], [".shop.test"], ["shop.test"], [".SHOP.Test"], ["SHOP.TEST"], ["shop.test", "127.0.0.1", "[::1]"],
+        [".localhost", "127.0.0.1", "[::1]"], ["localhost"], [], [""], ["."], [".test"], ["a.shop.test"],
+        ["shop.test."], ["[::1]"], ["127.0.0.1"],
+    ]
+    out = []
+    for host in dict.fromkeys(hosts):
+        domain, port = split_domain_port(host)
+        out.append({
+            "host": host, "domain": domain, "port": port,
+            "allowed": [bool(domain) and validate_host(domain, allowed) for allowed in patterns],
+        })
+    return {"host_patterns": patterns, "hosts": out}
+
+
 vectors["zlib"] = build_zlib()
 vectors["salted_hmac"] = build_crypto()
 vectors["json"] = build_json()
@@ -898,6 +938,7 @@ vectors["encode"] = build_encode()
 vectors.update(build_sessions())
 vectors.update(build_csrf())
 vectors.update(build_db_backed())
+vectors.update(build_hosts())
 
 OUT.parent.mkdir(parents=True, exist_ok=True)
 OUT.write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod forms;
 pub mod hashers;
+pub mod host;
 pub mod password_validation;
 pub mod perms;
 pub mod python_json;
