@@ -1075,12 +1075,21 @@ async fn too_many_field_bytes_are_refused() {
                 multipart::Form::new().text("first_name", three_mb.clone()),
             )
             .await;
-        r.assert_page(413, &format!("{backend}: 3 MB multipart field"));
+        // Django's RequestDataTooBig: a 400 page (DATA_UPLOAD_MAX_MEMORY_SIZE).
+        r.assert_page(400, &format!("{backend}: 3 MB multipart field"));
         let r = app
             .browser()
             .submit("/users/password-reset/", &[("email", three_mb.as_str())])
             .await;
-        r.assert_page(413, &format!("{backend}: 3 MB URL-encoded field"));
+        r.assert_page(400, &format!("{backend}: 3 MB URL-encoded field"));
+        // TooManyFieldsSent: more than DATA_UPLOAD_MAX_NUMBER_FIELDS (1000).
+        let names: Vec<String> = (0..5000).map(|i| format!("f{i}")).collect();
+        let fields: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
+        let r = app
+            .browser()
+            .submit("/users/password-reset/", &fields)
+            .await;
+        r.assert_page(400, &format!("{backend}: 5,000 fields"));
         app.assert_unchanged(&before, backend).await;
         browser
             .get("/users/profile/")

@@ -161,6 +161,18 @@ pub fn does_token_match(request_token: &str, secret: &str) -> bool {
     constant_time_compare(candidate, secret)
 }
 
+/// The first half of `_check_token`: the secret of the `csrftoken` cookie,
+/// or Django's reason for refusing without it. Django decides this before it
+/// reads the request's body.
+pub fn cookie_secret(cookie: Option<&str>) -> Result<String, String> {
+    match cookie {
+        None => Err(REASON_NO_CSRF_COOKIE.to_string()),
+        Some(c) => Ok(secret_from_cookie(c)
+            .map_err(|e| format!("CSRF cookie {}.", e.reason()))?
+            .secret),
+    }
+}
+
 /// `CsrfViewMiddleware._check_token`, given the raw `csrftoken` cookie, the
 /// `csrfmiddlewaretoken` POST field (`None` when the method is not POST or
 /// the field is absent) and the `X-CSRFToken` header. The error is Django's
@@ -170,14 +182,16 @@ pub fn check_token(
     post_token: Option<&str>,
     header_token: Option<&str>,
 ) -> Result<(), String> {
-    let secret = match cookie {
-        None => return Err(REASON_NO_CSRF_COOKIE.to_string()),
-        Some(c) => {
-            secret_from_cookie(c)
-                .map_err(|e| format!("CSRF cookie {}.", e.reason()))?
-                .secret
-        }
-    };
+    check_request_token(&cookie_secret(cookie)?, post_token, header_token)
+}
+
+/// The second half of `_check_token`: the token the request carries (the
+/// POST field, else the header) against the cookie's secret.
+pub fn check_request_token(
+    secret: &str,
+    post_token: Option<&str>,
+    header_token: Option<&str>,
+) -> Result<(), String> {
     let (token, source) = match post_token.filter(|t| !t.is_empty()) {
         Some(t) => (t, "POST".to_string()),
         None => match header_token {
@@ -188,7 +202,7 @@ pub fn check_token(
     if let Err(e) = check_token_format(token) {
         return Err(format!("CSRF token from {source} {}.", e.reason()));
     }
-    if !does_token_match(token, &secret) {
+    if !does_token_match(token, secret) {
         return Err(format!("CSRF token from {source} incorrect."));
     }
     Ok(())

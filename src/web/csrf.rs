@@ -110,36 +110,55 @@ const DRAIN_LIMIT_TIME: std::time::Duration = std::time::Duration::from_secs(30)
 /// Reads a body of at most [`MAX_BODY_BYTES`]. A larger one is drained
 /// (within limits) before [`AppError::PayloadTooLarge`] answers.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, AppError> {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
     let mut buffer = Vec::new();
-    let mut total = 0usize;
-    let read = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|_| AppError::BadRequest("Запрос оборвался на середине.".into()))?;
-            total += chunk.len();
-            if total <= MAX_BODY_BYTES {
-                buffer.extend_from_slice(&chunk);
-            } else if total > DRAIN_LIMIT_BYTES {
-                break;
-            }
+    let total = consume(body, |chunk, total| {
+        if total <= MAX_BODY_BYTES {
+            buffer.extend_from_slice(chunk);
         }
-        Ok::<(), AppError>(())
-    };
-    match tokio::time::timeout(DRAIN_LIMIT_TIME, read).await {
-        Ok(result) => result?,
-        Err(_) => return Err(AppError::PayloadTooLarge),
-    }
+    })
+    .await?;
     if total > MAX_BODY_BYTES {
         return Err(AppError::PayloadTooLarge);
     }
     Ok(buffer.into())
 }
 
-/// For an unsafe method: reads the body (bounded), parses the form into the
-/// request's extensions for the handler, and checks the CSRF token with
-/// Django's rules and reasons. Safe methods pass untouched.
+/// Reads a body and keeps nothing of it (within the drain limits), so a
+/// request refused before its body was needed still gets its answer page
+/// rather than a reset connection, and costs no memory.
+async fn discard_body(body: Body) {
+    let _ = consume(body, |_, _| {}).await;
+}
+
+/// Feeds each chunk of a body, with the bytes read so far, to `keep`;
+/// returns the total. Stops reading past [`DRAIN_LIMIT_BYTES`]; a body not
+/// done within [`DRAIN_LIMIT_TIME`] is answered as too large.
+async fn consume(body: Body, mut keep: impl FnMut(&[u8], usize)) -> Result<usize, AppError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| AppError::BadRequest("Запрос оборвался на середине.".into()))?;
+            total += chunk.len();
+            keep(&chunk, total);
+            if total > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+        Ok::<usize, AppError>(total)
+    };
+    tokio::time::timeout(DRAIN_LIMIT_TIME, read)
+        .await
+        .unwrap_or(Err(AppError::PayloadTooLarge))
+}
+
+/// For an unsafe method, in Django's order: the request's origin and its
+/// CSRF cookie are checked first, before any of the body is kept; then the
+/// body is read (bounded) and parsed into the request's extensions for the
+/// handler, and the token checked with Django's rules and reasons. Safe
+/// methods pass untouched.
 pub async fn protect(
     app: &AppState,
     cookies: &Cookies,
@@ -149,23 +168,39 @@ pub async fn protect(
         return Ok(request);
     }
     let (mut parts, body) = request.into_parts();
+    let raw_cookie = cookies.get(CSRF_COOKIE_NAME).map(|c| c.value().to_string());
+    let refuse = |reason: String, parts: &axum::http::request::Parts| {
+        tracing::warn!("Forbidden (CSRF): {reason}: {}", parts.uri.path());
+        AppError::Csrf(reason)
+    };
+    let secret =
+        match check_source(app, &parts).and_then(|()| core::cookie_secret(raw_cookie.as_deref())) {
+            Ok(secret) => secret,
+            Err(reason) => {
+                discard_body(body).await;
+                return Err(refuse(reason, &parts));
+            }
+        };
     let bytes = read_body(body).await?;
     let form = FormData::parse(&parts.headers, bytes).await?;
-    let raw_cookie = cookies.get(CSRF_COOKIE_NAME).map(|c| c.value().to_string());
-    if let Err(reason) = check(app, &parts, raw_cookie.as_deref(), &form) {
-        tracing::warn!("Forbidden (CSRF): {reason}: {}", parts.uri.path());
-        return Err(AppError::Csrf(reason));
+    let post_token = if parts.method == Method::POST {
+        form.get(CSRF_FORM_FIELD)
+    } else {
+        None
+    };
+    let header_token = parts
+        .headers
+        .get("x-csrftoken")
+        .and_then(|v| v.to_str().ok());
+    if let Err(reason) = core::check_request_token(&secret, post_token, header_token) {
+        return Err(refuse(reason, &parts));
     }
     parts.extensions.insert(form);
     Ok(Request::from_parts(parts, Body::empty()))
 }
 
-fn check(
-    app: &AppState,
-    parts: &axum::http::request::Parts,
-    cookie: Option<&str>,
-    form: &FormData,
-) -> Result<(), String> {
+/// The Origin (and, over HTTPS, Referer) rules of `CsrfViewMiddleware`.
+fn check_source(app: &AppState, parts: &axum::http::request::Parts) -> Result<(), String> {
     let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let is_secure = app.settings.is_secure(&parts.headers);
     let host = crate::web::host::validated_host(&app.settings, &parts.headers);
@@ -176,13 +211,7 @@ fn check(
         is_secure,
         host.as_deref(),
         port,
-    )?;
-    let post_token = if parts.method == Method::POST {
-        form.get(CSRF_FORM_FIELD)
-    } else {
-        None
-    };
-    core::check_token(cookie, post_token, header_str("x-csrftoken"))
+    )
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Csrf {

@@ -15,6 +15,8 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_FIELDS_BYTES: usize = 2_621_440;
 /// Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`.
 pub const MAX_FIELDS: usize = 1000;
+/// Django's `DATA_UPLOAD_MAX_NUMBER_FILES`.
+pub const MAX_FILES: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct UploadedFile {
@@ -70,14 +72,14 @@ impl FormData {
         match mime.as_str() {
             "application/x-www-form-urlencoded" => {
                 if body.len() > MAX_FIELDS_BYTES {
-                    return Err(too_large());
+                    return Err(fields_too_big());
                 }
                 let fields: Vec<(String, String)> =
                     serde_urlencoded::from_bytes(&body).map_err(|_| {
                         AppError::BadRequest("Форма пришла в повреждённом виде.".into())
                     })?;
                 if fields.len() > MAX_FIELDS {
-                    return Err(too_large());
+                    return Err(too_many_fields());
                 }
                 Ok(FormData {
                     fields,
@@ -90,8 +92,24 @@ impl FormData {
     }
 }
 
-fn too_large() -> AppError {
-    AppError::PayloadTooLarge
+/// Django's `RequestDataTooBig`, `TooManyFieldsSent` and `TooManyFilesSent`
+/// are `SuspiciousOperation`s: a 400 page.
+fn fields_too_big() -> AppError {
+    AppError::BadRequest(format!(
+        "Поля формы занимают больше {MAX_FIELDS_BYTES} байт (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+    ))
+}
+
+fn too_many_fields() -> AppError {
+    AppError::BadRequest(format!(
+        "В форме больше {MAX_FIELDS} полей (DATA_UPLOAD_MAX_NUMBER_FIELDS)."
+    ))
+}
+
+fn too_many_files() -> AppError {
+    AppError::BadRequest(format!(
+        "В форме больше {MAX_FILES} файлов (DATA_UPLOAD_MAX_NUMBER_FILES)."
+    ))
 }
 
 async fn parse_multipart(content_type: &str, body: Bytes) -> Result<FormData, AppError> {
@@ -107,6 +125,7 @@ async fn parse_multipart(content_type: &str, body: Bytes) -> Result<FormData, Ap
         let content_type = field.content_type().map(|m| m.to_string());
         let bytes = field.bytes().await.map_err(|_| malformed())?;
         match filename {
+            Some(_) if form.files.len() >= MAX_FILES => return Err(too_many_files()),
             Some(filename) => form.files.push((
                 name,
                 UploadedFile {
@@ -117,8 +136,11 @@ async fn parse_multipart(content_type: &str, body: Bytes) -> Result<FormData, Ap
             )),
             None => {
                 field_bytes += bytes.len();
-                if field_bytes > MAX_FIELDS_BYTES || form.fields.len() >= MAX_FIELDS {
-                    return Err(too_large());
+                if field_bytes > MAX_FIELDS_BYTES {
+                    return Err(fields_too_big());
+                }
+                if form.fields.len() >= MAX_FIELDS {
+                    return Err(too_many_fields());
                 }
                 let value = String::from_utf8(bytes.to_vec()).map_err(|_| malformed())?;
                 form.fields.push((name, value));
@@ -192,6 +214,22 @@ mod tests {
             Bytes::from(big),
         )
         .await;
-        assert!(matches!(too_big, Err(AppError::PayloadTooLarge)));
+        assert!(matches!(too_big, Err(AppError::BadRequest(_))));
+        let many = vec!["a=1"; MAX_FIELDS + 1].join("&");
+        let too_many = FormData::parse(
+            &headers("application/x-www-form-urlencoded"),
+            Bytes::from(many),
+        )
+        .await;
+        assert!(matches!(too_many, Err(AppError::BadRequest(_))));
+        let files: String = (0..=MAX_FILES)
+            .map(|i| format!("--XX\r\nContent-Disposition: form-data; name=\"f{i}\"; filename=\"a.png\"\r\n\r\nx\r\n"))
+            .collect();
+        let too_many_files = FormData::parse(
+            &headers("multipart/form-data; boundary=XX"),
+            Bytes::from(files + "--XX--\r\n"),
+        )
+        .await;
+        assert!(matches!(too_many_files, Err(AppError::BadRequest(_))));
     }
 }
