@@ -42,16 +42,47 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Where the database lives, parsed from a dj-database-url style `DATABASE_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(PathBuf),
     Postgres(String),
 }
 
+/// Never prints a password.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            DatabaseUrl::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&without_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// A URL with the password of its user information replaced by stars, to
+/// show in errors and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:********@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let shown = without_password(url);
         let bad =
-            |problem: &str| ConfigError::new("DATABASE_URL", format!("{problem} (got {url:?})"));
+            |problem: &str| ConfigError::new("DATABASE_URL", format!("{problem} (got {shown:?})"));
         if let Some(rest) = url.strip_prefix("sqlite://") {
             // dj-database-url: sqlite:///relative.db, sqlite:////absolute/path.db
             let path = rest
@@ -573,6 +604,30 @@ mod tests {
             let err = DatabaseUrl::parse(bad).unwrap_err();
             assert_eq!(err.variable, "DATABASE_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn database_passwords_are_never_shown() {
+        for url in [
+            "postgres://shop:s3cr%40t:pw@db.internal",
+            "mysql://shop:s3cr%40t:pw@db/x",
+            "postgres://shop:s3cr%40t:pw@host:5432",
+        ] {
+            let err = DatabaseUrl::parse(url).unwrap_err().to_string();
+            assert!(!err.contains("s3cr"), "{err}");
+            assert!(err.contains("shop:********@"), "{err}");
+        }
+        let url = DatabaseUrl::parse("postgres://shop:s3cret@db/x").unwrap();
+        assert_eq!(
+            format!("{url:?}"),
+            "Postgres(\"postgres://shop:********@db/x\")"
+        );
+        let settings = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("DATABASE_URL", "postgres://shop:s3cret@db/x"),
+        ]))
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("s3cret"));
     }
 
     #[test]

@@ -170,7 +170,7 @@ async fn register(
     crate::db::outbox::enqueue(&mut tx, &letter).await?;
     tx.commit().await?;
     app.mailer.notify();
-    tracing::info!("registered {email}; confirmation letter queued");
+    tracing::info!("registered {email:?}; confirmation letter queued");
     // As the original's RegisterView: on to the login page.
     Ok(crate::web::redirect(urls::LOGIN_URL))
 }

@@ -417,14 +417,16 @@ async fn contacts(State(app): State<AppState>, page: Page) -> Result<Response, A
         .into_response())
 }
 
-/// The contact form: the message is logged, as the original prints it.
+/// The contact form: the message is logged, as the original prints it,
+/// quoted with its control characters escaped (a newline in it must not
+/// start a log line of its own).
 async fn contacts_sent(
     State(app): State<AppState>,
     page: Page,
     form: FormData,
 ) -> Result<Response, AppError> {
     tracing::info!(
-        "contact message from {} ({}): {}",
+        "contact message from {:?} ({:?}): {:?}",
         form.text("name"),
         form.text("phone"),
         form.text("message")
