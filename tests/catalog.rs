@@ -1832,6 +1832,61 @@ async fn versions_formset_adds_edits_and_deletes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_at_once_leave_at_most_one_current_version() {
+    on_each_backend(async |app, backend| {
+        let alice = app.person("alice@example.com").await;
+        for round in 0..8 {
+            let pk = app
+                .product(&format!("Гонка {round}"), Some(alice.id), false)
+                .await;
+            // Three tabs opened on a product without versions, each adding
+            // one marked current, saved at the same moment.
+            let tab = |n: usize| {
+                let mut fields = form(&[
+                    ("name", "Гонка"),
+                    ("description", ""),
+                    ("category", ""),
+                    ("price", "1.00"),
+                ]);
+                let row = Row::new(&n.to_string(), &format!("вкладка {n}")).current(true);
+                fields.extend(formset(&[], &[row]));
+                fields
+            };
+            let (one, two, three) = (tab(1), tab(2), tab(3));
+            let path = update_path(pk);
+            let answers = tokio::join!(
+                alice.post_multipart(&path, &one, vec![]),
+                alice.post_multipart(&path, &two, vec![]),
+                alice.post_multipart(&path, &three, vec![]),
+            );
+            let answers = [answers.0, answers.1, answers.2];
+            let what = format!("{backend} round {round}");
+            let saved = answers.iter().filter(|r| r.status == 302).count();
+            for r in &answers {
+                assert!(
+                    r.status == 302 || (r.status == 200 && r.body.contains("errors")),
+                    "{what}: {} {}",
+                    r.status,
+                    r.body
+                );
+            }
+            let current = app
+                .versions_of(pk)
+                .await
+                .iter()
+                .filter(|v| v.is_current)
+                .count();
+            assert_eq!(
+                current, 1,
+                "{what}: {current} current versions ({saved} saves)"
+            );
+            assert_eq!(saved, 1, "{what}: {saved} saves went through");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_formset_refuses_bad_rows_and_changes_nothing() {
     on_each_backend(async |app, backend| {
         let alice = app.person("alice@example.com").await;

@@ -440,11 +440,20 @@ pub struct VersionChanges {
 
 /// Applies the changes (only to this product's rows) and returns how many
 /// versions are current afterwards, so the caller can refuse more than one.
+/// Saves of one product's versions take turns (the product's row locked on
+/// PostgreSQL; on SQLite the transaction must come from
+/// [`Db::begin_write`]), so the count sees every earlier save's versions.
 pub async fn apply_version_changes(
     tx: &mut Tx,
     product_id: i64,
     changes: &VersionChanges,
 ) -> Result<i64, sqlx::Error> {
+    if let Tx::Postgres(transaction) = tx {
+        sqlx::query("SELECT 1 FROM catalog_product WHERE id = $1 FOR UPDATE")
+            .bind(product_id)
+            .execute(&mut **transaction)
+            .await?;
+    }
     on_tx!(tx, |conn| {
         for id in &changes.delete {
             sqlx::query("DELETE FROM catalog_version WHERE id = $1 AND product_id = $2")

@@ -336,7 +336,7 @@ async fn update(
         forms::clean_version_formset(&form, product.id, &versions, max_version_number(&app));
     let clean = forms::clean_owner_form(&form, &categories).await;
     if let (Ok(clean), true) = (&clean, formset.is_valid()) {
-        let mut tx = app.db.begin().await?;
+        let mut tx = app.db.begin_write().await?;
         let current =
             catalog::apply_version_changes(&mut tx, product.id, formset.changes()).await?;
         if current <= 1 {
