@@ -133,7 +133,9 @@ impl Db {
                     .options([("plan_cache_mode", "force_generic_plan")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(10)
-                    .acquire_timeout(Duration::from_secs(10))
+                    // A database that is down answers a page with 503 in
+                    // about this long, rather than holding every request.
+                    .acquire_timeout(Duration::from_secs(2))
                     .connect_with(options)
                     .await?;
                 Ok(Db::Postgres(pool))

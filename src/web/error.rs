@@ -20,16 +20,26 @@ pub enum AppError {
     Csrf(String),
     #[error("request body too large")]
     PayloadTooLarge,
-    /// A shared resource (the hashing pool) is full: 503 with `Retry-After`.
-    #[error("busy: {0}")]
-    Busy(String),
+    /// Something the request needs cannot be had right now (the database
+    /// does not answer, the hashing pool is full): 503 with `Retry-After`.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl From<sqlx::Error> for AppError {
+    /// A database that cannot be reached (no connection within the pool's
+    /// acquire timeout, a connection lost) is a 503 the client may retry;
+    /// anything else is a bug or a broken schema: a 500.
     fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(format!("database: {e}"))
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => AppError::Unavailable(format!("database: {e}")),
+            e => AppError::Internal(format!("database: {e}")),
+        }
     }
 }
 
@@ -63,7 +73,7 @@ impl AppError {
             AppError::Forbidden | AppError::Csrf(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,7 +88,7 @@ impl IntoResponse for AppError {
             }
             AppError::BadRequest(message) => message.clone(),
             AppError::Csrf(reason) => reason.clone(),
-            AppError::Busy(why) => {
+            AppError::Unavailable(why) => {
                 tracing::warn!("answered 503: {why}");
                 String::new()
             }

@@ -22,7 +22,7 @@ pub struct Busy;
 
 impl From<Busy> for crate::web::error::AppError {
     fn from(busy: Busy) -> Self {
-        crate::web::error::AppError::Busy(busy.to_string())
+        crate::web::error::AppError::Unavailable(busy.to_string())
     }
 }
 

@@ -105,15 +105,33 @@ async fn pipeline(
         security_headers(response.headers_mut());
         return response;
     }
-    let session = match session::load(&app, &cookies).await {
-        Ok(session) => session,
-        Err(e) => return e.into_response(),
-    };
-    let user = match auth::load_user(&app, &session).await {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
-    };
     let csrf = csrf::Csrf::from_cookies(&cookies);
+    let loaded = match session::load(&app, &cookies).await {
+        Ok(session) => auth::load_user(&app, &session)
+            .await
+            .map(|user| (session, user)),
+        Err(e) => Err(e),
+    };
+    let (session, user) = match loaded {
+        Ok(loaded) => loaded,
+        // The session or the user could not be read (the database is
+        // down): the error page, as an anonymous visitor sees it.
+        Err(e) => {
+            let page = Page {
+                user: None,
+                csrf,
+                path: request.uri().path().to_string(),
+                perms: Arc::new(UserPerms::anonymous()),
+            };
+            let response = e.into_response();
+            let mut response = match response.extensions().get::<error::ErrorPage>().cloned() {
+                Some(error) => error::render_error(&app, &page, &error).unwrap_or(response),
+                None => response,
+            };
+            security_headers(response.headers_mut());
+            return response;
+        }
+    };
     let (user, perms) = match user {
         Some((user, perms)) => (Some(user), perms),
         None => (None, Arc::new(UserPerms::anonymous())),
