@@ -1161,6 +1161,18 @@ async fn bodies_over_10_mb_get_a_413_page() {
             &format!("{backend}: POST /users/register/ with an 11 MB form"),
         )
         .await;
+        // Without a CSRF cookie the request is refused before its body is
+        // kept, as Django does: the 403 page, even for a body over the limit.
+        let stranger = app.browser();
+        let response = stranger
+            .post_request("/users/register/")
+            .form(&[("email", big_email.as_str())])
+            .send()
+            .await
+            .expect("an answer, not a cut connection");
+        let r = Browser::read(response).await;
+        r.assert_page(403, &format!("{backend}: 11 MB form without a CSRF cookie"))
+            .assert_contains(CSRF_PAGE, backend);
         app.assert_unchanged(&before, backend).await;
         browser
             .get("/users/profile/")

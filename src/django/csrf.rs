@@ -3,6 +3,7 @@
 //! and the Origin / Referer checks, with Django's rejection reasons.
 
 use super::crypto::{constant_time_compare, get_random_string, ASCII_LETTERS_AND_DIGITS};
+use super::host::is_same_domain;
 
 pub const CSRF_SECRET_LENGTH: usize = 32;
 pub const CSRF_TOKEN_LENGTH: usize = 2 * CSRF_SECRET_LENGTH;
@@ -312,17 +313,6 @@ fn bracketed_host_is_valid(host: &str) -> bool {
         let addr = host.split_once('%').map_or(host, |(a, _)| a);
         addr.parse::<std::net::Ipv6Addr>().is_ok()
     }
-}
-
-/// `django.utils.http.is_same_domain(host, pattern)`: exact (pattern
-/// lowercased), or `.example.com` matching the domain and its subdomains.
-pub fn is_same_domain(host: &str, pattern: &str) -> bool {
-    if pattern.is_empty() {
-        return false;
-    }
-    let pattern = pattern.to_lowercase();
-    (pattern.starts_with('.') && (host.ends_with(&pattern) || host == &pattern[1..]))
-        || pattern == host
 }
 
 /// The Origin and Referer checks of `CsrfViewMiddleware.process_view`, set up

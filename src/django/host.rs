@@ -62,7 +62,8 @@ pub fn validate_host<S: AsRef<str>>(domain: &str, allowed_hosts: &[S]) -> bool {
         .any(|pattern| pattern.as_ref() == "*" || is_same_domain(domain, pattern.as_ref()))
 }
 
-/// `is_same_domain`.
+/// `django.utils.http.is_same_domain(host, pattern)`: exact (pattern
+/// lowercased), or `.example.com` matching the domain and its subdomains.
 pub fn is_same_domain(host: &str, pattern: &str) -> bool {
     if pattern.is_empty() {
         return false;

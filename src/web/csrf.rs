@@ -4,6 +4,7 @@
 //! arithmetic and the Origin/Referer rules live in `crate::django::csrf`.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -102,19 +103,21 @@ impl Csrf {
     }
 }
 
-/// How much of an oversized body is read and thrown away, and for how long,
-/// so the client gets the 413 page rather than a reset connection.
+/// How much of a body that is not kept (too large, or refused before it
+/// was needed) is read and thrown away, and for how long, so the client
+/// gets the answer page rather than a reset connection.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
-const DRAIN_LIMIT_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+const DRAIN_LIMIT_TIME: Duration = Duration::from_secs(30);
+/// A body that sends nothing for this long is given up on (408). A slow
+/// body that keeps moving is read to its end, however long it takes.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Reads a body of at most [`MAX_BODY_BYTES`]. A larger one is drained
 /// (within limits) before [`AppError::PayloadTooLarge`] answers.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, AppError> {
     let mut buffer = Vec::new();
-    let total = consume(body, |chunk, total| {
-        if total <= MAX_BODY_BYTES {
-            buffer.extend_from_slice(chunk);
-        }
+    let total = consume(body, MAX_BODY_BYTES, |chunk| {
+        buffer.extend_from_slice(chunk)
     })
     .await?;
     if total > MAX_BODY_BYTES {
@@ -127,31 +130,37 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, AppError> {
 /// request refused before its body was needed still gets its answer page
 /// rather than a reset connection, and costs no memory.
 async fn discard_body(body: Body) {
-    let _ = consume(body, |_, _| {}).await;
+    let _ = consume(body, 0, |_| {}).await;
 }
 
-/// Feeds each chunk of a body, with the bytes read so far, to `keep`;
-/// returns the total. Stops reading past [`DRAIN_LIMIT_BYTES`]; a body not
-/// done within [`DRAIN_LIMIT_TIME`] is answered as too large.
-async fn consume(body: Body, mut keep: impl FnMut(&[u8], usize)) -> Result<usize, AppError> {
+/// Reads a body, handing its first `kept` bytes to `keep` chunk by chunk,
+/// and returns how many bytes were read. Past `kept` the rest is drained:
+/// at most [`DRAIN_LIMIT_BYTES`] in all, for at most [`DRAIN_LIMIT_TIME`].
+async fn consume(body: Body, kept: usize, mut keep: impl FnMut(&[u8])) -> Result<usize, AppError> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut total = 0usize;
-    let read = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|_| AppError::BadRequest("Запрос оборвался на середине.".into()))?;
-            total += chunk.len();
-            keep(&chunk, total);
-            if total > DRAIN_LIMIT_BYTES {
-                break;
+    let mut draining_since: Option<Instant> = (kept == 0).then(Instant::now);
+    loop {
+        let chunk = match tokio::time::timeout(STALL_LIMIT, stream.next()).await {
+            Err(_) => return Err(AppError::RequestTimeout),
+            Ok(None) => return Ok(total),
+            Ok(Some(chunk)) => {
+                chunk.map_err(|_| AppError::BadRequest("Запрос оборвался на середине.".into()))?
             }
+        };
+        total += chunk.len();
+        if total <= kept {
+            keep(&chunk);
+        } else if draining_since.is_none() {
+            draining_since = Some(Instant::now());
         }
-        Ok::<usize, AppError>(total)
-    };
-    tokio::time::timeout(DRAIN_LIMIT_TIME, read)
-        .await
-        .unwrap_or(Err(AppError::PayloadTooLarge))
+        let drained_enough = draining_since
+            .is_some_and(|since| total > DRAIN_LIMIT_BYTES || since.elapsed() > DRAIN_LIMIT_TIME);
+        if drained_enough {
+            return Ok(total);
+        }
+    }
 }
 
 /// For an unsafe method, in Django's order: the request's origin and its

@@ -20,6 +20,9 @@ pub enum AppError {
     Csrf(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body stopped arriving before its end.
+    #[error("request body stalled")]
+    RequestTimeout,
     /// Something the request needs cannot be had right now (the database
     /// does not answer, the hashing pool is full): 503 with `Retry-After`.
     #[error("unavailable: {0}")]
@@ -73,6 +76,7 @@ impl AppError {
             AppError::Forbidden | AppError::Csrf(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,7 +101,10 @@ impl IntoResponse for AppError {
         let status = self.status();
         let mut response = (status, fallback_body(status)).into_response();
         retry_after(&mut response);
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if matches!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
             // What was not read of the body must not be taken for a next request.
             response.headers_mut().insert(
                 axum::http::header::CONNECTION,
