@@ -141,6 +141,20 @@ pub struct EmailSettings {
     pub retry_base: Duration,
 }
 
+impl EmailSettings {
+    /// Which back end sends the letters this instance queues, as stored with
+    /// each letter in the outbox: only an instance configured alike sends
+    /// it (a console or file instance on the shared database never takes
+    /// letters an SMTP instance queued).
+    pub fn outbox_backend(&self) -> String {
+        match &self.backend {
+            EmailBackend::Smtp => format!("smtp://{}:{}", self.host, self.port),
+            EmailBackend::Console => "console".to_string(),
+            EmailBackend::File(path) => format!("file:{}", path.display()),
+        }
+    }
+}
+
 /// The longest wait between two attempts at one letter.
 pub const EMAIL_RETRY_CAP: Duration = Duration::from_secs(3600);
 

@@ -256,6 +256,9 @@ fn report_migration(report: &schema::MigrateReport) {
             report.added_content_types, report.added_permissions
         );
     }
+    for column in &report.added_columns {
+        println!("  Added column {column}");
+    }
     if report.made_product_list {
         println!("  Made the product list's indexes and count triggers, and counted the products");
     }
@@ -589,7 +592,7 @@ async fn sendtestemail(db: &Db, settings: &Settings, addresses: &[String]) -> Ou
     let mut tx = db.begin().await?;
     let mut ids = Vec::new();
     for letter in &letters {
-        ids.push(outbox::enqueue(&mut tx, letter).await?);
+        ids.push(outbox::enqueue(&mut tx, letter, &settings.email.outbox_backend()).await?);
     }
     tx.commit().await?;
 

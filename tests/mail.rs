@@ -289,6 +289,7 @@ async fn the_worker_delivers_once_the_server_is_back_exactly_once() {
         let russian = outbox::enqueue(
             &mut tx,
             &Email::new("petr@example.com", subject, body).unwrap(),
+            &settings_for(&t, &env).email.outbox_backend(),
         )
         .await
         .unwrap();
@@ -343,6 +344,7 @@ async fn two_workers_never_send_a_letter_twice() {
         let env = smtp_env(port, Mode::Ssl, PASSWORD, true);
         const LETTERS: usize = 30;
         let mut ids = Vec::new();
+        let backend_id = settings_for(&t, &env).email.outbox_backend();
         let mut tx = db.begin().await.unwrap();
         for n in 0..LETTERS {
             let letter = Email::new(
@@ -351,7 +353,11 @@ async fn two_workers_never_send_a_letter_twice() {
                 "Текст",
             )
             .unwrap();
-            ids.push(outbox::enqueue(&mut tx, &letter).await.unwrap());
+            ids.push(
+                outbox::enqueue(&mut tx, &letter, &backend_id)
+                    .await
+                    .unwrap(),
+            );
         }
         tx.commit().await.unwrap();
 
@@ -457,29 +463,40 @@ async fn letters_are_stored_only_when_the_transaction_commits() {
         let (_t, db) = migrated(backend).await;
         let letter = Email::new("ivan@example.com", "Тема", "Текст").unwrap();
 
+        const SMTP: &str = "smtp://127.0.0.1:465";
+        const CONSOLE: &str = "console";
         let mut tx = db.begin().await.unwrap();
-        outbox::enqueue(&mut tx, &letter).await.unwrap();
+        outbox::enqueue(&mut tx, &letter, SMTP).await.unwrap();
         drop(tx); // rolled back, as when the change that caused it fails
         let now = DjangoDateTime::now();
         assert!(
-            outbox::due(&db, now, 10).await.unwrap().is_empty(),
+            outbox::due(&db, SMTP, now, 10).await.unwrap().is_empty(),
             "{backend}"
         );
 
         let mut tx = db.begin().await.unwrap();
-        let id = outbox::enqueue(&mut tx, &letter).await.unwrap();
+        let id = outbox::enqueue(&mut tx, &letter, SMTP).await.unwrap();
         tx.commit().await.unwrap();
-        let due = outbox::due(&db, DjangoDateTime::now(), 10).await.unwrap();
+        let due = outbox::due(&db, SMTP, DjangoDateTime::now(), 10)
+            .await
+            .unwrap();
         assert_eq!(due.len(), 1, "{backend}");
         assert_eq!(due[0].email(), letter);
         assert_eq!((due[0].id, due[0].attempts, due[0].sent_at), (id, 0, None));
+        assert_eq!(due[0].backend.as_deref(), Some(SMTP));
 
-        // One claim wins; the letter is not due while claimed.
+        // An instance with another back end (a console one for debugging,
+        // on the same database) neither sees nor claims it.
         let now = DjangoDateTime::now();
         let lease = DjangoDateTime(now.0 + chrono::Duration::minutes(10));
-        assert!(outbox::claim(&db, id, now, lease).await.unwrap());
-        assert!(!outbox::claim(&db, id, now, lease).await.unwrap());
-        assert!(outbox::due(&db, now, 10).await.unwrap().is_empty());
+        assert!(outbox::due(&db, CONSOLE, now, 10).await.unwrap().is_empty());
+        assert_eq!(outbox::next_due_at(&db, CONSOLE).await.unwrap(), None);
+        assert!(!outbox::claim(&db, CONSOLE, id, now, lease).await.unwrap());
+
+        // One claim wins; the letter is not due while claimed.
+        assert!(outbox::claim(&db, SMTP, id, now, lease).await.unwrap());
+        assert!(!outbox::claim(&db, SMTP, id, now, lease).await.unwrap());
+        assert!(outbox::due(&db, SMTP, now, 10).await.unwrap().is_empty());
 
         let retry = DjangoDateTime(now.0 + chrono::Duration::seconds(30));
         outbox::mark_failed(&db, id, "421 try later", retry)
@@ -490,12 +507,12 @@ async fn letters_are_stored_only_when_the_transaction_commits() {
             (failed.attempts, failed.last_error.as_deref()),
             (1, Some("421 try later"))
         );
-        assert_eq!(outbox::next_due_at(&db).await.unwrap(), Some(retry));
-        assert_eq!(outbox::due(&db, retry, 10).await.unwrap().len(), 1);
+        assert_eq!(outbox::next_due_at(&db, SMTP).await.unwrap(), Some(retry));
+        assert_eq!(outbox::due(&db, SMTP, retry, 10).await.unwrap().len(), 1);
 
         outbox::mark_sent(&db, id, retry).await.unwrap();
-        assert!(outbox::due(&db, retry, 10).await.unwrap().is_empty());
-        assert_eq!(outbox::next_due_at(&db).await.unwrap(), None);
+        assert!(outbox::due(&db, SMTP, retry, 10).await.unwrap().is_empty());
+        assert_eq!(outbox::next_due_at(&db, SMTP).await.unwrap(), None);
         assert_eq!(row(&db, id).await.sent_at, Some(retry));
         db.close().await;
     }
@@ -556,4 +573,41 @@ async fn sendtestemail_refuses_bad_input() {
     let out = run_with(&t, &["sendtestemail"], &env);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     db.close().await;
+}
+
+#[tokio::test]
+async fn an_outbox_made_before_letters_named_their_back_end_gets_the_column() {
+    for backend in backends() {
+        let (t, db) = migrated(backend).await;
+        // The table as an older version made it, holding a letter.
+        common::exec(&db, "ALTER TABLE unchained_outbox DROP COLUMN backend").await;
+        common::exec(
+            &db,
+            "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
+             next_attempt_at) VALUES ('ivan@example.com', 'old', 'old', '2026-01-01 00:00:00+00:00', \
+             0, '2026-01-01 00:00:00+00:00')",
+        )
+        .await;
+        let out = t.run(&["migrate"]);
+        assert!(out.status.success(), "{backend}: {}", text(&out));
+        assert!(
+            text(&out).contains("Added column unchained_outbox.backend"),
+            "{backend}: {}",
+            text(&out)
+        );
+        assert!(
+            unchained::db::schema::ensure_own_tables(&db)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend}: added twice"
+        );
+        // A letter queued before: any instance sends it, as before.
+        let due = outbox::due(&db, "console", DjangoDateTime::now(), 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1, "{backend}");
+        assert_eq!(due[0].backend, None, "{backend}");
+        db.close().await;
+    }
 }

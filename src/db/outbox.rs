@@ -26,6 +26,9 @@ pub struct OutboxRow {
     pub next_attempt_at: DjangoDateTime,
     pub sent_at: Option<DjangoDateTime>,
     pub last_error: Option<String>,
+    /// The e-mail back end that is to send it (`EmailSettings::outbox_backend`);
+    /// `None` for letters queued before the column existed: any instance.
+    pub backend: Option<String>,
 }
 
 impl OutboxRow {
@@ -38,21 +41,26 @@ impl OutboxRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, recipient, subject, body, created_at, attempts, next_attempt_at, sent_at, last_error";
+const COLUMNS: &str = "id, recipient, subject, body, created_at, attempts, next_attempt_at, \
+     sent_at, last_error, backend";
 
-/// Stores a letter in the caller's transaction, due at once. Returns its id.
-pub async fn enqueue(tx: &mut Tx, email: &Email) -> Result<i64, sqlx::Error> {
+/// The letters an instance with this back end sends.
+const FOR_BACKEND: &str = "(backend = $BACKEND OR backend IS NULL)";
+
+/// Stores a letter in the caller's transaction, due at once, for an
+/// instance with this e-mail back end to send. Returns its id.
+pub async fn enqueue(tx: &mut Tx, email: &Email, backend: &str) -> Result<i64, sqlx::Error> {
     let now = DjangoDateTime::now();
     let sql = "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
-               next_attempt_at, sent_at, last_error) \
-               VALUES ($1, $2, $3, $4, 0, $4, NULL, NULL) RETURNING id";
+               next_attempt_at, sent_at, last_error, backend) \
+               VALUES ($1, $2, $3, $4, 0, $4, NULL, NULL, $5) RETURNING id";
     on_tx!(tx, |conn| {
         sqlx::query_scalar(sql)
             .bind(&email.to)
             .bind(&email.subject)
             .bind(&email.body)
             .bind(now)
+            .bind(backend)
             .fetch_one(conn)
             .await
     })
@@ -66,26 +74,38 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<OutboxRow>, sqlx::Error> {
         .await)
 }
 
-/// Unsent letters whose time has come, oldest first.
-pub async fn due(db: &Db, now: DjangoDateTime, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+/// Unsent letters for this back end whose time has come, oldest first.
+pub async fn due(
+    db: &Db,
+    backend: &str,
+    now: DjangoDateTime,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM unchained_outbox \
-         WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+         WHERE sent_at IS NULL AND next_attempt_at <= $1 AND {} ORDER BY id LIMIT $2",
+        FOR_BACKEND.replace("$BACKEND", "$3")
     );
     on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(now)
         .bind(limit)
+        .bind(backend)
         .fetch_all(pool)
         .await)
 }
 
-/// The earliest time an unsent letter is due, if any is waiting.
-pub async fn next_due_at(db: &Db) -> Result<Option<DjangoDateTime>, sqlx::Error> {
+/// The earliest time an unsent letter for this back end is due, if any is
+/// waiting.
+pub async fn next_due_at(db: &Db, backend: &str) -> Result<Option<DjangoDateTime>, sqlx::Error> {
     // ORDER BY/LIMIT rather than MIN(): the column keeps its declared type,
     // so it decodes as a datetime on SQLite too.
-    let sql = "SELECT next_attempt_at FROM unchained_outbox WHERE sent_at IS NULL \
-               ORDER BY next_attempt_at LIMIT 1";
-    on_pool!(db, |pool| sqlx::query_scalar(sql)
+    let sql = format!(
+        "SELECT next_attempt_at FROM unchained_outbox WHERE sent_at IS NULL AND {} \
+         ORDER BY next_attempt_at LIMIT 1",
+        FOR_BACKEND.replace("$BACKEND", "$1")
+    );
+    on_pool!(db, |pool| sqlx::query_scalar(&sql)
+        .bind(backend)
         .fetch_optional(pool)
         .await)
 }
@@ -94,19 +114,24 @@ pub async fn next_due_at(db: &Db) -> Result<Option<DjangoDateTime>, sqlx::Error>
 /// `lease_until` if it is still unsent and due at `now`. One statement, so of
 /// two workers racing for a letter exactly one gets it (PostgreSQL re-checks
 /// the condition on the row it waited for; SQLite has a single writer).
-/// Returns whether this caller got it.
+/// Returns whether this caller got it; never a letter for another back end.
 pub async fn claim(
     db: &Db,
+    backend: &str,
     id: i64,
     now: DjangoDateTime,
     lease_until: DjangoDateTime,
 ) -> Result<bool, sqlx::Error> {
-    let sql = "UPDATE unchained_outbox SET next_attempt_at = $3 \
-               WHERE id = $1 AND sent_at IS NULL AND next_attempt_at <= $2";
-    let affected = on_pool!(db, |pool| sqlx::query(sql)
+    let sql = format!(
+        "UPDATE unchained_outbox SET next_attempt_at = $3 \
+         WHERE id = $1 AND sent_at IS NULL AND next_attempt_at <= $2 AND {}",
+        FOR_BACKEND.replace("$BACKEND", "$4")
+    );
+    let affected = on_pool!(db, |pool| sqlx::query(&sql)
         .bind(id)
         .bind(now)
         .bind(lease_until)
+        .bind(backend)
         .execute(pool)
         .await
         .map(|done| done.rows_affected()))?;

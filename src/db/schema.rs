@@ -398,6 +398,8 @@ pub struct MigrateReport {
     pub recorded_migrations: Vec<String>,
     pub added_content_types: u64,
     pub added_permissions: u64,
+    /// Columns added to this project's own tables, as `table.column`.
+    pub added_columns: Vec<String>,
     /// The product list's indexes and count triggers were (re)made.
     pub made_product_list: bool,
 }
@@ -408,6 +410,7 @@ impl MigrateReport {
             && self.recorded_migrations.is_empty()
             && self.added_content_types == 0
             && self.added_permissions == 0
+            && self.added_columns.is_empty()
             && !self.made_product_list
     }
 }
@@ -503,8 +506,44 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
         tx.commit().await?;
         Ok::<(), sqlx::Error>(())
     })?;
+    report.added_columns = add_own_columns(db, &actual).await?;
     report.made_product_list = ensure_product_list(db).await?;
     Ok(report)
+}
+
+/// Columns added to this project's own tables after they were first made,
+/// with their SQL type: added to a table an older version made.
+const OWN_ADDED_COLUMNS: [(&str, &str, &str); 1] =
+    [("unchained_outbox", "backend", "varchar(300) NULL")];
+
+/// Adds the columns of [`OWN_ADDED_COLUMNS`] that an existing own table
+/// lacks. Returns them as `table.column`.
+async fn add_own_columns(db: &Db, actual: &Shape) -> Result<Vec<String>, sqlx::Error> {
+    let mut added = Vec::new();
+    for (table, column, sql_type) in OWN_ADDED_COLUMNS {
+        let lacks = actual
+            .get(table)
+            .is_some_and(|columns| !columns.iter().any(|c| c.name == column));
+        if lacks {
+            let sql = format!("ALTER TABLE {table} ADD COLUMN {column} {sql_type}");
+            let altered = crate::on_pool!(db, |pool| sqlx::raw_sql(&sql)
+                .execute(pool)
+                .await
+                .map(|_| ()));
+            if let Err(e) = altered {
+                // Another server starting at the same moment may have added it.
+                let now = actual_shape(db).await?;
+                if !now
+                    .get(table)
+                    .is_some_and(|c| c.iter().any(|c| c.name == column))
+                {
+                    return Err(e);
+                }
+            }
+            added.push(format!("{table}.{column}"));
+        }
+    }
+    Ok(added)
 }
 
 fn missing_own_tables(actual: &Shape) -> Vec<String> {
@@ -516,11 +555,14 @@ fn missing_own_tables(actual: &Shape) -> Vec<String> {
 
 /// Creates this project's own tables when missing (as `migrate` does), for a
 /// database that Django migrated: `serve` calls it before starting the mail
-/// worker. Returns the tables it created.
+/// worker; and adds the columns a table made by an older version lacks.
+/// Returns the tables created and the columns added.
 pub async fn ensure_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
-    let missing = missing_own_tables(&actual_shape(db).await?);
+    let actual = actual_shape(db).await?;
+    let missing = missing_own_tables(&actual);
+    let added = add_own_columns(db, &actual).await?;
     if missing.is_empty() {
-        return Ok(missing);
+        return Ok(added);
     }
     let statements = own_ddl(db);
     crate::on_pool!(db, |pool| {
@@ -535,7 +577,7 @@ pub async fn ensure_own_tables(db: &Db) -> Result<Vec<String>, sqlx::Error> {
         }
         tx.commit().await
     })?;
-    Ok(missing)
+    Ok(missing.into_iter().chain(added).collect())
 }
 
 fn product_list_script(db: &Db) -> &'static str {

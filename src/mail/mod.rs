@@ -191,6 +191,8 @@ enum Backend {
 pub struct Mailer {
     from: Mailbox,
     backend: Backend,
+    /// `EmailSettings::outbox_backend`: the letters of the outbox it sends.
+    outbox_backend: String,
 }
 
 impl Mailer {
@@ -204,7 +206,16 @@ impl Mailer {
             EmailBackend::File(path) => Backend::File(path.clone()),
             EmailBackend::Smtp => Backend::Smtp(smtp_transport(settings)?),
         };
-        Ok(Mailer { from, backend })
+        Ok(Mailer {
+            from,
+            backend,
+            outbox_backend: settings.outbox_backend(),
+        })
+    }
+
+    /// Which letters of the outbox this mailer sends (those queued for it).
+    pub fn outbox_backend(&self) -> &str {
+        &self.outbox_backend
     }
 
     /// Says goodbye (QUIT) on the SMTP connections kept for reuse. The

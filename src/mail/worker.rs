@@ -70,7 +70,15 @@ pub async fn deliver(
     retry_base: Duration,
 ) -> Result<Option<Delivery>, sqlx::Error> {
     let now = DjangoDateTime::now();
-    if !outbox::claim(db, row.id, now, later(now, CLAIM_LEASE)).await? {
+    if !outbox::claim(
+        db,
+        mailer.outbox_backend(),
+        row.id,
+        now,
+        later(now, CLAIM_LEASE),
+    )
+    .await?
+    {
         return Ok(None);
     }
     let result = mailer.send(&row.email()).await.map_err(|e| e.to_string());
@@ -121,7 +129,7 @@ async fn pass(
 ) -> Result<Vec<Delivery>, sqlx::Error> {
     let mut deliveries = Vec::new();
     loop {
-        let rows = outbox::due(db, DjangoDateTime::now(), BATCH).await?;
+        let rows = outbox::due(db, mailer.outbox_backend(), DjangoDateTime::now(), BATCH).await?;
         let mut progressed = false;
         for row in &rows {
             if stopping() {
@@ -220,7 +228,8 @@ async fn run(
             .await
             {
                 Ok(_) => {
-                    if let Ok(Some(next)) = outbox::next_due_at(&db).await {
+                    if let Ok(Some(next)) = outbox::next_due_at(&db, mailer.outbox_backend()).await
+                    {
                         let until = (next.0 - DjangoDateTime::now().0)
                             .to_std()
                             .unwrap_or(Duration::ZERO);

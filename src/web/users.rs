@@ -167,7 +167,7 @@ async fn register(
         }
         Err(CreateUserError::Database(e)) => return Err(e.into()),
     }
-    crate::db::outbox::enqueue(&mut tx, &letter).await?;
+    crate::db::outbox::enqueue(&mut tx, &letter, &app.settings.email.outbox_backend()).await?;
     tx.commit().await?;
     app.mailer.notify();
     tracing::info!("registered {email:?}; confirmation letter queued");
@@ -338,7 +338,7 @@ async fn password_reset(
         };
         let mut tx = app.db.begin().await?;
         users::set_password_in(&mut tx, user.id, &hash).await?;
-        crate::db::outbox::enqueue(&mut tx, &letter).await?;
+        crate::db::outbox::enqueue(&mut tx, &letter, &app.settings.email.outbox_backend()).await?;
         tx.commit().await?;
         app.mailer.notify();
     }
