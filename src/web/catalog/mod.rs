@@ -37,28 +37,44 @@ pub fn routes() -> Router<AppState> {
 /// Products a page of the list shows (`ListView.paginate_by`).
 const PAGE_SIZE: i64 = 9;
 
-/// A product as the templates see a Django model instance.
+/// A product as the templates see a Django model instance. Its attributes
+/// are made when a template reads them: the list shows nine products and
+/// reads a few attributes of each, so building every one (timestamps
+/// formatted, category and owner maps) was most of the list's own work.
 fn product_value(product: &Product) -> Value {
-    let category = product.category_id.map(|id| {
-        context! { pk => id, id => id, name => product.category_name.clone().unwrap_or_default() }
-    });
-    let owner = product
-        .owner_id
-        .map(|id| context! { pk => id, id => id, email => product.owner_email.clone() });
-    context! {
-        pk => product.id,
-        id => product.id,
-        name => product.name,
-        description => product.description,
-        image => forms::image_value(product.image.as_deref()),
-        category => category,
-        category_id => product.category_id,
-        price => product.price,
-        created_at => product.created_at.0.to_rfc3339(),
-        updated_at => product.updated_at.0.to_rfc3339(),
-        is_moderated => product.is_moderated,
-        owner => owner,
-        owner_id => product.owner_id,
+    Value::from_object(ProductView(product.clone()))
+}
+
+#[derive(Debug)]
+struct ProductView(Product);
+
+impl minijinja::value::Object for ProductView {
+    /// `{% if product %}`: a product is there.
+    fn is_true(self: &std::sync::Arc<Self>) -> bool {
+        true
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let product = &self.0;
+        Some(match key.as_str()? {
+            "pk" | "id" => Value::from(product.id),
+            "name" => Value::from(product.name.as_str()),
+            "description" => Value::from(product.description.clone()),
+            "image" => forms::image_value(product.image.as_deref()),
+            "category" => Value::from(product.category_id.map(|id| {
+                context! { pk => id, id => id, name => product.category_name.clone().unwrap_or_default() }
+            })),
+            "category_id" => Value::from(product.category_id),
+            "price" => Value::from(product.price.as_str()),
+            "created_at" => Value::from(product.created_at.0.to_rfc3339()),
+            "updated_at" => Value::from(product.updated_at.0.to_rfc3339()),
+            "is_moderated" => Value::from(product.is_moderated),
+            "owner" => Value::from(product.owner_id.map(|id| {
+                context! { pk => id, id => id, email => product.owner_email.clone() }
+            })),
+            "owner_id" => Value::from(product.owner_id),
+            _ => return None,
+        })
     }
 }
 
