@@ -123,11 +123,7 @@ async fn pipeline(
                 path: request.uri().path().to_string(),
                 perms: Arc::new(UserPerms::anonymous()),
             };
-            let response = e.into_response();
-            let mut response = match response.extensions().get::<error::ErrorPage>().cloned() {
-                Some(error) => error::render_error(&app, &page, &error).unwrap_or(response),
-                None => response,
-            };
+            let mut response = with_error_page(&app, &page, e.into_response());
             security_headers(response.headers_mut());
             return response;
         }
@@ -149,10 +145,7 @@ async fn pipeline(
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     };
-    let response = match response.extensions().get::<error::ErrorPage>().cloned() {
-        Some(error) => error::render_error(&app, &page, &error).unwrap_or(response),
-        None => response,
-    };
+    let response = with_error_page(&app, &page, response);
     if let Err(e) = session::save(&app, &session, &cookies, response.status().as_u16()).await {
         return e.into_response();
     }
@@ -160,6 +153,15 @@ async fn pipeline(
     let mut response = response;
     security_headers(response.headers_mut());
     response
+}
+
+/// An error response with its page rendered for this request (navigation,
+/// the user); any other response as it is.
+fn with_error_page(app: &AppState, page: &Page, response: Response) -> Response {
+    match response.extensions().get::<error::ErrorPage>().cloned() {
+        Some(error) => error::render_error(app, page, &error).unwrap_or(response),
+        None => response,
+    }
 }
 
 /// The headers Django's default middleware adds to every page:
@@ -224,12 +226,16 @@ pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
     let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
     let address = listener.local_addr()?;
-    let folder = tokio::spawn(fold_product_counts(db.clone()));
+    // Only PostgreSQL's count triggers add rows to fold.
+    let folder =
+        matches!(db, Db::Postgres(_)).then(|| tokio::spawn(fold_product_counts(db.clone())));
     println!("Serving on http://{address}/ (Ctrl-C to stop)");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    folder.abort();
+    if let Some(folder) = folder {
+        folder.abort();
+    }
     mailer.shutdown().await;
     db.close().await;
     tracing::info!("stopped");
