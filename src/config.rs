@@ -188,6 +188,48 @@ pub struct Settings {
     pub secure_proxy_ssl_header: Option<(String, String)>,
     /// `HASHING_THREADS`, `HASHING_QUEUE`, `HASHING_WAIT_SECONDS`.
     pub hashing: HashingLimits,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_KEEPALIVE`, `HTTP_MAX_CONNECTIONS`,
+    /// `GRACEFUL_TIMEOUT`.
+    pub connections: ConnectionLimits,
+}
+
+/// What a client connection may hold of the server (`web::server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request head must be whole this long after its first byte (or,
+    /// for a connection's first request, after the connection opened).
+    pub header_timeout: Duration,
+    /// An idle connection between requests is closed after this long.
+    pub keepalive: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// After SIGTERM, how long requests under way may take to finish.
+    pub grace: Duration,
+}
+
+impl ConnectionLimits {
+    /// A head within 10 s (slow clients send theirs in well under a
+    /// second); 75 s of keep-alive, longer than the 60 s a proxy in front
+    /// keeps its idle connections, so the proxy never sends a request on a
+    /// connection this end is closing; 1,000 connections at once and 30 s
+    /// of grace, as gunicorn's `worker_connections` and `graceful_timeout`.
+    fn from_env(env: &Env) -> Result<ConnectionLimits, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let seconds = |name: &str, default: u64| {
+            parse_in_range(name, get(name), default, 1..=3600).map(Duration::from_secs)
+        };
+        Ok(ConnectionLimits {
+            header_timeout: seconds("HTTP_HEADER_TIMEOUT", 10)?,
+            keepalive: seconds("HTTP_KEEPALIVE", 75)?,
+            max_connections: parse_in_range(
+                "HTTP_MAX_CONNECTIONS",
+                get("HTTP_MAX_CONNECTIONS"),
+                1000,
+                1..=1_000_000,
+            )? as usize,
+            grace: seconds("GRACEFUL_TIMEOUT", 30)?,
+        })
+    }
 }
 
 /// How the password-hashing pool is sized (`web::hashing`).
@@ -341,6 +383,7 @@ impl Settings {
             password_hashers,
             bind,
             hashing: HashingLimits::from_env(env)?,
+            connections: ConnectionLimits::from_env(env)?,
         })
     }
 

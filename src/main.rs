@@ -113,8 +113,28 @@ fn keep_pages_small() {
     }
 }
 
+/// Lets the process open as many files as its hard limit allows: the soft
+/// limit is often 1,024, fewer than `HTTP_MAX_CONNECTIONS`' default of
+/// 1,000 connections plus the database's, the uploads' and the logs'.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit read and write the one struct passed.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     keep_pages_small();
+    raise_open_file_limit();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

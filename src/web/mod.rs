@@ -30,6 +30,7 @@ pub mod form_view;
 pub mod hashing;
 pub mod host;
 pub mod media;
+pub mod server;
 pub mod session;
 pub mod templates;
 pub mod urls;
@@ -219,25 +220,59 @@ pub fn redirect(location: &str) -> Response {
         .into_response()
 }
 
+/// The site as `serve` runs it, built once for the command and the tests
+/// alike: the listener bound, the mail worker started, the pages ready.
+pub struct Application {
+    state: AppState,
+    listener: tokio::net::TcpListener,
+}
+
+impl Application {
+    /// Starts the outbox worker and binds `settings.bind` (port 0: any free
+    /// port, see [`Application::address`]).
+    pub async fn build(db: Db, settings: Settings) -> std::io::Result<Application> {
+        let mailer = crate::mail::spawn_worker(db.clone(), settings.email.clone());
+        let state = AppState::new(db, settings, mailer)
+            .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
+        let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
+        Ok(Application { state, listener })
+    }
+
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, lets the requests under way finish
+    /// (within the grace period), then sends no more letters and closes the
+    /// database.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Application { state, listener } = self;
+        let db = state.db.clone();
+        let mailer = state.mailer.clone();
+        let limits = state.settings.connections;
+        // Only PostgreSQL's count triggers add rows to fold.
+        let folder =
+            matches!(db, Db::Postgres(_)).then(|| tokio::spawn(fold_product_counts(db.clone())));
+        server::run(listener, router(state), limits, shutdown).await;
+        if let Some(folder) = folder {
+            folder.abort();
+        }
+        mailer.shutdown().await;
+        db.close().await;
+    }
+}
+
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests under way.
 pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
-    let mailer = crate::mail::spawn_worker(db.clone(), settings.email.clone());
-    let state = AppState::new(db.clone(), settings, mailer.clone())
-        .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
-    let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
-    let address = listener.local_addr()?;
-    // Only PostgreSQL's count triggers add rows to fold.
-    let folder =
-        matches!(db, Db::Postgres(_)).then(|| tokio::spawn(fold_product_counts(db.clone())));
-    println!("Serving on http://{address}/ (Ctrl-C to stop)");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    if let Some(folder) = folder {
-        folder.abort();
-    }
-    mailer.shutdown().await;
-    db.close().await;
+    let app = Application::build(db, settings).await?;
+    println!("Serving on http://{}/ (Ctrl-C to stop)", app.address());
+    app.run_until(shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -82,7 +82,8 @@ pub struct App {
     pub db: Db,
     pub hashers: Hashers,
     pub mailer: MailerHandle,
-    pub server: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
     pub backend: &'static str,
 }
 
@@ -136,28 +137,30 @@ pub async fn spawn_app_with(backend: &'static str, mail: Mail, settings: &[(&str
     for (name, value) in settings {
         set(name, value.to_string());
     }
+    set("BIND_ADDRESS", "127.0.0.1:0".into());
     let settings = unchained::config::Settings::from_env(&env).expect("settings");
     let db = t.db().await;
     unchained::db::schema::migrate(&db)
         .await
         .unwrap_or_else(|e| panic!("{backend}: migrate: {e:?}"));
-    let mailer = unchained::mail::spawn_worker(db.clone(), settings.email.clone());
-    let state =
-        unchained::web::AppState::new(db.clone(), settings, mailer.clone()).expect("templates");
-    let hashers = state.hashers.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, unchained::web::router(state))
-            .await
-            .unwrap();
-    });
+    // The application `serve` runs, on a free loopback port.
+    let application = unchained::web::Application::build(db.clone(), settings)
+        .await
+        .expect("the site starts");
+    let address = application.address();
+    let hashers = application.state().hashers.clone();
+    let mailer = application.state().mailer.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
     App {
         base: format!("http://{address}"),
         t,
         db,
         hashers,
         mailer,
+        stop,
         server,
         backend,
     }
@@ -188,11 +191,11 @@ impl App {
         Browser::new(&self.base)
     }
 
+    /// Stops the site as SIGTERM does: the mail worker and the database
+    /// are closed when the requests under way have finished.
     pub async fn stop(self) {
-        self.mailer.shutdown().await;
-        self.server.abort();
+        let _ = self.stop.send(());
         let _ = self.server.await;
-        self.db.close().await;
     }
 
     pub async fn user(&self, email: &str) -> Option<User> {

@@ -1,0 +1,225 @@
+//! What a client connection may hold of the server (row 4 of the
+//! reliability issue): a slowly sent head and a silent connection are
+//! closed after `HTTP_HEADER_TIMEOUT`, an idle keep-alive connection after
+//! `HTTP_KEEPALIVE`, connections past `HTTP_MAX_CONNECTIONS` wait for a
+//! slot, and SIGTERM ends the process within `GRACEFUL_TIMEOUT` whatever
+//! the clients do.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::app::{spawn_app_with, Mail};
+use common::{backends, free_port, TestDb};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const LIMITS: &[(&str, &str)] = &[
+    ("HTTP_HEADER_TIMEOUT", "1"),
+    ("HTTP_KEEPALIVE", "3"),
+    ("HTTP_MAX_CONNECTIONS", "50"),
+    ("GRACEFUL_TIMEOUT", "2"),
+];
+
+fn address(base: &str) -> String {
+    base.trim_start_matches("http://").to_string()
+}
+
+/// How long until the server closes `stream` (reading and discarding what
+/// it sends), or `None` if it is still open after `wait`.
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = wait.checked_sub(started.elapsed())?;
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads one whole answer of a keep-alive connection (its head, then
+/// `Content-Length` bytes) and returns its status.
+async fn read_answer(stream: &mut TcpStream) -> u16 {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        assert!(n > 0, "the connection closed before its answer");
+        received.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&received);
+        let Some(head_end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = text[..head_end]
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        if received.len() >= head_end + 4 + length {
+            return text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+}
+
+const LOGIN_PAGE: &[u8] = b"GET /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+#[tokio::test]
+async fn slow_heads_silent_and_idle_connections_are_closed() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, Mail::File, LIMITS).await;
+        let to = address(&app.base);
+
+        // Slowloris: a head trickling in, a byte every 200 ms, never ends.
+        let mut slow = TcpStream::connect(&to).await.unwrap();
+        let trickle = async {
+            for byte in b"GET /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+                if slow.write_all(&[*byte]).await.is_err() {
+                    return Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("{backend}: a head sent over 14 s was not cut off");
+        };
+        let started = Instant::now();
+        let cut = trickle.await.duration_since(started);
+        assert!(cut < Duration::from_secs(4), "{backend}: slow head cut after {cut:?}");
+
+        // A connection that sends nothing.
+        let mut silent = TcpStream::connect(&to).await.unwrap();
+        let closed = closed_within(&mut silent, Duration::from_secs(5)).await;
+        assert!(
+            closed.is_some_and(|d| d >= Duration::from_millis(900)),
+            "{backend}: a silent connection closed after {closed:?} (header timeout 1 s)"
+        );
+
+        // Keep-alive: answered twice, then idle: kept longer than the
+        // header timeout, closed after the keep-alive time.
+        let mut idle = TcpStream::connect(&to).await.unwrap();
+        for _ in 0..2 {
+            idle.write_all(LOGIN_PAGE).await.unwrap();
+            assert_eq!(read_answer(&mut idle).await, 200, "{backend}");
+        }
+        let closed = closed_within(&mut idle, Duration::from_secs(8)).await;
+        assert!(
+            closed.is_some_and(|d| d >= Duration::from_secs(2) && d < Duration::from_secs(5)),
+            "{backend}: an idle keep-alive connection closed after {closed:?} (keep-alive 3 s)"
+        );
+
+        // A request still answers, on a fresh connection.
+        let mut fresh = TcpStream::connect(&to).await.unwrap();
+        fresh.write_all(LOGIN_PAGE).await.unwrap();
+        assert_eq!(read_answer(&mut fresh).await, 200, "{backend}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_a_slot() {
+    let app = spawn_app_with("sqlite", Mail::File, LIMITS).await;
+    let to = address(&app.base);
+    // 200 silent connections against a cap of 50: the kernel completes
+    // every handshake, the server takes 50 at a time.
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(TcpStream::connect(&to).await.unwrap());
+    }
+    // A real request waits behind them until the silent ones are cut
+    // (at least 1 s per 50 from when each was taken), then is answered.
+    let mut client = TcpStream::connect(&to).await.unwrap();
+    client.write_all(LOGIN_PAGE).await.unwrap();
+    assert_eq!(read_answer(&mut client).await, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3),
+        "answered after {waited:?}: the cap of 50 did not hold back the 201st connection"
+    );
+    let mut all_closed = 0;
+    for mut stream in silent {
+        if closed_within(&mut stream, Duration::from_secs(10)).await.is_some() {
+            all_closed += 1;
+        }
+    }
+    assert_eq!(all_closed, 200, "silent connections closed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_within_the_grace_period() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let port = free_port();
+        let mut command = t.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
+        for (name, value) in LIMITS {
+            command.env(name, value);
+        }
+        // A head that never ends would be cut by the header timeout: make
+        // it long, so only the grace period can end this wait.
+        command.env("HTTP_HEADER_TIMEOUT", "600");
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let to = format!("127.0.0.1:{port}");
+        let mut ready = false;
+        for _ in 0..300 {
+            if let Ok(mut probe) = TcpStream::connect(&to).await {
+                probe.write_all(LOGIN_PAGE).await.unwrap();
+                ready = read_answer(&mut probe).await == 200;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "{backend}: the server answers");
+        // Held open: a half-sent head, and a body that stopped coming.
+        let mut half_head = TcpStream::connect(&to).await.unwrap();
+        half_head.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+        let mut half_body = TcpStream::connect(&to).await.unwrap();
+        half_body
+            .write_all(
+                b"POST /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=",
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill takes plain integers; the pid is our own child's.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let took = started.elapsed();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{backend}: SIGTERM with requests held open: {status:?} after {took:?}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{backend}: exit took {took:?} (grace 2 s)"
+        );
+        // The held connections were closed, not left hanging.
+        for stream in [&mut half_head, &mut half_body] {
+            assert!(closed_within(stream, Duration::from_secs(2)).await.is_some());
+        }
+    }
+}
