@@ -37,5 +37,8 @@ cargo test --release --all-targets
 step "Benchmark smoke run (bench/bench.py --quick: 1,000 products on SQLite, 1 s a request; proves the benchmark runs, its figures are not judged)"
 compat-tests/.venv/bin/python bench/bench.py --quick --unchained target/release/unchained
 
+step "Memory under 100 uploads of 10 MB at once (bench/uploads.py: fails past 250 MB)"
+compat-tests/.venv/bin/python bench/uploads.py --unchained target/release/unchained
+
 step "Compat suite: reference Django 5.2 in a virtualenv"
 compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider

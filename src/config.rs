@@ -191,6 +191,71 @@ pub struct Settings {
     /// `HTTP_HEADER_TIMEOUT`, `HTTP_KEEPALIVE`, `HTTP_MAX_CONNECTIONS`,
     /// `GRACEFUL_TIMEOUT`.
     pub connections: ConnectionLimits,
+    /// Django's `DATA_UPLOAD_*` and `FILE_UPLOAD_*` settings.
+    pub uploads: UploadLimits,
+}
+
+/// How much of a form is held in memory, with Django's names, defaults and
+/// meanings (`None` turns a limit off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// `DATA_UPLOAD_MAX_MEMORY_SIZE`: bytes of fields (files not counted).
+    pub data_max_memory: Option<usize>,
+    /// `DATA_UPLOAD_MAX_NUMBER_FIELDS`.
+    pub max_fields: Option<usize>,
+    /// `DATA_UPLOAD_MAX_NUMBER_FILES`.
+    pub max_files: Option<usize>,
+    /// `FILE_UPLOAD_MAX_MEMORY_SIZE`: a body larger than this keeps its
+    /// files in temporary files rather than in memory.
+    pub file_max_memory: usize,
+    /// `FILE_UPLOAD_TEMP_DIR`: where those files go (the system's
+    /// temporary folder when unset).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for UploadLimits {
+    /// Django's defaults.
+    fn default() -> UploadLimits {
+        UploadLimits {
+            data_max_memory: Some(2_621_440),
+            max_fields: Some(1000),
+            max_files: Some(100),
+            file_max_memory: 2_621_440,
+            temp_dir: None,
+        }
+    }
+}
+
+impl UploadLimits {
+    fn from_env(env: &Env) -> Result<UploadLimits, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let defaults = UploadLimits::default();
+        let limit = |name: &str, default: Option<usize>| match get(name).map(str::trim) {
+            Some("None") => Ok(None),
+            value => parse_in_range(
+                name,
+                value,
+                default.unwrap_or(0) as u64,
+                0..=u32::MAX as u64,
+            )
+            .map(|n| Some(n as usize)),
+        };
+        Ok(UploadLimits {
+            data_max_memory: limit("DATA_UPLOAD_MAX_MEMORY_SIZE", defaults.data_max_memory)?,
+            max_fields: limit("DATA_UPLOAD_MAX_NUMBER_FIELDS", defaults.max_fields)?,
+            max_files: limit("DATA_UPLOAD_MAX_NUMBER_FILES", defaults.max_files)?,
+            file_max_memory: parse_in_range(
+                "FILE_UPLOAD_MAX_MEMORY_SIZE",
+                get("FILE_UPLOAD_MAX_MEMORY_SIZE"),
+                defaults.file_max_memory as u64,
+                0..=u32::MAX as u64,
+            )? as usize,
+            temp_dir: match get("FILE_UPLOAD_TEMP_DIR") {
+                None | Some("") => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+            },
+        })
+    }
 }
 
 /// What a client connection may hold of the server (`web::server`).
@@ -384,6 +449,7 @@ impl Settings {
             bind,
             hashing: HashingLimits::from_env(env)?,
             connections: ConnectionLimits::from_env(env)?,
+            uploads: UploadLimits::from_env(env)?,
         })
     }
 

@@ -4,7 +4,6 @@
 //! arithmetic and the Origin/Referer rules live in `crate::django::csrf`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -15,7 +14,7 @@ use tower_cookies::{Cookie, Cookies};
 
 use crate::django::csrf::{self as core, CSRF_COOKIE_AGE, CSRF_COOKIE_NAME, CSRF_FORM_FIELD};
 use crate::web::error::AppError;
-use crate::web::form::{FormData, MAX_BODY_BYTES};
+use crate::web::form::FormData;
 use crate::web::AppState;
 
 #[derive(Debug, Default)]
@@ -103,66 +102,6 @@ impl Csrf {
     }
 }
 
-/// How much of a body that is not kept (too large, or refused before it
-/// was needed) is read and thrown away, and for how long, so the client
-/// gets the answer page rather than a reset connection.
-const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
-const DRAIN_LIMIT_TIME: Duration = Duration::from_secs(30);
-/// A body that sends nothing for this long is given up on (408). A slow
-/// body that keeps moving is read to its end, however long it takes.
-const STALL_LIMIT: Duration = Duration::from_secs(30);
-
-/// Reads a body of at most [`MAX_BODY_BYTES`]. A larger one is drained
-/// (within limits) before [`AppError::PayloadTooLarge`] answers.
-async fn read_body(body: Body) -> Result<axum::body::Bytes, AppError> {
-    let mut buffer = Vec::new();
-    let total = consume(body, MAX_BODY_BYTES, |chunk| {
-        buffer.extend_from_slice(chunk)
-    })
-    .await?;
-    if total > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge);
-    }
-    Ok(buffer.into())
-}
-
-/// Reads a body and keeps nothing of it (within the drain limits), so a
-/// request refused before its body was needed still gets its answer page
-/// rather than a reset connection, and costs no memory.
-async fn discard_body(body: Body) {
-    let _ = consume(body, 0, |_| {}).await;
-}
-
-/// Reads a body, handing its first `kept` bytes to `keep` chunk by chunk,
-/// and returns how many bytes were read. Past `kept` the rest is drained:
-/// at most [`DRAIN_LIMIT_BYTES`] in all, for at most [`DRAIN_LIMIT_TIME`].
-async fn consume(body: Body, kept: usize, mut keep: impl FnMut(&[u8])) -> Result<usize, AppError> {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut total = 0usize;
-    let mut draining_since: Option<Instant> = (kept == 0).then(Instant::now);
-    loop {
-        let chunk = match tokio::time::timeout(STALL_LIMIT, stream.next()).await {
-            Err(_) => return Err(AppError::RequestTimeout),
-            Ok(None) => return Ok(total),
-            Ok(Some(chunk)) => {
-                chunk.map_err(|_| AppError::BadRequest("Запрос оборвался на середине.".into()))?
-            }
-        };
-        total += chunk.len();
-        if total <= kept {
-            keep(&chunk);
-        } else if draining_since.is_none() {
-            draining_since = Some(Instant::now());
-        }
-        let drained_enough = draining_since
-            .is_some_and(|since| total > DRAIN_LIMIT_BYTES || since.elapsed() > DRAIN_LIMIT_TIME);
-        if drained_enough {
-            return Ok(total);
-        }
-    }
-}
-
 /// For an unsafe method, in Django's order: the request's origin and its
 /// CSRF cookie are checked first, before any of the body is kept; then the
 /// body is read (bounded) and parsed into the request's extensions for the
@@ -186,12 +125,11 @@ pub async fn protect(
         match check_source(app, &parts).and_then(|()| core::cookie_secret(raw_cookie.as_deref())) {
             Ok(secret) => secret,
             Err(reason) => {
-                discard_body(body).await;
+                crate::web::body::discard(body).await;
                 return Err(refuse(reason, &parts));
             }
         };
-    let bytes = read_body(body).await?;
-    let form = FormData::parse(&parts.headers, bytes).await?;
+    let form = FormData::read(&parts.headers, body, &app.settings.uploads).await?;
     let post_token = if parts.method == Method::POST {
         form.get(CSRF_FORM_FIELD)
     } else {

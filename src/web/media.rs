@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
 use crate::web::error::AppError;
-use crate::web::form::UploadedFile;
+use crate::web::form::{FileReader, UploadedFile};
 
 /// Largest accepted image.
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
@@ -51,16 +51,16 @@ static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// is never served as anything but an image. The error is shown beside the
 /// field.
 pub async fn check_image(file: &UploadedFile) -> Result<(), String> {
-    if file.bytes.len() > MAX_IMAGE_BYTES {
+    if file.size() > MAX_IMAGE_BYTES as u64 {
         return Err("Файл слишком большой: не больше 5 МБ.".into());
     }
-    let bytes = file.bytes.clone();
+    let upload = file.clone();
     let decoded = {
         let _permit = DECODES
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(move || decode(&bytes)).await
+        tokio::task::spawn_blocking(move || decode(upload.open().ok()?)).await
     };
     let kind = decoded
         .map_err(|e| {
@@ -73,9 +73,9 @@ pub async fn check_image(file: &UploadedFile) -> Result<(), String> {
 
 /// The image's format when the whole file decodes within the limits.
 /// Animations are checked by their first frame.
-fn decode(bytes: &[u8]) -> Option<ImageKind> {
+fn decode(content: Box<dyn FileReader>) -> Option<ImageKind> {
     use image::ImageDecoder;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(content)
         .with_guessed_format()
         .ok()?;
     let kind = match reader.format()? {
@@ -213,13 +213,7 @@ pub async fn save_upload(
             .await
         {
             Ok(mut out) => {
-                use tokio::io::AsyncWriteExt;
-                // tokio's File buffers: flush before it is dropped, or bytes are lost.
-                let written = async {
-                    out.write_all(&file.bytes).await?;
-                    out.flush().await
-                };
-                written.await.map_err(|e| {
+                file.write_to(&mut out).await.map_err(|e| {
                     AppError::Internal(format!("cannot write {}: {e}", path.display()))
                 })?;
                 return Ok(candidate);
@@ -260,11 +254,7 @@ mod tests {
     ];
 
     fn upload(name: &str, bytes: &[u8]) -> UploadedFile {
-        UploadedFile {
-            filename: name.into(),
-            content_type: None,
-            bytes: Bytes::copy_from_slice(bytes),
-        }
+        UploadedFile::in_memory(name, None, Bytes::copy_from_slice(bytes))
     }
 
     #[tokio::test]

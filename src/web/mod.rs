@@ -18,6 +18,7 @@ use crate::mail::MailerHandle;
 
 pub mod assets;
 pub mod auth;
+pub mod body;
 pub mod catalog;
 pub mod csrf;
 /// Files compiled into the binary by build.rs.

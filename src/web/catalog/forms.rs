@@ -123,7 +123,7 @@ async fn clean_image(form: &FormData) -> Result<ImageInput<'_>, String> {
             "Убедитесь, что это имя файла содержит не более {IMAGE_NAME_MAX} символов (сейчас {length})."
         ));
     }
-    if file.bytes.is_empty() {
+    if file.size() == 0 {
         return Err("Отправленный файл пуст.".into());
     }
     media::check_image(file).await?;
@@ -574,7 +574,7 @@ pub const ONE_CURRENT_VERSION: &str = "Текущей может быть тол
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Bytes;
+    use axum::body::Body;
     use axum::http::{header, HeaderMap};
 
     async fn form(pairs: &[(&str, &str)]) -> FormData {
@@ -584,7 +584,9 @@ mod tests {
             "application/x-www-form-urlencoded".parse().unwrap(),
         );
         let body = serde_urlencoded::to_string(pairs).unwrap();
-        FormData::parse(&headers, Bytes::from(body)).await.unwrap()
+        FormData::read(&headers, Body::from(body), &Default::default())
+            .await
+            .unwrap()
     }
 
     fn version(id: i64, product_id: i64, is_current: bool) -> Version {
