@@ -808,3 +808,19 @@ async fn http_fuzz_every_route() {
     })
     .await;
 }
+
+/// Found by this fuzzer: a `sessionid` cookie with `%00` (a NUL once
+/// decoded) was looked up in PostgreSQL, which refuses NUL in text: a 500.
+#[tokio::test]
+async fn a_session_cookie_with_nul_is_no_session() {
+    on_each_backend(async |app: &App, backend| {
+        let browser = app.browser();
+        let request = browser
+            .client
+            .get(browser.url("/users/login/"))
+            .header("cookie", "sessionid=abcdefgh%00ijklmnop");
+        let response = browser.send(request).await;
+        response.assert_page(200, &format!("{backend}: a session key with NUL"));
+    })
+    .await;
+}
