@@ -171,6 +171,25 @@ mod tests {
         assert_eq!(python_float_repr(-0.0), "-0.0");
     }
 
+    /// Found by fuzzing (tests/fuzz_parsers.rs): serde_json's default float
+    /// parser can miss by one unit in the last place, so a float Django
+    /// signed came back a different number.
+    #[test]
+    fn floats_read_back_exactly() {
+        for f in [
+            7.007565326893933e155,
+            1.985832584808886e-105,
+            9.255906979546966e201,
+        ] {
+            let text = python_float_repr(f);
+            assert_eq!(
+                loads_latin1(text.as_bytes()).unwrap().as_f64(),
+                Some(f),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn raw_utf8_reads_as_latin1() {
         let v = loads_latin1("\"é\"".as_bytes()).unwrap();

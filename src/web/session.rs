@@ -85,9 +85,11 @@ pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError
         had_cookie: cookie_key.is_some(),
         ..SessionState::default()
     };
+    // A NUL can be in no session key (and PostgreSQL refuses it in a
+    // query); the cookie's value is percent-decoded, so `%00` brings one.
     if let Some(key) = cookie_key
         .as_deref()
-        .filter(|k| codec::is_valid_session_key(k))
+        .filter(|k| codec::is_valid_session_key(k) && !k.contains('\0'))
     {
         if let Some(stored) = crate::db::sessions::load(&app.db, key).await? {
             let settings = &app.settings;
