@@ -83,7 +83,8 @@ pub struct App {
     pub hashers: Hashers,
     pub mailer: MailerHandle,
     stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
+    /// The running application (finished only when it stopped).
+    pub server: tokio::task::JoinHandle<()>,
     pub backend: &'static str,
 }
 
