@@ -32,6 +32,7 @@ pub mod host;
 pub mod media;
 pub mod session;
 pub mod templates;
+pub mod throttle;
 pub mod urls;
 pub mod users;
 
@@ -230,7 +231,7 @@ pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
     let folder =
         matches!(db, Db::Postgres(_)).then(|| tokio::spawn(fold_product_counts(db.clone())));
     println!("Serving on http://{address}/ (Ctrl-C to stop)");
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     if let Some(folder) = folder {
