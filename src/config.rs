@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -188,6 +188,14 @@ pub struct Settings {
     pub secure_proxy_ssl_header: Option<(String, String)>,
     /// `HASHING_THREADS`, `HASHING_QUEUE`, `HASHING_WAIT_SECONDS`.
     pub hashing: HashingLimits,
+    /// django-axes' `AXES_*` settings and the password-reset limits.
+    pub throttling: Throttling,
+    /// `PASSWORD_RESET_CONFIRM`: the reset form mails a one-time link to a
+    /// page whose button mails the new password (the original sets and mails
+    /// it at once).
+    pub password_reset_confirm: bool,
+    /// Django's `PASSWORD_RESET_TIMEOUT`: how long a reset link works.
+    pub password_reset_timeout: Duration,
     /// `HTTP_HEADER_TIMEOUT`, `HTTP_KEEPALIVE`, `HTTP_MAX_CONNECTIONS`,
     /// `GRACEFUL_TIMEOUT`.
     pub connections: ConnectionLimits,
@@ -295,6 +303,183 @@ impl ConnectionLimits {
             grace: seconds("GRACEFUL_TIMEOUT", 30)?,
         })
     }
+}
+
+
+/// Which attributes of a login form one lock key (django-axes'
+/// `AXES_LOCKOUT_PARAMETERS` item): failures are counted, and logins
+/// refused, per distinct value of these together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutParameter {
+    pub username: bool,
+    pub ip_address: bool,
+}
+
+/// An address or network (`10.0.0.0/8`) of `AXES_IPWARE_PROXY_TRUSTED_IPS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl TrustedProxy {
+    fn parse(text: &str) -> Option<TrustedProxy> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network = address.parse::<IpAddr>().ok()?.to_canonical();
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= bits)?,
+            None => bits,
+        };
+        Some(TrustedProxy { network, prefix })
+    }
+
+    /// Whether `address` is this proxy, or in this network.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let masked = |bits: u128, width: u32| {
+            let shift = width - u32::from(self.prefix);
+            if shift >= 128 {
+                0
+            } else {
+                bits >> shift
+            }
+        };
+        match (self.network, address.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                masked(u32::from(net).into(), 32) == masked(u32::from(a).into(), 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                masked(u128::from(net), 128) == masked(u128::from(a), 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Login lockouts (django-axes' settings, with defaults a person never
+/// meets by mistake) and the password-reset limits (`web::throttle`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttling {
+    /// `AXES_ENABLED`.
+    pub enabled: bool,
+    /// `AXES_FAILURE_LIMIT`: the failure that reaches it locks the key.
+    pub failure_limit: u32,
+    /// `AXES_COOLOFF_TIME`: a lockout lasts this long after its last
+    /// failure, and older failures no longer count.
+    pub cooloff: Duration,
+    /// `AXES_LOCKOUT_PARAMETERS`: a login is refused while any of these
+    /// keys is locked.
+    pub lockout_parameters: Vec<LockoutParameter>,
+    /// `AXES_RESET_ON_SUCCESS`: a login forgets its keys' failures.
+    pub reset_on_success: bool,
+    /// `AXES_IPWARE_PROXY_TRUSTED_IPS`: only a peer among these is believed
+    /// about `X-Forwarded-For`.
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// `PASSWORD_RESET_MAX_PER_EMAIL`: reset requests an hour for one
+    /// address (`None`: no limit).
+    pub reset_max_per_email: Option<u32>,
+    /// `PASSWORD_RESET_MAX_PER_CLIENT`: reset requests an hour from one
+    /// client address (`None`: no limit).
+    pub reset_max_per_client: Option<u32>,
+}
+
+/// The window of the password-reset limits.
+pub const PASSWORD_RESET_WINDOW: Duration = Duration::from_secs(3600);
+
+impl Throttling {
+    fn from_env(env: &Env) -> Result<Throttling, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let cooloff = match get("AXES_COOLOFF_TIME").map(str::trim) {
+            None | Some("") => Duration::from_secs(15 * 60),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|hours| hours.is_finite() && *hours > 0.0 && *hours <= 8760.0)
+                .map(|hours| Duration::from_secs_f64(hours * 3600.0))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "AXES_COOLOFF_TIME",
+                        format!("expected hours, a number above 0 and at most 8760 (0.25 is 15 minutes), got {v:?}"),
+                    )
+                })?,
+        };
+        let lockout_parameters = match get("AXES_LOCKOUT_PARAMETERS").map(str::trim) {
+            None | Some("") => vec![LockoutParameter {
+                username: true,
+                ip_address: true,
+            }],
+            Some(v) => parse_lockout_parameters(v)?,
+        };
+        let trusted_proxies = parse_list(get("AXES_IPWARE_PROXY_TRUSTED_IPS"))
+            .iter()
+            .map(|p| {
+                TrustedProxy::parse(p).ok_or_else(|| {
+                    ConfigError::new(
+                        "AXES_IPWARE_PROXY_TRUSTED_IPS",
+                        format!("{p:?} is not an IP address or network (10.0.0.1, 10.0.0.0/8)"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = |name: &str, default: u64| -> Result<Option<u32>, ConfigError> {
+            match get(name).map(str::trim) {
+                Some("None") => Ok(None),
+                value => Ok(Some(
+                    parse_in_range(name, value, default, 1..=1_000_000)? as u32
+                )),
+            }
+        };
+        Ok(Throttling {
+            enabled: parse_bool("AXES_ENABLED", get("AXES_ENABLED"), true)?,
+            failure_limit: parse_in_range(
+                "AXES_FAILURE_LIMIT",
+                get("AXES_FAILURE_LIMIT"),
+                10,
+                1..=1_000_000,
+            )? as u32,
+            cooloff,
+            lockout_parameters,
+            reset_on_success: parse_bool(
+                "AXES_RESET_ON_SUCCESS",
+                get("AXES_RESET_ON_SUCCESS"),
+                true,
+            )?,
+            trusted_proxies,
+            reset_max_per_email: limit("PASSWORD_RESET_MAX_PER_EMAIL", 3)?,
+            reset_max_per_client: limit("PASSWORD_RESET_MAX_PER_CLIENT", 20)?,
+        })
+    }
+}
+
+/// `AXES_LOCKOUT_PARAMETERS` as a variable: keys separated by commas, the
+/// attributes of one key joined by `+` (axes' `["ip_address",
+/// ["username", "ip_address"]]` is `ip_address,username+ip_address`).
+fn parse_lockout_parameters(value: &str) -> Result<Vec<LockoutParameter>, ConfigError> {
+    let bad = |problem: String| ConfigError::new("AXES_LOCKOUT_PARAMETERS", problem);
+    let mut keys = Vec::new();
+    for item in value.split(',') {
+        let mut key = LockoutParameter {
+            username: false,
+            ip_address: false,
+        };
+        for attribute in item.split('+').map(str::trim) {
+            match attribute {
+                "username" => key.username = true,
+                "ip_address" => key.ip_address = true,
+                "" => return Err(bad(format!("an empty key in {value:?}"))),
+                other => {
+                    return Err(bad(format!(
+                        "{other:?} is not supported: use username, ip_address, or both joined by + (username+ip_address)"
+                    )))
+                }
+            }
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// How the password-hashing pool is sized (`web::hashing`).
@@ -448,6 +633,19 @@ impl Settings {
             password_hashers,
             bind,
             hashing: HashingLimits::from_env(env)?,
+            throttling: Throttling::from_env(env)?,
+            password_reset_confirm: parse_bool(
+                "PASSWORD_RESET_CONFIRM",
+                get("PASSWORD_RESET_CONFIRM"),
+                false,
+            )?,
+            password_reset_timeout: Duration::from_secs(parse_in_range(
+                "PASSWORD_RESET_TIMEOUT",
+                get("PASSWORD_RESET_TIMEOUT"),
+                // Django's default: three days.
+                259_200,
+                1..=365 * 86_400,
+            )?),
             connections: ConnectionLimits::from_env(env)?,
             uploads: UploadLimits::from_env(env)?,
         })
@@ -823,6 +1021,87 @@ mod tests {
             let err = Settings::from_env(&env(&[("SECRET_KEY", KEY), ("DEFAULT_FROM_EMAIL", bad)]))
                 .unwrap_err();
             assert_eq!(err.variable, "DEFAULT_FROM_EMAIL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn throttling_defaults_and_errors() {
+        let s = Settings::from_env(&env(&[("SECRET_KEY", KEY)])).unwrap();
+        let t = &s.throttling;
+        assert!(t.enabled && t.reset_on_success);
+        assert_eq!(t.failure_limit, 10);
+        assert_eq!(t.cooloff, Duration::from_secs(900));
+        assert_eq!(
+            t.lockout_parameters,
+            [LockoutParameter {
+                username: true,
+                ip_address: true
+            }]
+        );
+        assert!(t.trusted_proxies.is_empty());
+        assert_eq!(
+            (t.reset_max_per_email, t.reset_max_per_client),
+            (Some(3), Some(20))
+        );
+        assert!(!s.password_reset_confirm);
+        assert_eq!(s.password_reset_timeout, Duration::from_secs(259_200));
+
+        let s = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("AXES_COOLOFF_TIME", "0.0003"),
+            (
+                "AXES_LOCKOUT_PARAMETERS",
+                "ip_address, username + ip_address,username",
+            ),
+            (
+                "AXES_IPWARE_PROXY_TRUSTED_IPS",
+                "10.0.0.1, 172.16.0.0/12, ::1",
+            ),
+            ("PASSWORD_RESET_MAX_PER_EMAIL", "None"),
+            ("AXES_ENABLED", "False"),
+        ]))
+        .unwrap();
+        let t = &s.throttling;
+        assert!(!t.enabled);
+        assert!(
+            (t.cooloff.as_secs_f64() - 1.08).abs() < 1e-6,
+            "{:?}",
+            t.cooloff
+        );
+        assert_eq!(t.lockout_parameters.len(), 3);
+        assert!(!t.lockout_parameters[0].username && t.lockout_parameters[0].ip_address);
+        assert!(t.lockout_parameters[1].username && t.lockout_parameters[1].ip_address);
+        assert!(t.lockout_parameters[2].username && !t.lockout_parameters[2].ip_address);
+        assert_eq!(t.reset_max_per_email, None);
+        let trusted = |a: &str| {
+            t.trusted_proxies
+                .iter()
+                .any(|p| p.contains(a.parse().unwrap()))
+        };
+        assert!(trusted("10.0.0.1") && !trusted("10.0.0.2"));
+        assert!(trusted("172.31.255.255") && !trusted("172.32.0.0"));
+        assert!(trusted("::1") && trusted("::ffff:10.0.0.1") && !trusted("::2"));
+
+        for (name, value) in [
+            ("AXES_ENABLED", "perhaps"),
+            ("AXES_FAILURE_LIMIT", "0"),
+            ("AXES_FAILURE_LIMIT", "3.5"),
+            ("AXES_COOLOFF_TIME", "0"),
+            ("AXES_COOLOFF_TIME", "-1"),
+            ("AXES_COOLOFF_TIME", "NaN"),
+            ("AXES_COOLOFF_TIME", "soon"),
+            ("AXES_LOCKOUT_PARAMETERS", "user_agent"),
+            ("AXES_LOCKOUT_PARAMETERS", "username,,ip_address"),
+            ("AXES_RESET_ON_SUCCESS", "2"),
+            ("AXES_IPWARE_PROXY_TRUSTED_IPS", "proxy.local"),
+            ("AXES_IPWARE_PROXY_TRUSTED_IPS", "10.0.0.0/33"),
+            ("PASSWORD_RESET_MAX_PER_EMAIL", "0"),
+            ("PASSWORD_RESET_MAX_PER_CLIENT", "many"),
+            ("PASSWORD_RESET_CONFIRM", "sure"),
+            ("PASSWORD_RESET_TIMEOUT", "0"),
+        ] {
+            let err = Settings::from_env(&env(&[("SECRET_KEY", KEY), (name, value)])).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}");
         }
     }
 

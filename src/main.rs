@@ -58,6 +58,11 @@ enum Command {
         #[arg(long, default_value = "moderators")]
         name: String,
     },
+    /// List and lift login lockouts (django-axes' AXES_* settings)
+    Lockouts {
+        #[command(subcommand)]
+        action: LockoutsAction,
+    },
     /// Send a test letter to each address through the outbox, as `manage.py sendtestemail`
     /// (exit status 1 when one could not be sent; it stays queued and `serve` retries it)
     Sendtestemail {
@@ -81,6 +86,25 @@ enum GroupAction {
     AddUser { group: String, email: String },
     /// List groups and their permissions
     List,
+}
+
+#[derive(Subcommand)]
+enum LockoutsAction {
+    /// List the lock keys whose failed logins still count: key, failures, locked until
+    List,
+    /// Forget failed logins, so the keys they locked log in again
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["username", "ip", "all"])))]
+    Lift {
+        /// Only keys with this username (the e-mail, in any case)
+        #[arg(long, value_name = "EMAIL")]
+        username: Option<String>,
+        /// Only keys with this client address
+        #[arg(long, value_name = "ADDR")]
+        ip: Option<std::net::IpAddr>,
+        /// Every key
+        #[arg(long, conflicts_with_all = ["username", "ip"])]
+        all: bool,
+    },
 }
 
 /// A failure to report on one line (or a short list) before exiting.
@@ -206,6 +230,7 @@ async fn run_on(db: &Db, command: Command, mut settings: Settings) -> Outcome {
         }
         Command::Group { action } => group(&db, action).await,
         Command::SetupModerators { name } => setup_moderators(&db, &name).await,
+        Command::Lockouts { action } => lockouts(&db, &settings, action).await,
         Command::Sendtestemail { emails } => sendtestemail(&db, &settings, &emails).await,
     }
 }
@@ -583,6 +608,59 @@ async fn setup_moderators(db: &Db, name: &str) -> Outcome {
         .map(|s| s.to_string())
         .collect();
     grant_all(db, group_id, &names).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lockouts list` and `lockouts lift` (axes' `axes_list_attempts` and
+/// `axes_reset_*` commands).
+async fn lockouts(db: &Db, settings: &Settings, action: LockoutsAction) -> Outcome {
+    use unchained::db::throttle::{self, Lift};
+    use unchained::db::time::DjangoDateTime;
+
+    if schema::is_empty(db).await? {
+        return Err(Failure(
+            "the database is empty: run `unchained migrate` first".into(),
+        ));
+    }
+    schema::ensure_own_tables(db).await?;
+    let throttling = &settings.throttling;
+    match action {
+        LockoutsAction::List => {
+            let now = DjangoDateTime::now();
+            let rows =
+                throttle::current_failures(db, throttle::before(now, throttling.cooloff)).await?;
+            if rows.is_empty() {
+                println!("No failed logins count now.");
+            }
+            for row in rows {
+                let until = throttle::after(row.last_failure_at, throttling.cooloff);
+                let locked = if i64::from(row.failures) >= i64::from(throttling.failure_limit) {
+                    format!(
+                        "locked until {}",
+                        until
+                            .0
+                            .with_timezone(&settings.time_zone)
+                            .format("%Y-%m-%d %H:%M:%S %Z")
+                    )
+                } else {
+                    "not locked".to_string()
+                };
+                println!("{}\tfailures {}\t{locked}", row.key, row.failures);
+            }
+        }
+        LockoutsAction::Lift { username, ip, all } => {
+            let which = if all {
+                Lift::All
+            } else {
+                Lift::Matching {
+                    username: username.map(|u| u.to_lowercase()),
+                    ip_address: ip.map(|ip| ip.to_canonical().to_string()),
+                }
+            };
+            let lifted = throttle::lift(db, &which).await?;
+            println!("Lifted {lifted} lock key(s).");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

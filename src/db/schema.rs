@@ -729,9 +729,14 @@ mod tests {
         assert_eq!(tables(&sqlite), tables(&postgres));
         assert_eq!(
             own_tables(),
-            ["unchained_outbox", "unchained_product_count"]
-                .map(String::from)
-                .into()
+            [
+                "unchained_login_failure",
+                "unchained_outbox",
+                "unchained_password_reset",
+                "unchained_product_count"
+            ]
+            .map(String::from)
+            .into()
         );
         for s in sqlite.iter().chain(&postgres) {
             assert!(s.sql.contains("IF NOT EXISTS"), "{}", s.sql);

@@ -204,16 +204,24 @@ pub async fn by_email_ignoring_case(db: &Db, email: &str) -> Result<Option<User>
 }
 
 /// Stores a new password hash inside a transaction (with the letter that
-/// announces it).
-pub async fn set_password_in(tx: &mut Tx, id: i64, password_hash: &str) -> Result<(), sqlx::Error> {
-    on_tx!(tx, |conn| {
-        sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2")
+/// announces it), only while the stored one is still `replacing`. Returns
+/// whether it did.
+pub async fn set_password_in(
+    tx: &mut Tx,
+    id: i64,
+    password_hash: &str,
+    replacing: &str,
+) -> Result<bool, sqlx::Error> {
+    let affected = on_tx!(tx, |conn| {
+        sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2 AND password = $3")
             .bind(password_hash)
             .bind(id)
+            .bind(replacing)
             .execute(conn)
             .await
-            .map(|_| ())
-    })
+            .map(|done| done.rows_affected())
+    })?;
+    Ok(affected == 1)
 }
 
 /// The profile form's fields; `avatar` is set only when a new file came.

@@ -16,6 +16,7 @@ pub mod perms;
 pub mod python_json;
 pub mod sessions;
 pub mod signing;
+pub mod tokens;
 pub mod zlib;
 
 #[cfg(test)]

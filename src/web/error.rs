@@ -27,6 +27,10 @@ pub enum AppError {
     /// does not answer, the hashing pool is full): 503 with `Retry-After`.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Throttled (`web::throttle`): 429, with the page saying until when
+    /// and `Retry-After` in seconds.
+    #[error("too many requests: {message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,12 +62,14 @@ impl From<tokio::task::JoinError> for AppError {
     }
 }
 
-/// Marks a response whose body [`error_pages`] is to render.
+/// Marks a response whose body [`render_error`] is to render.
 #[derive(Debug, Clone)]
 pub struct ErrorPage {
     pub status: StatusCode,
     /// Shown to the user (already in their language); empty for the default text.
     pub message: String,
+    /// The `Retry-After` header's seconds, if the client is to come back.
+    pub retry_after: Option<String>,
 }
 
 /// Seconds a client is asked to wait after a 503.
@@ -78,6 +84,7 @@ impl AppError {
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +92,11 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            AppError::Unavailable(_) => Some(RETRY_AFTER_SECONDS.to_string()),
+            AppError::TooManyRequests { retry_after, .. } => Some(retry_after.to_string()),
+            _ => None,
+        };
         let message = match &self {
             AppError::Internal(detail) => {
                 tracing::error!("{detail}");
@@ -96,11 +108,17 @@ impl IntoResponse for AppError {
                 tracing::warn!("answered 503: {why}");
                 String::new()
             }
+            AppError::TooManyRequests { message, .. } => message.clone(),
             _ => String::new(),
         };
         let status = self.status();
+        let error = ErrorPage {
+            status,
+            message,
+            retry_after,
+        };
         let mut response = (status, fallback_body(status)).into_response();
-        retry_after(&mut response);
+        set_retry_after(&mut response, &error);
         if matches!(
             status,
             StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
@@ -111,20 +129,21 @@ impl IntoResponse for AppError {
                 axum::http::HeaderValue::from_static("close"),
             );
         }
-        response
-            .extensions_mut()
-            .insert(ErrorPage { status, message });
+        response.extensions_mut().insert(error);
         response
     }
 }
 
-/// A 503 says when to come back.
-fn retry_after(response: &mut Response) {
-    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
-        );
+/// A 503 or a 429 says when to come back.
+fn set_retry_after(response: &mut Response, error: &ErrorPage) {
+    let value = error
+        .retry_after
+        .as_deref()
+        .and_then(|seconds| axum::http::HeaderValue::from_str(seconds).ok());
+    if let Some(value) = value {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
     }
 }
 
@@ -135,7 +154,8 @@ fn fallback_body(status: StatusCode) -> Html<String> {
 }
 
 /// Renders the template of an error response (`404.html`, `403.html`,
-/// `403_csrf.html`, `400.html`, `413.html`, `500.html`, else `error.html`),
+/// `403_csrf.html`, `400.html`, `413.html`, `429.html`, `500.html`, else
+/// `error.html`),
 /// with navigation. `None` when rendering fails: the plain body stays.
 pub fn render_error(app: &AppState, page: &Page, error: &ErrorPage) -> Option<Response> {
     let is_csrf = error.status == StatusCode::FORBIDDEN && !error.message.is_empty();
@@ -157,7 +177,7 @@ pub fn render_error(app: &AppState, page: &Page, error: &ErrorPage) -> Option<Re
     match page.render(app, &template, context) {
         Ok(body) => {
             let mut response = (error.status, Html(body)).into_response();
-            retry_after(&mut response);
+            set_retry_after(&mut response, error);
             response.extensions_mut().insert(error.clone());
             Some(response)
         }

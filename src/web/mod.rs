@@ -34,6 +34,7 @@ pub mod media;
 pub mod server;
 pub mod session;
 pub mod templates;
+pub mod throttle;
 pub mod urls;
 pub mod users;
 

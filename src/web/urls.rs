@@ -14,6 +14,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("users:login", "/users/login/"),
     ("users:logout", "/users/logout/"),
     ("users:password_reset", "/users/password-reset/"),
+    (
+        "users:password_reset_confirm",
+        "/users/password-reset/{}/{}/",
+    ),
     ("users:profile", "/users/profile/"),
 ];
 

@@ -15,6 +15,7 @@ use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
 use crate::django::forms::{NUL_CHARACTER, REQUIRED};
 use crate::django::password_validation::{validate_password, UserAttributes};
+use crate::django::tokens::{self, TokenUser};
 use crate::mail::Email;
 use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
@@ -23,6 +24,7 @@ use crate::web::form::FormData;
 use crate::web::form_view::{self, add_error, Errors, Field};
 use crate::web::session::Session;
 use crate::web::templates::Page;
+use crate::web::throttle::{self, Client, LoginAttempt};
 use crate::web::urls::{self, LOGIN_REDIRECT_URL, LOGOUT_REDIRECT_URL};
 use crate::web::AppState;
 
@@ -35,6 +37,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/users/password-reset/",
             get(password_reset_page).post(password_reset),
+        )
+        .route(
+            "/users/password-reset/{uidb64}/{token}/",
+            get(password_reset_confirm_page).post(password_reset_confirm),
         )
         .route("/users/profile/", get(profile_page).post(profile))
 }
@@ -250,6 +256,7 @@ async fn login(
     page: Page,
     session: Session,
     csrf: Csrf,
+    client: Client,
     headers: HeaderMap,
     Query(query): Query<NextQuery>,
     form: FormData,
@@ -267,19 +274,26 @@ async fn login(
     }
     refuse_nul(&form, &mut errors, &["username", "password"]);
     if errors.is_empty() {
+        // A locked-out login is refused before its password is hashed.
+        let attempt = LoginAttempt::begin(&app, &client, &email).await?;
         match auth::authenticate(&app, &email, password).await? {
             Some(user) => {
+                attempt.succeeded(&app).await?;
                 auth::login(&app, &session, &csrf, &user).await?;
                 let target = redirect_target(&app, &headers, next.as_deref());
                 return Ok(crate::web::never_cache(crate::web::redirect(&target)));
             }
             // One message for a wrong password, an unknown address and an
-            // inactive account alike, as AuthenticationForm.
-            None => add_error(
-                &mut errors,
-                "__all__",
-                "Пожалуйста, введите правильные адрес электронной почты и пароль. Оба поля могут быть чувствительны к регистру.",
-            ),
+            // inactive account alike, as AuthenticationForm (until the
+            // failure that reaches the limit: that one gets the 429).
+            None => {
+                attempt.failed(&app).await?;
+                add_error(
+                    &mut errors,
+                    "__all__",
+                    "Пожалуйста, введите правильные адрес электронной почты и пароль. Оба поля могут быть чувствительны к регистру.",
+                )
+            }
         }
     }
     let data: BTreeMap<&str, String> = [("username", email)].into_iter().collect();
@@ -303,16 +317,59 @@ async fn password_reset_page(
     page: Page,
 ) -> Result<Response, AppError> {
     Ok(page
-        .html(&app, "users/password_reset.html", context! {})?
+        .html(
+            &app,
+            "users/password_reset.html",
+            context! { confirm => app.settings.password_reset_confirm },
+        )?
         .into_response())
 }
 
 /// Length of a generated password; letters and digits from the OS generator.
 const RESET_PASSWORD_LENGTH: usize = 12;
 
+/// A new random password and its hash.
+async fn new_password(app: &AppState) -> Result<(String, String), AppError> {
+    let password = get_random_string(RESET_PASSWORD_LENGTH, ASCII_LETTERS_AND_DIGITS);
+    let hashers = app.hashers.clone();
+    let to_hash = password.clone();
+    let hash = app
+        .hashing
+        .run(move || hashers.make_password(&to_hash))
+        .await?;
+    Ok((password, hash))
+}
+
+/// Sets the user's new password and queues the letter that tells it,
+/// together, as long as the stored hash is still the one the user was read
+/// with (of two resets racing, or two uses of one link, one mails a
+/// password). Returns whether it did.
+async fn set_and_mail_password(
+    app: &AppState,
+    user: &User,
+    password: &str,
+    hash: &str,
+) -> Result<bool, AppError> {
+    let letter = Email {
+        to: user.email.clone(),
+        subject: "Восстановление пароля".into(),
+        body: format!("Ваш новый пароль: {password}"),
+    };
+    let mut tx = app.db.begin().await?;
+    if !users::set_password_in(&mut tx, user.id, hash, &user.password).await? {
+        return Ok(false);
+    }
+    crate::db::outbox::enqueue(&mut tx, &letter, &app.settings.email.outbox_backend()).await?;
+    tx.commit().await?;
+    app.mailer.notify();
+    Ok(true)
+}
+
 async fn password_reset(
     State(app): State<AppState>,
     page: Page,
+    client: Client,
+    headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, AppError> {
     let email = form.text("email");
@@ -321,29 +378,131 @@ async fn password_reset(
         add_error(&mut errors, "email", message);
         return invalid_form(&app, &page, "users/password_reset.html", &form, errors);
     }
-    let new_password = get_random_string(RESET_PASSWORD_LENGTH, ASCII_LETTERS_AND_DIGITS);
-    let hashers = app.hashers.clone();
-    let password = new_password.clone();
-    // Hash before looking the address up, so known and unknown addresses
-    // cost the same time.
-    let hash = app
-        .hashing
-        .run(move || hashers.make_password(&password))
-        .await?;
-    if let Some(user) = users::by_email_ignoring_case(&app.db, &email).await? {
-        let letter = Email {
-            to: user.email.clone(),
-            subject: "Восстановление пароля".into(),
-            body: format!("Ваш новый пароль: {new_password}"),
-        };
-        let mut tx = app.db.begin().await?;
-        users::set_password_in(&mut tx, user.id, &hash).await?;
-        crate::db::outbox::enqueue(&mut tx, &letter, &app.settings.email.outbox_backend()).await?;
-        tx.commit().await?;
-        app.mailer.notify();
+    // Counted (or refused with a 429) before anything is hashed or mailed.
+    throttle::reserve_reset(&app, &client, &email).await?;
+    if app.settings.password_reset_confirm {
+        if let Some(user) = users::by_email_ignoring_case(&app.db, &email).await? {
+            mail_reset_link(&app, &headers, &user).await?;
+        }
+    } else {
+        // Hash before looking the address up, so known and unknown
+        // addresses cost the same time.
+        let (password, hash) = new_password(&app).await?;
+        if let Some(user) = users::by_email_ignoring_case(&app.db, &email).await? {
+            set_and_mail_password(&app, &user, &password, &hash).await?;
+        }
     }
     // As the original: on to the login page (for unknown addresses too, so
     // the answer tells nobody which addresses have an account).
+    Ok(crate::web::redirect(urls::LOGIN_URL))
+}
+
+/// What a reset token depends on, from the user's row.
+fn token_user(user: &User) -> TokenUser<'_> {
+    TokenUser {
+        pk: user.id,
+        password: &user.password,
+        last_login: user.last_login.map(|t| t.0.naive_utc()),
+        email: &user.email,
+    }
+}
+
+/// Now as Django's token generator reads the clock: local time in TIME_ZONE.
+fn local_now(app: &AppState) -> chrono::NaiveDateTime {
+    chrono::Utc::now()
+        .with_timezone(&app.settings.time_zone)
+        .naive_local()
+}
+
+/// `PASSWORD_RESET_CONFIRM`: mails a one-time link to the page that resets
+/// the password; nothing changes yet.
+async fn mail_reset_link(app: &AppState, headers: &HeaderMap, user: &User) -> Result<(), AppError> {
+    let token = tokens::make_token(&token_user(user), local_now(app), &app.settings.secret_key);
+    let path = urls::reverse(
+        "users:password_reset_confirm",
+        &[tokens::uidb64(user.id), token],
+    )
+    .expect("route exists");
+    let link = absolute_url(app, headers, &path)?;
+    let letter = Email {
+        to: user.email.clone(),
+        subject: "Восстановление пароля".into(),
+        body: format!(
+            "Кто-то попросил сбросить пароль для этого адреса. Если это были вы, \
+             откройте ссылку и нажмите кнопку — новый пароль придёт следующим письмом: {link}\n\n\
+             Если нет, ничего не делайте: пароль останется прежним."
+        ),
+    };
+    let mut tx = app.db.begin().await?;
+    crate::db::outbox::enqueue(&mut tx, &letter, &app.settings.email.outbox_backend()).await?;
+    tx.commit().await?;
+    app.mailer.notify();
+    Ok(())
+}
+
+/// The user a reset link is for, while the link is good.
+async fn reset_link_user(
+    app: &AppState,
+    uidb64: &str,
+    token: &str,
+) -> Result<Option<User>, AppError> {
+    let Some(pk) = tokens::pk_of_uidb64(uidb64) else {
+        return Ok(None);
+    };
+    let Some(user) = users::by_id(&app.db, pk).await? else {
+        return Ok(None);
+    };
+    let settings = &app.settings;
+    let good = tokens::check_token(
+        &token_user(&user),
+        token,
+        local_now(app),
+        &settings.secret_key,
+        &settings.secret_key_fallbacks,
+        i64::try_from(settings.password_reset_timeout.as_secs()).unwrap_or(i64::MAX),
+    );
+    Ok(good.then_some(user))
+}
+
+/// The page of a reset link: a button (opening the link changes nothing:
+/// mail scanners open links), or a 404 page for a used or expired link.
+fn reset_link_page(app: &AppState, page: &Page, valid: bool) -> Result<Response, AppError> {
+    let body = page.render(
+        app,
+        "users/password_reset_confirm.html",
+        context! { validlink => valid },
+    )?;
+    let status = if valid {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::NOT_FOUND
+    };
+    Ok((status, axum::response::Html(body)).into_response())
+}
+
+async fn password_reset_confirm_page(
+    State(app): State<AppState>,
+    page: Page,
+    Path((uidb64, token)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let user = reset_link_user(&app, &uidb64, &token).await?;
+    reset_link_page(&app, &page, user.is_some())
+}
+
+/// The button: the new password is set and mailed, as the original's reset
+/// does; the link is used up with it (its token depended on the old hash).
+async fn password_reset_confirm(
+    State(app): State<AppState>,
+    page: Page,
+    Path((uidb64, token)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let Some(user) = reset_link_user(&app, &uidb64, &token).await? else {
+        return reset_link_page(&app, &page, false);
+    };
+    let (password, hash) = new_password(&app).await?;
+    if !set_and_mail_password(&app, &user, &password, &hash).await? {
+        return reset_link_page(&app, &page, false);
+    }
     Ok(crate::web::redirect(urls::LOGIN_URL))
 }
 

@@ -409,13 +409,22 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Browser::with_client(base, |builder| builder)
+    }
+
+    /// A browser whose client is configured further: another loopback
+    /// source address (`local_address`, so the server sees another peer),
+    /// headers sent with every request.
+    pub fn with_client(
+        base: &str,
+        configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Browser {
         let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap();
+            .timeout(Duration::from_secs(120));
+        let client = configure(builder).build().unwrap();
         Browser {
             client,
             jar,
