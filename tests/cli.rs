@@ -408,3 +408,52 @@ async fn wait_for_status(port: u16, path: &str, host: &str) -> Option<u16> {
     }
     None
 }
+
+/// User input written to the log (the contact form, as the original prints
+/// it) is quoted with its control characters escaped: a newline in it
+/// cannot forge a log line of its own.
+#[tokio::test]
+async fn user_input_cannot_forge_log_lines() {
+    let t = TestDb::new("sqlite").await;
+    let port = free_port();
+    let log = t.path("serve.log");
+    let mut child = t
+        .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        wait_for_status(port, "/contacts/", "127.0.0.1").await,
+        Some(200)
+    );
+    let browser = common::app::Browser::new(&format!("http://127.0.0.1:{port}"));
+    let forged = "2026-12-01T00:00:00Z  WARN unchained: FORGED";
+    browser
+        .submit(
+            "/contacts/",
+            &[
+                ("name", "Иван\r\nx"),
+                ("phone", "+7\u{1b}[31m"),
+                ("message", &format!("hello\n{forged}\nbye")),
+            ],
+        )
+        .await
+        .assert_page(200, "the contact form");
+    let _ = child.kill();
+    let _ = child.wait();
+    let written = std::fs::read_to_string(&log).unwrap();
+    let line = written
+        .lines()
+        .find(|l| l.contains("contact message"))
+        .unwrap_or_else(|| panic!("the message is logged:\n{written}"));
+    assert!(
+        line.contains(r"hello\n2026-12-01T00:00:00Z  WARN unchained: FORGED\nbye"),
+        "{line}"
+    );
+    assert!(line.contains(r"\u{1b}[31m") && line.contains(r"Иван\r\nx"), "{line}");
+    assert!(
+        !written.lines().any(|l| l.starts_with(forged)),
+        "a forged line:\n{written}"
+    );
+}
