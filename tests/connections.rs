@@ -223,3 +223,33 @@ async fn sigterm_ends_the_process_within_the_grace_period() {
         }
     }
 }
+
+/// A body that stops arriving is answered 408 after 30 s of silence (the
+/// CSRF check passed, so the body is being kept); the connection is not
+/// held beyond that.
+#[tokio::test]
+async fn a_stalled_body_gets_a_408_page() {
+    let app = spawn_app_with("sqlite", Mail::File, LIMITS).await;
+    let browser = app.browser();
+    let token = browser.token("/users/login/").await;
+    let cookie = browser.cookie("csrftoken").expect("the CSRF cookie");
+    let mut stream = TcpStream::connect(address(&app.base)).await.unwrap();
+    let head = format!(
+        "POST /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: csrftoken={cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n\
+         csrfmiddlewaretoken={token}&username=a"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(45), stream.read_to_end(&mut answer)).await;
+    let waited = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 45 s");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        waited >= Duration::from_secs(29) && waited < Duration::from_secs(40),
+        "answered after {waited:?}"
+    );
+    app.stop().await;
+}
