@@ -32,7 +32,7 @@ REFPROJECT_DIR = COMPAT_DIR / "refproject"
 POSTGRES_SH = REPO_ROOT / "scripts" / "postgres.sh"
 
 # The SECRET_KEY both sides share in tests.
-TEST_SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"
+TEST_SECRET_KEY = "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ="
 
 ALL_BACKENDS = ("sqlite", "postgres")
 

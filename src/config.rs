@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use crate::django::hashers::{Hashers, DEFAULT_PASSWORD_HASHERS};
 
-/// Django's `check_secret_key` thresholds (security.W009): shorter or simpler
-/// keys are refused rather than warned about.
+/// Django's `check_secret_key` thresholds (security.W009 and W025): a key
+/// below them is used, with Django's warning.
 const SECRET_KEY_MIN_LENGTH: usize = 50;
 const SECRET_KEY_MIN_UNIQUE_CHARACTERS: usize = 5;
+const SECRET_KEY_INSECURE_PREFIX: &str = "django-insecure-";
 const GENERATED_KEY_FILE: &str = "secret_key.txt";
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -651,6 +652,24 @@ impl Settings {
         })
     }
 
+    /// What `manage.py check --deploy` says of the keys: W009 for a weak
+    /// `SECRET_KEY`, W025 for each weak fallback.
+    pub fn secret_key_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !is_strong_secret_key(&self.secret_key) {
+            warnings.push(weak_secret_key_warning("SECRET_KEY", "W009"));
+        }
+        for (index, key) in self.secret_key_fallbacks.iter().enumerate() {
+            if !is_strong_secret_key(key) {
+                warnings.push(weak_secret_key_warning(
+                    &format!("SECRET_KEY_FALLBACKS[{index}]"),
+                    "W025",
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Django's `request.is_secure()`: only a configured proxy header can
     /// say so, since this server speaks plain HTTP itself.
     pub fn is_secure(&self, headers: &axum::http::HeaderMap) -> bool {
@@ -814,23 +833,36 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
     })
 }
 
+/// Django refuses only an empty key (`ImproperlyConfigured`); any other
+/// is used, a weak one with a warning ([`Settings::secret_key_warnings`]).
 fn validate_secret_key(key: &str, variable: &str) -> Result<(), ConfigError> {
     if key.is_empty() {
-        return Err(ConfigError::new(variable, "is empty"));
-    }
-    let unique: std::collections::HashSet<char> = key.chars().collect();
-    if key.chars().count() < SECRET_KEY_MIN_LENGTH
-        || unique.len() < SECRET_KEY_MIN_UNIQUE_CHARACTERS
-    {
         return Err(ConfigError::new(
             variable,
-            format!(
-                "too short or too simple: at least {SECRET_KEY_MIN_LENGTH} characters with \
-                 {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones are needed"
-            ),
+            "must not be empty (The SECRET_KEY setting must not be empty.)",
         ));
     }
     Ok(())
+}
+
+/// Django's `_check_secret_key`: long enough, varied enough, and not one
+/// `startproject` generated for development.
+fn is_strong_secret_key(key: &str) -> bool {
+    let unique: std::collections::HashSet<char> = key.chars().collect();
+    unique.len() >= SECRET_KEY_MIN_UNIQUE_CHARACTERS
+        && key.chars().count() >= SECRET_KEY_MIN_LENGTH
+        && !key.starts_with(SECRET_KEY_INSECURE_PREFIX)
+}
+
+/// Django's `SECRET_KEY_WARNING_MSG` for one setting.
+fn weak_secret_key_warning(setting: &str, id: &str) -> String {
+    format!(
+        "(security.{id}) Your {setting} has less than {SECRET_KEY_MIN_LENGTH} characters, less \
+         than {SECRET_KEY_MIN_UNIQUE_CHARACTERS} unique characters, or it's prefixed with \
+         '{SECRET_KEY_INSECURE_PREFIX}' indicating that it was generated automatically by \
+         Django. Please generate a long and random value, otherwise many of Django's \
+         security-critical features will be vulnerable to attack."
+    )
 }
 
 fn resolve_secret_key(
@@ -968,7 +1000,6 @@ mod tests {
             (("EMAIL_BACKEND", "file"), "EMAIL_FILE_PATH"),
             (("PASSWORD_HASHERS", "no.such.Hasher"), "PASSWORD_HASHERS"),
             (("BIND_ADDRESS", "localhost"), "BIND_ADDRESS"),
-            (("SECRET_KEY", "short"), "SECRET_KEY"),
             (("SECRET_KEY", ""), "SECRET_KEY"),
             (("SECRET_KEY_FALLBACKS", "a,,b"), "SECRET_KEY_FALLBACKS"),
         ];
@@ -990,6 +1021,45 @@ mod tests {
         e.remove("EMAIL_USE_SSL");
         let s = Settings::from_env(&e).unwrap();
         assert!(s.email.use_tls && !s.email.use_ssl);
+    }
+
+    #[test]
+    fn any_key_django_runs_with_is_used_a_weak_one_with_its_warning() {
+        // `openssl rand -base64 32`: 44 characters.
+        let base64_key = "q1x9Zb0pTz4mV3kL8wYc2RfN6uHs5JdA7eGi0oKtBnM=";
+        for (key, fallbacks, expected) in [
+            (KEY, "", vec![]),
+            (base64_key, "", vec!["W009 Your SECRET_KEY "]),
+            ("x", "", vec!["W009 Your SECRET_KEY "]),
+            (
+                &format!("django-insecure-{}", &KEY[..40]),
+                "",
+                vec!["W009 Your SECRET_KEY "],
+            ),
+            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", vec!["W009 "]),
+            (
+                KEY,
+                &format!("{KEY},short"),
+                vec!["W025 Your SECRET_KEY_FALLBACKS[1] "],
+            ),
+        ] {
+            let s = Settings::from_env(&env(&[
+                ("SECRET_KEY", key),
+                ("SECRET_KEY_FALLBACKS", fallbacks),
+            ]))
+            .unwrap_or_else(|e| panic!("{key:?} refused: {e}"));
+            assert_eq!(s.secret_key, key);
+            let warnings = s.secret_key_warnings();
+            assert_eq!(warnings.len(), expected.len(), "{key:?}: {warnings:?}");
+            for (warning, start) in warnings.iter().zip(expected) {
+                let (id, rest) = start.split_once(' ').unwrap();
+                assert!(
+                    warning.starts_with(&format!("(security.{id}) {rest}"))
+                        && warning.ends_with("will be vulnerable to attack."),
+                    "{key:?}: {warning}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -244,6 +244,9 @@ fn describe_db(settings: &Settings) -> String {
 }
 
 async fn serve(db: Db, settings: Settings) -> Outcome {
+    for warning in settings.secret_key_warnings() {
+        tracing::warn!("{warning}");
+    }
     match &settings.secret_key_source {
         SecretKeySource::Environment => {}
         SecretKeySource::File(path) => tracing::info!("using the SECRET_KEY kept in {}", path.display()),
@@ -317,7 +320,12 @@ async fn migrate(db: &Db) -> Outcome {
 }
 
 async fn check(db: &Db, settings: &Settings) -> Outcome {
-    let mut findings = schema::schema_findings(db).await?;
+    let mut findings: Vec<schema::Finding> = settings
+        .secret_key_warnings()
+        .into_iter()
+        .map(schema::Finding::warning)
+        .collect();
+    findings.extend(schema::schema_findings(db).await?);
     if !findings
         .iter()
         .any(|f| f.message.starts_with("table users_user "))

@@ -348,7 +348,7 @@ async fn bad_configuration_gets_one_line() {
     let t = TestDb::new("sqlite").await;
     let cases: [(&str, &str, &str); 5] = [
         ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
-        ("SECRET_KEY", "short", "SECRET_KEY"),
+        ("SECRET_KEY", "", "SECRET_KEY"),
         ("DEBUG", "perhaps", "DEBUG"),
         ("EMAIL_PORT", "-1", "EMAIL_PORT"),
         (
@@ -382,6 +382,20 @@ async fn bad_configuration_gets_one_line() {
     assert!(
         !stderr.contains("nobody:x"),
         "never print the database password: {stderr}"
+    );
+    // Django runs with any key but an empty one: a short key is used, with
+    // Django's warning (security.W009).
+    t.run(&["migrate"]);
+    let out = t
+        .command(&["check"])
+        .env("SECRET_KEY", "q1x9Zb0pTz4mV3kL8wYc2RfN6uHs5JdA7eGi0oKtBnM=")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("WARNING: (security.W009) Your SECRET_KEY has less than 50 characters"),
+        "{}",
+        text(&out)
     );
     let out = t.run(&["group", "grant"]);
     assert_eq!(

@@ -173,27 +173,10 @@ const PATH_TOKENS: &[&str] = &[
 /// What a well-formed request target has percent-encoded: all but the
 /// characters RFC 3986 allows unencoded, and `%` itself (so that encoded
 /// sequences, even broken ones, pass through).
-const URI_UNSAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+const URI_UNSAFE: &percent_encoding::AsciiSet = &unchained::web::urls::PATH_ARG
     .remove(b'/')
     .remove(b'?')
-    .remove(b'=')
-    .remove(b'&')
-    .remove(b'%')
-    .remove(b':')
-    .remove(b'@')
-    .remove(b'!')
-    .remove(b'$')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')')
-    .remove(b'*')
-    .remove(b'+')
-    .remove(b',')
-    .remove(b';')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+    .remove(b'%');
 
 /// A product key: a real one, one made later, or not a key at all.
 fn pk(f: &mut Fuzzer, site: &Site) -> String {

@@ -47,7 +47,7 @@ from django_side import DjangoWorker, last_json
 from live import (Gunicorn, LiveServer, ModuleDatabase, confirmation_link, letter_text, nav_email,
                   new_email, new_password, parse_form, png_bytes, reference_env, wait_for_letter)
 
-KEY_A = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
+KEY_A = "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ="  # conftest.TEST_SECRET_KEY
 KEY_B = "compat-tests-rotated-secret-key-B-not-for-production-9876543210"
 ALLOWED_HOSTS = "127.0.0.1,localhost"
 

@@ -147,7 +147,7 @@ def django_answers(venv_python, refproject_dir, tmp_path, database_url, phase):
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update({
         "DATABASE_URL": database_url,
-        "SECRET_KEY": "compat-tests-secret-key-not-for-production-0123456789",
+        "SECRET_KEY": "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ=",
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     proc = subprocess.run(

@@ -21,7 +21,7 @@ from django_side import DjangoWorker
 from live import (LiveServer, ModuleDatabase, form_token, nav_email, new_email, new_password,
                   reference_env, wait_for_letter)
 
-SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
+SECRET_KEY = "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ="  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost,testserver"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 LOGIN_ERROR = "Пожалуйста, введите правильные"  # the start of AuthenticationForm's message

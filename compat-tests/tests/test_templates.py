@@ -21,7 +21,7 @@ import pytest
 
 from live import REPO_ROOT, Gunicorn, LiveServer, ModuleDatabase, form_token
 
-SECRET_KEY = "compat-tests-secret-key-not-for-production-0123456789"  # conftest.TEST_SECRET_KEY
+SECRET_KEY = "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ="  # conftest.TEST_SECRET_KEY
 ALLOWED_HOSTS = "127.0.0.1,localhost"
 VIEWER_EMAIL = "viewer@example.com"
 VIEWER_PASSWORD = "Correct-Horse-42"

@@ -49,7 +49,7 @@ pub fn reverse(name: &str, args: &[String]) -> Option<String> {
 
 /// What Django's `reverse` leaves unquoted in an argument: RFC 3986
 /// unreserved characters and sub-delimiters, plus `:@~`.
-const PATH_ARG: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub const PATH_ARG: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
