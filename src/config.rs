@@ -85,7 +85,15 @@ impl DatabaseUrl {
         let bad =
             |problem: &str| ConfigError::new("DATABASE_URL", format!("{problem} (got {shown:?})"));
         if let Some(rest) = url.strip_prefix("sqlite://") {
-            // dj-database-url: sqlite:///relative.db, sqlite:////absolute/path.db
+            // dj-database-url: sqlite:///relative.db, sqlite:////absolute/path.db;
+            // `sqlite://`, `sqlite://:memory:` and `sqlite:///:memory:` are
+            // in-memory databases there.
+            if matches!(rest, "" | ":memory:" | "/:memory:") {
+                return Err(bad(
+                    "an in-memory SQLite database is refused: each connection would get an \
+                     empty database of its own, and Django could not share it",
+                ));
+            }
             let path = rest
                 .strip_prefix('/')
                 .ok_or_else(|| bad("use sqlite:///relative/path or sqlite:////absolute/path"))?;
@@ -96,7 +104,16 @@ impl DatabaseUrl {
         }
         for scheme in ["postgres://", "postgresql://", "pgsql://"] {
             if let Some(rest) = url.strip_prefix(scheme) {
-                if !rest.contains('/') || rest.ends_with('/') {
+                // The name is the path, or libpq's `dbname` parameter; the
+                // host may be a socket folder, percent-encoded
+                // (`%2Fvar%2Frun%2Fpostgresql`) or in `?host=`; other
+                // parameters (`sslmode`, …) go to the driver as libpq's.
+                let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let path_name = before_query.split_once('/').map_or("", |(_, name)| name);
+                let query_name = query
+                    .split('&')
+                    .any(|pair| pair.strip_prefix("dbname=").is_some_and(|n| !n.is_empty()));
+                if path_name.is_empty() && !query_name {
                     return Err(bad("the PostgreSQL database name is missing"));
                 }
                 return Ok(DatabaseUrl::Postgres(format!("postgres://{rest}")));
@@ -947,15 +964,38 @@ mod tests {
             DatabaseUrl::parse("postgresql://u:p@127.0.0.1:5432/shop").unwrap(),
             DatabaseUrl::Postgres("postgres://u:p@127.0.0.1:5432/shop".into())
         );
+        for (url, kept) in [
+            ("pgsql://u:p%40ss%2Fw@db:5432/shop", "postgres://u:p%40ss%2Fw@db:5432/shop"),
+            (
+                "postgres://shop@%2Fvar%2Frun%2Fpostgresql/shop",
+                "postgres://shop@%2Fvar%2Frun%2Fpostgresql/shop",
+            ),
+            (
+                "postgres:///shop?host=/var/run/postgresql&sslmode=require",
+                "postgres:///shop?host=/var/run/postgresql&sslmode=require",
+            ),
+            ("postgres://db/?dbname=shop", "postgres://db/?dbname=shop"),
+        ] {
+            assert_eq!(
+                DatabaseUrl::parse(url).unwrap(),
+                DatabaseUrl::Postgres(kept.into()),
+                "{url}"
+            );
+        }
         for bad in [
             "mysql://x/y",
-            "sqlite://",
             "sqlite:///",
             "postgres://host",
+            "postgres://host/",
+            "postgres://host/?sslmode=require",
             "",
         ] {
             let err = DatabaseUrl::parse(bad).unwrap_err();
             assert_eq!(err.variable, "DATABASE_URL", "{bad}");
+        }
+        for memory in ["sqlite://", "sqlite://:memory:", "sqlite:///:memory:"] {
+            let err = DatabaseUrl::parse(memory).unwrap_err();
+            assert!(err.problem.contains("in-memory"), "{memory}: {err}");
         }
     }
 

@@ -471,3 +471,66 @@ async fn user_input_cannot_forge_log_lines() {
         "a forged line:\n{written}"
     );
 }
+
+/// `DATABASE_URL` in the forms dj-database-url reads and sites use: a
+/// password with escaped characters, the Unix socket as an encoded host and
+/// as `?host=`, libpq options; a refused password is never printed.
+#[tokio::test]
+async fn postgres_urls_in_the_forms_sites_use() {
+    use sqlx::Connection;
+    if !backends().contains(&"postgres") {
+        return;
+    }
+    let t = TestDb::new("postgres").await;
+    let (base, name) = t.url.rsplit_once('/').unwrap();
+    let (base, name) = (base.to_string(), name.to_string());
+    let port = base.rsplit_once(':').unwrap().1.to_string();
+    // The test server keeps its socket in its data folder (scripts/postgres.sh).
+    let socket_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pgdata");
+    assert!(
+        socket_dir.join(format!(".s.PGSQL.{port}")).exists(),
+        "the test server's socket in {}",
+        socket_dir.display()
+    );
+    let role = format!("shop_{}", &name[name.len() - 8..]);
+    let password = "p@ss/w:rd%?#";
+    let mut admin = sqlx::PgConnection::connect(&t.url).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"),
+        format!("ALTER DATABASE {name} OWNER TO {role}"),
+        format!("ALTER SCHEMA public OWNER TO {role}"),
+    ] {
+        sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
+    }
+    let escaped = "p%40ss%2Fw%3Ard%25%3F%23";
+    let encoded_dir = socket_dir.display().to_string().replace('/', "%2F");
+    for url in [
+        format!("postgresql://{role}:{escaped}@127.0.0.1:{port}/{name}?sslmode=disable&application_name=shop"),
+        format!("pgsql://{role}:{escaped}@{encoded_dir}:{port}/{name}"),
+        format!(
+            "postgres:///{name}?host={}&port={port}&user={role}&password={escaped}",
+            socket_dir.display()
+        ),
+    ] {
+        let out = t.command(&["migrate"]).env("DATABASE_URL", &url).output().unwrap();
+        assert!(out.status.success(), "{url}: {}", text(&out));
+    }
+    // (The test server trusts loopback, so the password itself is not
+    // checked: what is shown is that its escaped characters do not break
+    // the URL apart.) A login the server refuses names no password.
+    let wrong = format!("postgres://nobody_{role}:not-{escaped}@127.0.0.1:{port}/{name}");
+    let out = t.command(&["check"]).env("DATABASE_URL", &wrong).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        !text(&out).contains("not-p") && text(&out).contains("cannot open the database"),
+        "{}",
+        text(&out)
+    );
+    admin.close().await.unwrap();
+    drop(t);
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres")).await.unwrap();
+    sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
