@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::django::hashers::{Hashers, DEFAULT_PASSWORD_HASHERS};
+use crate::django::releases::Release;
 
 /// Django's `check_secret_key` thresholds (security.W009 and W025): a key
 /// below them is used, with Django's warning.
@@ -198,6 +199,9 @@ pub struct Settings {
     /// Where datetimes are shown (stored in UTC, as Django's USE_TZ).
     pub time_zone: chrono_tz::Tz,
     pub password_hashers: Vec<String>,
+    /// `DJANGO_VERSION`: the release the site runs, whose hasher work
+    /// factors new hashes get.
+    pub django_release: Release,
     pub bind: SocketAddr,
     pub csrf_trusted_origins: Vec<String>,
     pub session_cookie_secure: bool,
@@ -649,6 +653,16 @@ impl Settings {
             static_root: PathBuf::from(non_empty("STATIC_ROOT", get("STATIC_ROOT"), "static")?),
             time_zone,
             password_hashers,
+            django_release: match get("DJANGO_VERSION").map(str::trim) {
+                None | Some("") => Release::Django5_2,
+                Some(v) => Release::parse(v).ok_or_else(|| {
+                    let known: Vec<&str> = Release::ALL.iter().map(|r| r.name()).collect();
+                    ConfigError::new(
+                        "DJANGO_VERSION",
+                        format!("expected one of {}, got {v:?}", known.join(", ")),
+                    )
+                })?,
+            },
             bind,
             hashing: HashingLimits::from_env(env)?,
             throttling: Throttling::from_env(env)?,
@@ -699,7 +713,9 @@ impl Settings {
     }
 
     pub fn hashers(&self) -> Hashers {
-        Hashers::from_names(&self.password_hashers).expect("validated when the settings were read")
+        Hashers::from_names(&self.password_hashers)
+            .expect("validated when the settings were read")
+            .with_params(self.django_release.hasher_params())
     }
 }
 

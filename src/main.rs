@@ -330,7 +330,7 @@ async fn check(db: &Db, settings: &Settings) -> Outcome {
         .iter()
         .any(|f| f.message.starts_with("table users_user "))
     {
-        findings.extend(hash_census(db, &settings.hashers()).await?);
+        findings.extend(hash_census(db, settings).await?);
     }
     let errors = findings
         .iter()
@@ -356,13 +356,24 @@ async fn check(db: &Db, settings: &Settings) -> Outcome {
 }
 
 /// Counts stored password hashes by algorithm; those no configured hasher
-/// can verify are errors, since their owners could no longer log in.
-async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>, Failure> {
+/// can verify are errors, since their owners could no longer log in. PBKDF2
+/// hashes with more iterations than `DJANGO_VERSION`'s are a warning: the
+/// site runs a newer Django, and a login here would lower them.
+async fn hash_census(db: &Db, settings: &Settings) -> Result<Vec<schema::Finding>, Failure> {
+    let hashers = settings.hashers();
+    let ours = hashers.params().pbkdf2_iterations;
     // Users by algorithm, to name a few of them.
     let mut unsupported: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let (mut stronger, mut most) = (0usize, 0u32);
     for (email, encoded) in db::users::all_password_hashes(db).await? {
         if !unchained::django::hashers::is_password_usable(&encoded) || encoded.is_empty() {
             continue; // unusable passwords: nothing to verify
+        }
+        if let Some(iterations) = unchained::django::hashers::pbkdf2_iterations_of(&encoded) {
+            if iterations > ours {
+                stronger += 1;
+                most = most.max(iterations);
+            }
         }
         if hashers.identify(&encoded).is_none() {
             let algorithm = unchained::django::hashers::algorithm_of(&encoded).unwrap_or_default();
@@ -373,7 +384,16 @@ async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>,
         }
     }
     const NAMED: usize = 5;
-    Ok(unsupported
+    let mut findings = Vec::new();
+    if stronger > 0 {
+        findings.push(schema::Finding::warning(format!(
+            "{stronger} password hash(es) have more PBKDF2 iterations (up to {most}) than Django {} \
+             makes ({ours}): the site seems to run a newer Django. Set DJANGO_VERSION to it, or \
+             each login here lowers its user's hash (and that Django raises it again).",
+            settings.django_release.name()
+        )));
+    }
+    findings.extend(unsupported
         .into_iter()
         .map(|(algorithm, emails)| {
             let more = emails.len().saturating_sub(NAMED);
@@ -385,8 +405,8 @@ async fn hash_census(db: &Db, hashers: &Hashers) -> Result<Vec<schema::Finding>,
                 "{} user(s) have passwords hashed with {algorithm:?}, which PASSWORD_HASHERS does not support ({named}): they could not log in",
                 emails.len()
             ))
-        })
-        .collect())
+        }));
+    Ok(findings)
 }
 
 /// Reads a password: hidden at a terminal, a plain line from a pipe.

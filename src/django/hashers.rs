@@ -433,6 +433,13 @@ pub fn is_password_usable(encoded: &str) -> bool {
 /// whether or not such a hasher is configured: `unsalted_md5` and
 /// `unsalted_sha1` for Django's ancient forms, otherwise the part before the
 /// first `$`. `None` for unusable (`!`) and empty values.
+/// The iterations of a PBKDF2 hash (SHA-256 or SHA-1), `None` for any other.
+pub fn pbkdf2_iterations_of(encoded: &str) -> Option<u32> {
+    matches!(algorithm_of(encoded)?, "pbkdf2_sha256" | "pbkdf2_sha1")
+        .then(|| Pbkdf2Hash::decode(encoded).map(|d| d.iterations))
+        .flatten()
+}
+
 pub fn algorithm_of(encoded: &str) -> Option<&str> {
     if encoded.is_empty() || !is_password_usable(encoded) {
         return None;

@@ -14,6 +14,7 @@ pub mod host;
 pub mod password_validation;
 pub mod perms;
 pub mod python_json;
+pub mod releases;
 pub mod sessions;
 pub mod signing;
 pub mod tokens;

@@ -1,0 +1,118 @@
+//! The Django releases a site may run (`DJANGO_VERSION`) and what differs
+//! between them in stored data. A hash made with work factors other than
+//! the release's own is one `must_update` replaces at the next login, so
+//! this server must hash as the Django beside it does: with 5.2's factors
+//! next to a 6.1 site it would lower every hash it touched, and the two
+//! would rewrite each other's at every login.
+//!
+//! Read from each release's `django/contrib/auth/hashers.py`; the default
+//! `PASSWORD_HASHERS` list is the same in all of them.
+
+use crate::django::hashers::HasherParams;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Release {
+    Django4_2,
+    Django5_0,
+    Django5_1,
+    Django5_2,
+    Django6_0,
+    Django6_1,
+}
+
+impl Release {
+    pub const ALL: [Release; 6] = [
+        Release::Django4_2,
+        Release::Django5_0,
+        Release::Django5_1,
+        Release::Django5_2,
+        Release::Django6_0,
+        Release::Django6_1,
+    ];
+
+    /// `4.2`, `5.2`, …; a patch level (`5.2.19`) is accepted and ignored.
+    pub fn parse(text: &str) -> Option<Release> {
+        let mut parts = text.trim().split('.');
+        let feature = format!("{}.{}", parts.next()?, parts.next()?);
+        if parts.any(|p| p.parse::<u32>().is_err()) {
+            return None;
+        }
+        Release::ALL.into_iter().find(|r| r.name() == feature)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Release::Django4_2 => "4.2",
+            Release::Django5_0 => "5.0",
+            Release::Django5_1 => "5.1",
+            Release::Django5_2 => "5.2",
+            Release::Django6_0 => "6.0",
+            Release::Django6_1 => "6.1",
+        }
+    }
+
+    /// The work factors of the release's hasher classes. They differ in
+    /// `PBKDF2PasswordHasher.iterations` and, before 5.1,
+    /// `ScryptPasswordHasher.parallelism` (1, then 5); argon2's and
+    /// bcrypt's are the same throughout.
+    pub fn hasher_params(self) -> HasherParams {
+        let pbkdf2_iterations = match self {
+            Release::Django4_2 => 600_000,
+            Release::Django5_0 => 720_000,
+            Release::Django5_1 => 870_000,
+            Release::Django5_2 => 1_000_000,
+            Release::Django6_0 => 1_200_000,
+            Release::Django6_1 => 1_500_000,
+        };
+        let scrypt_parallelism = if self < Release::Django5_1 { 1 } else { 5 };
+        HasherParams {
+            pbkdf2_iterations,
+            scrypt_parallelism,
+            ..HasherParams::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::django::hashers::Hashers;
+
+    #[test]
+    fn releases_by_name() {
+        assert_eq!(Release::parse("6.1"), Some(Release::Django6_1));
+        assert_eq!(Release::parse("4.2.30"), Some(Release::Django4_2));
+        for bad in ["", "5", "3.2", "5.3", "5.2.x", "6.1.3.1a"] {
+            assert_eq!(Release::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Release::Django5_2.hasher_params(), HasherParams::default());
+    }
+
+    /// A hash made by one release verifies under every other, and only the
+    /// release whose factors it has leaves it alone.
+    #[test]
+    fn each_release_upgrades_only_hashes_with_other_factors() {
+        for maker in Release::ALL {
+            let mut params = maker.hasher_params();
+            // Fewer iterations so the test is quick; the ratio between
+            // releases is what `must_update` compares, so scale them all.
+            params.pbkdf2_iterations /= 1000;
+            let encoded = Hashers::default()
+                .with_params(params.clone())
+                .make_password("secret");
+            for checker in Release::ALL {
+                let mut theirs = checker.hasher_params();
+                theirs.pbkdf2_iterations /= 1000;
+                let outcome = Hashers::default()
+                    .with_params(theirs.clone())
+                    .check_password("secret", &encoded);
+                assert!(outcome.valid, "{maker:?} → {checker:?}");
+                assert_eq!(
+                    outcome.must_update,
+                    theirs.pbkdf2_iterations != params.pbkdf2_iterations,
+                    "{maker:?} → {checker:?}"
+                );
+            }
+        }
+    }
+}
