@@ -928,6 +928,244 @@ def build_hosts():
     return {"host_patterns": patterns, "hosts": out}
 
 
+def build_reset_tokens():
+    """django.contrib.auth.tokens.PasswordResetTokenGenerator (sha256, Django
+    5.2), the uidb64 of reset links and PasswordResetConfirmView.get_user's
+    reading of it. Users are stored and read back as the reference project
+    keeps them (USE_TZ=True: last_login comes back aware, in UTC); a few live
+    only in memory (a naive last_login as under USE_TZ=False, an aware one in
+    another zone)."""
+    import datetime as dt
+    import sys as _sys
+    from zoneinfo import ZoneInfo
+
+    from django.contrib.auth.models import User
+    from django.contrib.auth.tokens import PasswordResetTokenGenerator
+    from django.core.management import call_command
+    from django.core.exceptions import ValidationError
+    from django.db import models
+    from django.utils.encoding import force_bytes
+    from django.utils.http import base36_to_int, int_to_base36, urlsafe_base64_decode, urlsafe_base64_encode
+
+    call_command("migrate", verbosity=0)
+    utc = dt.timezone.utc
+    msk = ZoneInfo("Europe/Moscow")
+    out = {}
+
+    def iso(value):
+        return None if value is None else value.isoformat()
+
+    def stored(pk, password, last_login, email):
+        User.objects.filter(pk=pk).delete()
+        User(pk=pk, username=f"reset-{pk}", password=password, last_login=last_login, email=email).save()
+        return User.objects.get(pk=pk)
+
+    def in_memory(pk, password, last_login, email):
+        return User(pk=pk, username=f"reset-{pk}", password=password, last_login=last_login, email=email)
+
+    pbkdf2 = "pbkdf2_sha256$1000000$" + SALT + "$T2i2Vh0BgyA8pzdBErIGdq7VYKTdTcmH0tHqaGUa9Ks="
+    argon = "argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
+    users = [
+        ("stored, never logged in", stored(1001, pbkdf2, None, "ivan@example.com")),
+        ("stored, last_login given in Moscow with microseconds (crosses midnight in UTC)",
+         stored(1002, argon, dt.datetime(2026, 3, 1, 2, 30, 15, 654321, tzinfo=msk), "Petr.Petrov@Example.COM")),
+        ("stored, non-ASCII e-mail, unusable password, .999999",
+         stored(1003, "!" + "x" * 40, dt.datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=utc), "иван@пример.рф")),
+        ("stored, largest pk, empty e-mail and password",
+         stored(2**63 - 1, "", dt.datetime(2001, 1, 1, 0, 0, 0, tzinfo=utc), "")),
+        ("in memory, naive last_login (USE_TZ=False)",
+         in_memory(7, pbkdf2, dt.datetime(2026, 11, 30, 10, 0, 0, 500000), "a@b.c")),
+        ("in memory, aware in Moscow: tzinfo dropped, not converted",
+         in_memory(8, pbkdf2, dt.datetime(2026, 11, 30, 10, 0, 0, tzinfo=msk), "a@b.c")),
+        ("in memory, e-mail None reads as empty", in_memory(9, pbkdf2, None, None)),
+    ]
+
+    def user_json(note, u):
+        return {"note": note, "pk": u.pk, "password": u.password, "last_login": iso(u.last_login),
+                "email": u.email}
+
+    gen = PasswordResetTokenGenerator()
+    assert gen.algorithm == "sha256"
+    huge = 36**13 - 1
+    timestamps = [0, 1, 35, 36, 36**6 - 1, 36**6, 820454400, 2**31, 2**63 - 1, huge]
+    tokens = []
+    for note, u in users:
+        for ts in timestamps:
+            for secret in [SECRET, OLD_SECRET] if ts in (0, 820454400, huge) else [SECRET]:
+                tokens.append({"user": user_json(note, u), "timestamp": str(ts), "secret": secret,
+                               "hash_value": gen._make_hash_value(u, ts),
+                               "token": gen._make_token_with_timestamp(u, ts, secret)})
+    out["reset_token_make"] = tokens
+
+    out["reset_token_num_seconds"] = [
+        {"datetime": d.isoformat(), "seconds": gen._num_seconds(d)}
+        for d in [
+            dt.datetime(2001, 1, 1), dt.datetime(2001, 1, 1, 0, 0, 0, 999999), dt.datetime(2000, 12, 31, 23, 59, 59),
+            dt.datetime(2000, 12, 31, 23, 59, 59, 500000), dt.datetime(2026, 12, 1, 8, 0, 0),
+            dt.datetime(2026, 12, 1, 8, 0, 0, 999999), dt.datetime(2069, 5, 25, 0, 0, 0),
+            dt.datetime(2600, 1, 1, 0, 0, 0, 999999), dt.datetime(2700, 1, 1, 0, 0, 0, 999999),
+            dt.datetime(5000, 6, 1, 12, 0, 0, 999998), dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999990), dt.datetime(1, 1, 1, 0, 0, 0, 1),
+            dt.datetime(1400, 1, 1, 0, 0, 0, 1), dt.datetime(1999, 1, 1, 0, 0, 0, 1),
+        ]
+    ]
+
+    # check_token under fixed settings and a fixed clock
+    NOW = dt.datetime(2026, 12, 1, 8, 0, 0)
+    T = gen._num_seconds(NOW)
+    DAYS3 = 259200
+    note, u = users[1]
+
+    def with_login(user, last_login):
+        return in_memory(user.pk, user.password, last_login, user.email)
+
+    def make(user, ts, secret=SECRET):
+        return gen._make_token_with_timestamp(user, ts, secret)
+
+    good = make(u, T)
+    ts_b36, hash_part = good.split("-")
+    flipped = hash_part[:-1] + ("0" if hash_part[-1] != "0" else "1")
+
+    class Sha1Generator(PasswordResetTokenGenerator):
+        algorithm = "sha1"
+
+    legacy_sha1 = Sha1Generator()._make_token_with_timestamp(u, T, SECRET)
+    legacy_days = Sha1Generator()._make_token_with_timestamp(u, T // 86400, SECRET)
+    other = users[0][1]
+    micro_login = with_login(u, u.last_login.replace(microsecond=0))
+    later_login = with_login(u, u.last_login + dt.timedelta(seconds=1))
+    new_password = in_memory(u.pk, pbkdf2, u.last_login, u.email)
+    new_email = in_memory(u.pk, u.password, u.last_login, "other@example.com")
+    cases = [
+        # (note, token, user, now, key, fallbacks, timeout)
+        ("made now", good, u, NOW, SECRET, [], DAYS3),
+        ("made now, clock with microseconds", good, u, NOW.replace(microsecond=999999), SECRET, [], DAYS3),
+        ("last_login microseconds do not count", good, micro_login, NOW, SECRET, [], DAYS3),
+        ("logged in since", good, later_login, NOW, SECRET, [], DAYS3),
+        ("password changed", good, new_password, NOW, SECRET, [], DAYS3),
+        ("e-mail changed", good, new_email, NOW, SECRET, [], DAYS3),
+        ("another user", good, other, NOW, SECRET, [], DAYS3),
+        ("signed by the fallback key", make(u, T, OLD_SECRET), u, NOW, SECRET, [OLD_SECRET], DAYS3),
+        ("signed by the second fallback", make(u, T, OLD_SECRET), u, NOW, SECRET, [OTHER_SECRET, OLD_SECRET], DAYS3),
+        ("signed by a key no longer listed", make(u, T, OLD_SECRET), u, NOW, SECRET, [], DAYS3),
+        ("signed by a key now only a fallback", good, u, NOW, OTHER_SECRET, [SECRET], DAYS3),
+        ("signed by an unknown key", make(u, T, OTHER_SECRET), u, NOW, SECRET, [OLD_SECRET], DAYS3),
+        ("exactly the timeout old", make(u, T - DAYS3), u, NOW, SECRET, [], DAYS3),
+        ("a second too old", make(u, T - DAYS3 - 1), u, NOW, SECRET, [], DAYS3),
+        ("a second too old, clock .999999", make(u, T - DAYS3 - 1), u, NOW.replace(microsecond=999999), SECRET, [],
+         DAYS3),
+        ("timeout 0, made now", good, u, NOW, SECRET, [], 0),
+        ("timeout 0, made a second ago", make(u, T - 1), u, NOW, SECRET, [], 0),
+        ("timeout 1 day, made 2 days ago, by fallback", make(u, T - 2 * 86400, OLD_SECRET), u, NOW, SECRET,
+         [OLD_SECRET], 86400),
+        ("made in 2001", make(u, 0), u, NOW, SECRET, [], 10**9),
+        ("made in 2001, timeout too short", make(u, 0), u, NOW, SECRET, [], T - 1),
+        ("made in the future", make(u, T + 1000), u, NOW, SECRET, [], DAYS3),
+        ("made at 36**13-1 (the largest 13 base36 digits)", make(u, huge), u, NOW, SECRET, [], DAYS3),
+        ("made at 2**63-1", make(u, 2**63 - 1), u, NOW, SECRET, [], DAYS3),
+        ("made at 2**63", make(u, 2**63), u, NOW, SECRET, [], DAYS3),
+        ("made at 36**13: 14 digits", make(u, 36**13), u, NOW, SECRET, [], DAYS3),
+        ("hash changed", ts_b36 + "-" + flipped, u, NOW, SECRET, [], DAYS3),
+        ("hash upper-cased", ts_b36 + "-" + hash_part.upper(), u, NOW, SECRET, [], DAYS3),
+        ("hash cut short", good[:-1], u, NOW, SECRET, [], DAYS3),
+        ("hash longer", good + "0", u, NOW, SECRET, [], DAYS3),
+        ("timestamp changed", int_to_base36(T - 1) + "-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("timestamp upper-cased", ts_b36.upper() + "-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("timestamp with a leading zero", "0" + good, u, NOW, SECRET, [], DAYS3),
+        ("timestamp with a plus", "+" + good, u, NOW, SECRET, [], DAYS3),
+        ("timestamp with a space", " " + good, u, NOW, SECRET, [], DAYS3),
+        ("timestamp with an underscore", ts_b36[0] + "_" + ts_b36[1:] + "-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("timestamp in Arabic-Indic digits", "".join(
+            chr(0x660 + int(c)) if c.isdigit() else c for c in ts_b36) + "-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("two dashes", good + "-", u, NOW, SECRET, [], DAYS3),
+        ("three parts", ts_b36 + "-" + hash_part[:10] + "-" + hash_part[10:], u, NOW, SECRET, [], DAYS3),
+        ("no dash", ts_b36 + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("empty", "", u, NOW, SECRET, [], DAYS3),
+        ("a dash", "-", u, NOW, SECRET, [], DAYS3),
+        ("no timestamp", "-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("no hash", ts_b36 + "-", u, NOW, SECRET, [], DAYS3),
+        ("not base36", "!!-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("14-digit timestamp", "zzzzzzzzzzzzzz-" + hash_part, u, NOW, SECRET, [], DAYS3),
+        ("legacy sha1 token (Django < 3.1)", legacy_sha1, u, NOW, SECRET, [], DAYS3),
+        ("legacy days-based sha1 token", legacy_days, u, NOW, SECRET, [], 10**9),
+        ("non-ASCII", "ж-" + hash_part, u, NOW, SECRET, [], DAYS3),
+    ]
+    # every user, with a token made now, with and without the right key
+    for n, other_user in users:
+        cases.append((f"{n}: made now", make(other_user, T), other_user, NOW, SECRET, [], DAYS3))
+        cases.append((f"{n}: another key", make(other_user, T, OTHER_SECRET), other_user, NOW, SECRET, [], DAYS3))
+
+    checks = []
+    for case_note, token, user, now, key, fallbacks, timeout in cases:
+        with override_settings(SECRET_KEY=key, SECRET_KEY_FALLBACKS=fallbacks, PASSWORD_RESET_TIMEOUT=timeout), \
+                mock.patch.object(PasswordResetTokenGenerator, "_now", return_value=now):
+            result = PasswordResetTokenGenerator().check_token(user, token)
+        checks.append({"note": case_note, "token": token, "user": user_json("", user), "now": now.isoformat(),
+                       "secret_key": key, "fallback_keys": fallbacks, "timeout": timeout, "result": result})
+    out["reset_token_check"] = checks
+
+    out["base36_encode"] = [{"n": str(n), "s": int_to_base36(n)}
+                            for n in [0, 1, 9, 10, 35, 36, 1295, 1296, 36**6 - 1, T, 2**63 - 1, huge]]
+    parsed = []
+    for s in ["0", "z", "Z", "10", "00010", "zzzzzz", "zzzzzzzzzzzzz", "zzzzzzzzzzzzzz", "0000000000001",
+              "00000000000001", "", " ", "+1", "-1", "--1", " 1", "1 ", "\t1\n", "1_0", "_10", "10_", "1__0",
+              "\u0661\u0660", "\uff11", "\u00a01", "\x1c1\x1f", "1.0", "0x10", "!", "é", "ж1", "\u0661" * 13,
+              "\u0661" * 14, "1\x00"]:
+        try:
+            n = str(base36_to_int(s))
+        except ValueError:
+            n = None
+        parsed.append({"s": s, "n": n})
+    out["base36_decode"] = parsed
+
+    out["uidb64_encode"] = [{"pk": pk, "uidb64": urlsafe_base64_encode(force_bytes(pk))}
+                            for pk in [0, 1, 7, 42, 99, 1001, 123456, -1, 2**31, 2**63 - 1, -(2**63)]]
+
+    def b64(data):
+        return urlsafe_base64_encode(data)
+
+    pk_field = models.BigAutoField(primary_key=True)
+    decoded = []
+    for s in ["MQ", "NDI", "NDI=", "NDI==", "NDI===", "MTAwMQ", "MTAwMQ=", "MTAwMQ==", "MTAwMQ===", "", "=", "==",
+              "!!", "YWJj", "M!Q", "M.Q", "MQ==NDI", "NDIx", "NDIxM", "NDIxMw", "M", "MQ=x", "M=Q", " NDI", "NDI ",
+              "N-DI", "N_DI", "N+DI", "N/DI", "NDIé", "ЖNDI", "OTIyMzM3MjAzNjg1NDc3NTgwNw",
+              b64(b" 42 "), b64(b"+42"), b64(b"-1"), b64(b"4_2"), b64(b"042"), b64(b"4__2"), b64(b"42_"),
+              b64("\u0664\u0662".encode()), b64("\u00a042".encode()), b64(b"\x1c42\x1f"), b64(b"\xff"),
+              b64(b"42\x00"), b64(b"1" * 25), b64(b"9223372036854775807"), b64(b"9223372036854775808"),
+              b64(b"-9223372036854775808"), b64(b"4.2"), b64(b"0x2a"), b64(b"")]:
+        try:
+            raw = urlsafe_base64_decode(s)
+        except ValueError:
+            raw = None
+        pk = None
+        if raw is not None:
+            try:
+                pk = str(pk_field.to_python(raw.decode()))
+            except (UnicodeDecodeError, ValidationError):
+                pk = None
+        decoded.append({"uidb64": s, "decoded_hex": None if raw is None else raw.hex(), "pk": pk})
+    out["uidb64_decode"] = decoded
+
+    # What Python's int() reads as a digit and skips as space, found by asking
+    # it about every code point: the Rust port carries the same tables.
+    digits, spaces = {}, []
+    for c in range(_sys.maxunicode + 1):
+        for text, found in [(chr(c), digits), (chr(c) + "1" + chr(c), spaces)]:
+            try:
+                value = int(text)
+            except ValueError:
+                continue
+            if found is digits:
+                digits[c] = value
+            elif value == 1:
+                spaces.append(c)
+    zeros = [c for c, v in digits.items() if v == 0]
+    assert all(digits.get(z + i) == i for z in zeros for i in range(10)) and len(digits) == 10 * len(zeros)
+    out["python_int_digit_zeros"] = zeros
+    out["python_int_spaces"] = spaces
+    return out
+
+
 vectors["zlib"] = build_zlib()
 vectors["salted_hmac"] = build_crypto()
 vectors["json"] = build_json()
@@ -939,6 +1177,7 @@ vectors.update(build_sessions())
 vectors.update(build_csrf())
 vectors.update(build_db_backed())
 vectors.update(build_hosts())
+vectors.update(build_reset_tokens())
 
 OUT.parent.mkdir(parents=True, exist_ok=True)
 OUT.write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
