@@ -534,3 +534,33 @@ async fn postgres_urls_in_the_forms_sites_use() {
         .await
         .unwrap();
 }
+
+/// A database a newer Django wrote: `check` warns that a login here would
+/// lower its PBKDF2 hashes, unless `DJANGO_VERSION` names that release.
+#[tokio::test]
+async fn check_names_hashes_stronger_than_the_release_makes() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success());
+        let db = t.db().await;
+        common::exec(
+            &db,
+            "INSERT INTO users_user (password, is_superuser, first_name, last_name, is_staff, is_active, \
+             date_joined, email) VALUES ('pbkdf2_sha256$1500000$c2FsdHNhbHRzYWx0$aGFzaA==', false, '', '', \
+             false, true, '2020-01-01 00:00:00', 'new@example.com')",
+        )
+        .await;
+        db.close().await;
+        let out = text(&t.run(&["check"]));
+        assert!(
+            out.contains("WARNING: 1 password hash(es) have more PBKDF2 iterations (up to 1500000) than Django 5.2 makes (1000000)")
+                && out.contains("OK: this"),
+            "{backend}: {out}"
+        );
+        let out = t.command(&["check"]).env("DJANGO_VERSION", "6.1").output().unwrap();
+        assert!(out.status.success(), "{backend}: {}", text(&out));
+        assert!(!text(&out).contains("PBKDF2 iterations"), "{backend}: {}", text(&out));
+        let out = t.command(&["check"]).env("DJANGO_VERSION", "7.0").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{backend}: {}", text(&out));
+    }
+}
