@@ -115,4 +115,40 @@ mod tests {
             }
         }
     }
+
+    /// Each release's own Django (`compat-tests/tools/release_vectors.py`)
+    /// judged hashes made under every release's defaults: the right
+    /// password logs in, and its hash is replaced (`setter_called`) exactly
+    /// when that release would replace it.
+    #[test]
+    fn hashes_are_upgraded_exactly_as_each_release_upgrades_them() {
+        const PASSWORD: &str = "correct horse battery staple";
+        for release in Release::ALL {
+            let path = format!(
+                "{}/compat-tests/vectors/release-{}.json",
+                env!("CARGO_MANIFEST_DIR"),
+                release.name()
+            );
+            let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let vectors: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            let pbkdf2 = vectors["default_hashers"][0]["iterations"].as_u64().unwrap();
+            let scrypt = vectors["default_hashers"][4]["parallelism"].as_u64().unwrap();
+            let params = release.hasher_params();
+            assert_eq!(u64::from(params.pbkdf2_iterations), pbkdf2, "{path}");
+            assert_eq!(u64::from(params.scrypt_parallelism), scrypt, "{path}");
+            let hashers = Hashers::default().with_params(params);
+            for case in vectors["stored"].as_array().unwrap() {
+                let encoded = case["encoded"].as_str().unwrap();
+                let right = &case["right"];
+                let outcome = hashers.check_password(PASSWORD, encoded);
+                let what = format!("Django {}: {}", release.name(), case["name"]);
+                assert_eq!(Some(outcome.valid), right["check_password"].as_bool(), "{what}");
+                assert_eq!(
+                    Some(outcome.valid && outcome.must_update),
+                    right["setter_called"].as_bool(),
+                    "{what}"
+                );
+            }
+        }
+    }
 }
