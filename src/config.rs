@@ -327,7 +327,6 @@ impl ConnectionLimits {
     }
 }
 
-
 /// Which attributes of a login form one lock key (django-axes'
 /// `AXES_LOCKOUT_PARAMETERS` item): failures are counted, and logins
 /// refused, per distinct value of these together.
@@ -981,7 +980,10 @@ mod tests {
             DatabaseUrl::Postgres("postgres://u:p@127.0.0.1:5432/shop".into())
         );
         for (url, kept) in [
-            ("pgsql://u:p%40ss%2Fw@db:5432/shop", "postgres://u:p%40ss%2Fw@db:5432/shop"),
+            (
+                "pgsql://u:p%40ss%2Fw@db:5432/shop",
+                "postgres://u:p%40ss%2Fw@db:5432/shop",
+            ),
             (
                 "postgres://shop@%2Fvar%2Frun%2Fpostgresql/shop",
                 "postgres://shop@%2Fvar%2Frun%2Fpostgresql/shop",
@@ -1092,7 +1094,11 @@ mod tests {
                 "",
                 vec!["W009 Your SECRET_KEY "],
             ),
-            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", vec!["W009 "]),
+            (
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "",
+                vec!["W009 "],
+            ),
             (
                 KEY,
                 &format!("{KEY},short"),

@@ -465,7 +465,10 @@ async fn user_input_cannot_forge_log_lines() {
         line.contains(r"hello\n2026-12-01T00:00:00Z  WARN unchained: FORGED\nbye"),
         "{line}"
     );
-    assert!(line.contains(r"\u{1b}[31m") && line.contains(r"Иван\r\nx"), "{line}");
+    assert!(
+        line.contains(r"\u{1b}[31m") && line.contains(r"Иван\r\nx"),
+        "{line}"
+    );
     assert!(
         !written.lines().any(|l| l.starts_with(forged)),
         "a forged line:\n{written}"
@@ -519,7 +522,11 @@ async fn postgres_urls_in_the_forms_sites_use() {
     // checked: what is shown is that its escaped characters do not break
     // the URL apart.) A login the server refuses names no password.
     let wrong = format!("postgres://nobody_{role}:not-{escaped}@127.0.0.1:{port}/{name}");
-    let out = t.command(&["check"]).env("DATABASE_URL", &wrong).output().unwrap();
+    let out = t
+        .command(&["check"])
+        .env("DATABASE_URL", &wrong)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(
         !text(&out).contains("not-p") && text(&out).contains("cannot open the database"),
@@ -528,7 +535,9 @@ async fn postgres_urls_in_the_forms_sites_use() {
     );
     admin.close().await.unwrap();
     drop(t);
-    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres")).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
     sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
         .execute(&mut admin)
         .await
@@ -557,10 +566,22 @@ async fn check_names_hashes_stronger_than_the_release_makes() {
                 && out.contains("OK: this"),
             "{backend}: {out}"
         );
-        let out = t.command(&["check"]).env("DJANGO_VERSION", "6.1").output().unwrap();
+        let out = t
+            .command(&["check"])
+            .env("DJANGO_VERSION", "6.1")
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{backend}: {}", text(&out));
-        assert!(!text(&out).contains("PBKDF2 iterations"), "{backend}: {}", text(&out));
-        let out = t.command(&["check"]).env("DJANGO_VERSION", "7.0").output().unwrap();
+        assert!(
+            !text(&out).contains("PBKDF2 iterations"),
+            "{backend}: {}",
+            text(&out)
+        );
+        let out = t
+            .command(&["check"])
+            .env("DJANGO_VERSION", "7.0")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{backend}: {}", text(&out));
     }
 }

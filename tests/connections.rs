@@ -81,7 +81,9 @@ async fn slow_heads_silent_and_idle_connections_are_closed() {
         // Slowloris: a head trickling in, a byte every 200 ms, never ends.
         let mut slow = TcpStream::connect(&to).await.unwrap();
         let trickle = async {
-            for byte in b"GET /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+            for byte in
+                b"GET /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa"
+            {
                 if slow.write_all(&[*byte]).await.is_err() {
                     return Instant::now();
                 }
@@ -91,7 +93,10 @@ async fn slow_heads_silent_and_idle_connections_are_closed() {
         };
         let started = Instant::now();
         let cut = trickle.await.duration_since(started);
-        assert!(cut < Duration::from_secs(4), "{backend}: slow head cut after {cut:?}");
+        assert!(
+            cut < Duration::from_secs(4),
+            "{backend}: slow head cut after {cut:?}"
+        );
 
         // A connection that sends nothing.
         let mut silent = TcpStream::connect(&to).await.unwrap();
@@ -145,7 +150,10 @@ async fn connections_past_the_cap_wait_for_a_slot() {
     );
     let mut all_closed = 0;
     for mut stream in silent {
-        if closed_within(&mut stream, Duration::from_secs(10)).await.is_some() {
+        if closed_within(&mut stream, Duration::from_secs(10))
+            .await
+            .is_some()
+        {
             all_closed += 1;
         }
     }
@@ -183,7 +191,10 @@ async fn sigterm_ends_the_process_within_the_grace_period() {
         assert!(ready, "{backend}: the server answers");
         // Held open: a half-sent head, and a body that stopped coming.
         let mut half_head = TcpStream::connect(&to).await.unwrap();
-        half_head.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+        half_head
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
         let mut half_body = TcpStream::connect(&to).await.unwrap();
         half_body
             .write_all(
@@ -219,7 +230,9 @@ async fn sigterm_ends_the_process_within_the_grace_period() {
         );
         // The held connections were closed, not left hanging.
         for stream in [&mut half_head, &mut half_body] {
-            assert!(closed_within(stream, Duration::from_secs(2)).await.is_some());
+            assert!(closed_within(stream, Duration::from_secs(2))
+                .await
+                .is_some());
         }
     }
 }

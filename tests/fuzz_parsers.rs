@@ -24,12 +24,12 @@ use serde_json::{json, Map, Value};
 
 use common::fuzz::{count_from_env, seed_from_env, Fuzzer, EDGE_NUMBERS};
 use common::SECRET_KEY;
+use unchained::config::UploadLimits;
 use unchained::django::csrf::{self, OriginChecker};
 use unchained::django::hashers::{self, HasherParams, Hashers};
 use unchained::django::signing::{self, Signer};
 use unchained::django::{host, python_json, sessions, zlib};
 use unchained::web::error::AppError;
-use unchained::config::UploadLimits;
 use unchained::web::form::FormData;
 
 /// The form body parser as the CSRF middleware calls it. The body arrives

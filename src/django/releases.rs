@@ -131,8 +131,12 @@ mod tests {
             );
             let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             let vectors: serde_json::Value = serde_json::from_str(&raw).unwrap();
-            let pbkdf2 = vectors["default_hashers"][0]["iterations"].as_u64().unwrap();
-            let scrypt = vectors["default_hashers"][4]["parallelism"].as_u64().unwrap();
+            let pbkdf2 = vectors["default_hashers"][0]["iterations"]
+                .as_u64()
+                .unwrap();
+            let scrypt = vectors["default_hashers"][4]["parallelism"]
+                .as_u64()
+                .unwrap();
             let params = release.hasher_params();
             assert_eq!(u64::from(params.pbkdf2_iterations), pbkdf2, "{path}");
             assert_eq!(u64::from(params.scrypt_parallelism), scrypt, "{path}");
@@ -142,7 +146,11 @@ mod tests {
                 let right = &case["right"];
                 let outcome = hashers.check_password(PASSWORD, encoded);
                 let what = format!("Django {}: {}", release.name(), case["name"]);
-                assert_eq!(Some(outcome.valid), right["check_password"].as_bool(), "{what}");
+                assert_eq!(
+                    Some(outcome.valid),
+                    right["check_password"].as_bool(),
+                    "{what}"
+                );
                 assert_eq!(
                     Some(outcome.valid && outcome.must_update),
                     right["setter_called"].as_bool(),

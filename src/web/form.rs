@@ -184,7 +184,11 @@ fn too_many_files(limit: usize) -> AppError {
 }
 
 /// Fails when `count` is past an optional limit.
-fn within(count: usize, limit: Option<usize>, error: fn(usize) -> AppError) -> Result<(), AppError> {
+fn within(
+    count: usize,
+    limit: Option<usize>,
+    error: fn(usize) -> AppError,
+) -> Result<(), AppError> {
     match limit {
         Some(limit) if count > limit => Err(error(limit)),
         _ => Ok(()),

@@ -203,9 +203,9 @@ impl Clock {
         let now = self.now();
         self.last_io.store(now, Ordering::Relaxed);
         if self.busy.load(Ordering::Acquire) == 0 {
-            let _ =
-                self.head_began
-                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = self
+                .head_began
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
