@@ -23,8 +23,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("users:profile", "/users/profile/"),
 ];
 
-/// The path of a named URL that takes no arguments; the name must be one
-/// of [`ROUTES`] (a test checks every caller's name).
+/// The path of a named URL that takes no arguments, for the views' own
+/// `reverse("users:login")`; the name must be one of [`ROUTES`].
 pub fn path(name: &str) -> &'static str {
     ROUTES
         .iter()
@@ -173,6 +173,25 @@ mod tests {
         );
         assert_eq!(reverse("catalog:product_detail", &[]), None);
         assert_eq!(reverse("nope", &[]), None);
+    }
+
+    #[test]
+    fn settings_resolve_as_resolve_url() {
+        assert_eq!(path("users:login"), "/users/login/");
+        for (value, want) in [
+            ("users:login", Some("/users/login/")),
+            ("catalog:home", Some("/")),
+            ("/accounts/login/", Some("/accounts/login/")),
+            ("https://sso.example/login", Some("https://sso.example/login")),
+            ("login.html", Some("login.html")),
+            ("./login/", Some("./login/")),
+            // Needs an argument, and looks like no URL: NoReverseMatch.
+            ("catalog:product_detail", None),
+            ("users:signin", None),
+            ("login", None),
+        ] {
+            assert_eq!(resolve_url(value).as_deref(), want, "{value}");
+        }
     }
 
     #[test]
