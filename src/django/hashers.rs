@@ -519,16 +519,11 @@ fn pbkdf2_encode(kind: HasherKind, password: &str, salt: &str, iterations: u32) 
             pbkdf2::pbkdf2_hmac::<Sha1>(password.as_bytes(), salt.as_bytes(), iterations, &mut out);
             STANDARD.encode(out)
         }
-        _ => {
-            let mut out = [0u8; 32];
-            pbkdf2::pbkdf2_hmac::<Sha256>(
-                password.as_bytes(),
-                salt.as_bytes(),
-                iterations,
-                &mut out,
-            );
-            STANDARD.encode(out)
-        }
+        _ => STANDARD.encode(super::pbkdf2::pbkdf2_hmac_sha256(
+            password.as_bytes(),
+            salt.as_bytes(),
+            iterations,
+        )),
     };
     format!("{}${}${}${}", kind.algorithm(), iterations, salt, hash)
 }

@@ -13,6 +13,7 @@ pub mod hashers;
 pub mod host;
 pub mod login_redirect;
 pub mod password_validation;
+pub mod pbkdf2;
 pub mod perms;
 pub mod python_json;
 pub mod releases;

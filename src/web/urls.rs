@@ -182,7 +182,10 @@ mod tests {
             ("users:login", Some("/users/login/")),
             ("catalog:home", Some("/")),
             ("/accounts/login/", Some("/accounts/login/")),
-            ("https://sso.example/login", Some("https://sso.example/login")),
+            (
+                "https://sso.example/login",
+                Some("https://sso.example/login"),
+            ),
             ("login.html", Some("login.html")),
             ("./login/", Some("./login/")),
             // Needs an argument, and looks like no URL: NoReverseMatch.
