@@ -211,6 +211,8 @@ pub struct Settings {
     pub csrf: CsrfSettings,
     /// `LOGIN_URL`, `LOGIN_REDIRECT_URL`, `LOGOUT_REDIRECT_URL`.
     pub auth_urls: AuthUrls,
+    /// `LOG_FORMAT`, `ACCESS_LOG`.
+    pub logging: Logging,
     /// `SECURE_PROXY_SSL_HEADER`: (header name, value meaning HTTPS).
     pub secure_proxy_ssl_header: Option<(String, String)>,
     /// `HASHING_THREADS`, `HASHING_QUEUE`, `HASHING_WAIT_SECONDS`.
@@ -575,6 +577,36 @@ impl AuthUrls {
     }
 }
 
+/// How the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logging {
+    /// `LOG_FORMAT`: `plain` lines or one JSON object a line.
+    pub json: bool,
+    /// `ACCESS_LOG`: one line per request.
+    pub access_log: bool,
+}
+
+impl Logging {
+    fn from_env(env: &Env) -> Result<Logging, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let json = match get("LOG_FORMAT").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v.is_empty() || v == "plain" => false,
+            Some(v) if v == "json" => true,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("expected plain or json, got {v:?}"),
+                ))
+            }
+        };
+        Ok(Logging {
+            json,
+            access_log: parse_bool("ACCESS_LOG", get("ACCESS_LOG"), true)?,
+        })
+    }
+}
+
 /// Which attributes of a login form one lock key (django-axes'
 /// `AXES_LOCKOUT_PARAMETERS` item): failures are counted, and logins
 /// refused, per distinct value of these together.
@@ -877,6 +909,7 @@ impl Settings {
             session: SessionSettings::from_env(env)?,
             csrf: CsrfSettings::from_env(env)?,
             auth_urls: AuthUrls::from_env(env)?,
+            logging: Logging::from_env(env)?,
             secure_proxy_ssl_header,
             secret_key,
             secret_key_source,

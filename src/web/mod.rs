@@ -32,6 +32,7 @@ pub mod form_view;
 pub mod hashing;
 pub mod host;
 pub mod media;
+pub mod request_log;
 pub mod server;
 pub mod session;
 pub mod templates;
@@ -120,8 +121,13 @@ pub fn router(state: AppState) -> Router {
         // Files need no session, user or CSRF: they skip the pipeline.
         .merge(assets::routes(&state))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            // The panic hook (main.rs) has logged where, in the request's span.
             AppError::Internal("a handler panicked".into()).into_response()
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_log::layer,
+        ))
         .with_state(state)
 }
 
@@ -192,6 +198,11 @@ async fn pipeline(
         return e.into_response();
     }
     let mut response = response;
+    if let Some(user) = &page.user {
+        response
+            .extensions_mut()
+            .insert(request_log::AccessUser(user.id));
+    }
     security_headers(response.headers_mut());
     response
 }
