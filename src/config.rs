@@ -19,6 +19,36 @@ const SECRET_KEY_MIN_UNIQUE_CHARACTERS: usize = 5;
 const SECRET_KEY_INSECURE_PREFIX: &str = "django-insecure-";
 const GENERATED_KEY_FILE: &str = "secret_key.txt";
 
+/// A value that must never reach a log or an error page: `Debug` prints
+/// stars. It reads as the `str` it holds.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Secret {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
 /// A configuration error: which variable, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -151,7 +181,7 @@ pub struct EmailSettings {
     pub host: String,
     pub port: u16,
     pub host_user: String,
-    pub host_password: String,
+    pub host_password: Secret,
     pub use_ssl: bool,
     pub use_tls: bool,
     pub default_from: String,
@@ -187,9 +217,9 @@ pub enum SecretKeySource {
 
 #[derive(Clone)]
 pub struct Settings {
-    pub secret_key: String,
+    pub secret_key: Secret,
     pub secret_key_source: SecretKeySource,
-    pub secret_key_fallbacks: Vec<String>,
+    pub secret_key_fallbacks: Vec<Secret>,
     pub database: DatabaseUrl,
     pub debug: bool,
     pub allowed_hosts: Vec<String>,
@@ -911,9 +941,9 @@ impl Settings {
             auth_urls: AuthUrls::from_env(env)?,
             logging: Logging::from_env(env)?,
             secure_proxy_ssl_header,
-            secret_key,
+            secret_key: Secret::new(secret_key),
             secret_key_source,
-            secret_key_fallbacks,
+            secret_key_fallbacks: secret_key_fallbacks.into_iter().map(Secret::new).collect(),
             email: parse_email(env)?,
             database,
             debug,
@@ -1128,7 +1158,7 @@ fn parse_email(env: &Env) -> Result<EmailSettings, ConfigError> {
         host: get("EMAIL_HOST").unwrap_or("smtp.mail.ru").to_string(),
         port,
         host_user,
-        host_password: get("EMAIL_HOST_PASSWORD").unwrap_or("").to_string(),
+        host_password: Secret::new(get("EMAIL_HOST_PASSWORD").unwrap_or("")),
         use_ssl,
         use_tls,
         default_from,
@@ -1234,6 +1264,39 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let mut e = env(&[]);
+        e.insert(
+            "SECRET_KEY".into(),
+            "the-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH".into(),
+        );
+        e.insert(
+            "SECRET_KEY_FALLBACKS".into(),
+            "an-old-key-that-is-now-only-a-fallback-0123456789abc".into(),
+        );
+        e.insert("EMAIL_HOST_USER".into(), "shop@example.com".into());
+        e.insert("EMAIL_HOST_PASSWORD".into(), "smtp-pass-word".into());
+        e.insert(
+            "DATABASE_URL".into(),
+            "postgres://shop:db-pass-word@db/shop".into(),
+        );
+        let s = Settings::from_env(&e).unwrap();
+        let shown = format!(
+            "{s:?} {:?} {:?} {:?} {:?}",
+            s.email, s.secret_key, s.secret_key_fallbacks, s.database
+        );
+        for secret in [
+            "the-key-0123",
+            "an-old-key",
+            "smtp-pass-word",
+            "db-pass-word",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(&*s.email.host_password, "smtp-pass-word");
     }
 
     #[test]
@@ -1381,7 +1444,7 @@ mod tests {
                 ("SECRET_KEY_FALLBACKS", fallbacks),
             ]))
             .unwrap_or_else(|e| panic!("{key:?} refused: {e}"));
-            assert_eq!(s.secret_key, key);
+            assert_eq!(&*s.secret_key, key);
             let warnings = s.secret_key_warnings();
             assert_eq!(warnings.len(), expected.len(), "{key:?}: {warnings:?}");
             for (warning, start) in warnings.iter().zip(expected) {

@@ -270,7 +270,7 @@ fn smtp_transport(
     if !settings.host_user.is_empty() && !settings.host_password.is_empty() {
         builder = builder.credentials(Credentials::new(
             settings.host_user.clone(),
-            settings.host_password.clone(),
+            settings.host_password.to_string(),
         ));
     }
     Ok(builder.build())
@@ -523,7 +523,7 @@ mod tests {
             host: "unused".into(),
             port: 25,
             host_user: String::new(),
-            host_password: String::new(),
+            host_password: Default::default(),
             use_ssl: false,
             use_tls: false,
             default_from: "shop@example.com".into(),
