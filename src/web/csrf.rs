@@ -89,8 +89,9 @@ impl Csrf {
     pub fn set_cookie(&self, app: &AppState, cookies: &Cookies) {
         let (secret, needs_update) = self.with(|s| (s.secret.clone(), s.needs_update));
         if let (Some(secret), true) = (secret, needs_update) {
+            let value = masked_if_new(app.settings.csrf_cookie_masked, cookies, secret);
             cookies.add(
-                Cookie::build((CSRF_COOKIE_NAME, secret))
+                Cookie::build((CSRF_COOKIE_NAME, value))
                     .path("/")
                     .same_site(SameSite::Lax)
                     .secure(app.settings.csrf_cookie_secure)
@@ -99,6 +100,21 @@ impl Csrf {
                     .build(),
             );
         }
+    }
+}
+
+/// Django 4.2's `CSRF_COOKIE_MASKED`: a secret made for this response (none
+/// or a bad cookie came, or the login rotated it) goes out masked, as
+/// `_add_new_csrf_cookie` stores it; the secret of the request's own cookie
+/// goes back unmasked, as 4.2's `process_request` keeps it.
+fn masked_if_new(masked: bool, cookies: &Cookies, secret: String) -> String {
+    let came = cookies
+        .get(CSRF_COOKIE_NAME)
+        .and_then(|c| core::secret_from_cookie(c.value()).ok());
+    if masked && came.is_none_or(|c| c.secret != secret) {
+        core::mask_cipher_secret(&secret)
+    } else {
+        secret
     }
 }
 
