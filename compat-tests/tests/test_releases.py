@@ -27,14 +27,18 @@ THAT release's `manage.py migrate` (with a superuser its
 "unchained→Django" in the matrix means done on unchained, checked on Django.
 Each matrix row names its release.
 """
+import hashlib
+import html
 import json
 import re
 import subprocess
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
 
+import live
 from django_side import DjangoWorker
 from live import (Database, Gunicorn, LiveServer, ModuleDatabase, confirmation_link, letter_text,
                   nav_email, new_email, new_password, parse_form, reference_env, wait_for_letter)
@@ -47,6 +51,19 @@ TEST_SECRET_KEY = "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ="  # conftest.TES
 RELEASES = {"4.2": 600_000, "6.1": 1_500_000}
 # A count neither release makes: Django 5.2's.
 OTHER_ITERATIONS = 1_000_000
+
+DEFAULT_HASHERS = [
+    "django.contrib.auth.hashers." + c
+    for c in ("PBKDF2PasswordHasher", "PBKDF2SHA1PasswordHasher", "Argon2PasswordHasher",
+              "BCryptSHA256PasswordHasher", "ScryptPasswordHasher")
+]
+# Both servers list the legacy hashers the release still ships (4.2: SHA1
+# and the unsalted ones; 6.1 has none of them, and refuses them).
+LEGACY_HASHERS = {
+    "4.2": ["django.contrib.auth.hashers." + c
+            for c in ("SHA1PasswordHasher", "UnsaltedSHA1PasswordHasher", "UnsaltedMD5PasswordHasher")],
+    "6.1": [],
+}
 
 ALLOWED_HOSTS = "127.0.0.1,localhost"
 UNCHAINED, DJANGO = "unchained", "django"
@@ -111,6 +128,10 @@ def op_create_active_user(email, password):
     return User.objects.create_user(email=email, password=password).password
 
 
+def op_create_raw(email, encoded):
+    return User.objects.create(email=email, password=encoded).pk
+
+
 def op_verifies(password, encoded):
     """check_password without the setter: whether the release accepts it."""
     return check_password(password, encoded)
@@ -135,13 +156,17 @@ class ReleaseSite:
         self.shell = None
         self.check = None  # (exit status, output) of `unchained check` right after migrate
 
+    def hashers(self):
+        return ",".join(DEFAULT_HASHERS + LEGACY_HASHERS[self.release])
+
     def django_env(self, extra=None):
-        return {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0",
+        return {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DEBUG": "0", "PASSWORD_HASHERS": self.hashers(),
                 "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
                 "EMAIL_FILE_PATH": str(self.mail[DJANGO]), **(extra or {})}
 
-    def unchained_env(self):
-        return {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DJANGO_VERSION": self.release,
+    def unchained_env(self, extra=None):
+        return {"ALLOWED_HOSTS": ALLOWED_HOSTS, "DJANGO_VERSION": self.release, "PASSWORD_HASHERS": self.hashers(),
+                **(extra or {}),
                 "EMAIL_BACKEND": "file", "EMAIL_FILE_PATH": str(self.mail[UNCHAINED])}
 
     def browser(self, side, cookies=None):
@@ -178,7 +203,7 @@ def site(django_release, db_backend, _sites, request, unchained_bin, run_unchain
 
         manage("migrate", "--noinput")
         manage("createsuperuser", "--noinput", env=SUPERUSER)
-        proc = run_unchained(site.url, "check", env={"DJANGO_VERSION": django_release}, check=False)
+        proc = run_unchained(site.url, "check", env=site.unchained_env(), check=False)
         site.check = (proc.returncode, proc.stdout + proc.stderr)
 
         cleanup.callback(lambda: [s.stop() for s in site.servers.values()])
@@ -216,12 +241,16 @@ def assert_anonymous(browser, where):
     )
 
 
-def login(site, side, email, password, browser=None):
+def try_login(site, side, email, password, browser=None):
     browser = browser or site.browser(side)
     page = browser.get(LOGIN_PATH)
     assert page.status == 200, f"{side} {LOGIN_PATH}: {page!r}"
     form = parse_form(page.text, action=LOGIN_PATH).set("username", email).set("password", password)
-    r = browser.submit(form, page_path=LOGIN_PATH)
+    return browser, browser.submit(form, page_path=LOGIN_PATH)
+
+
+def login(site, side, email, password, browser=None):
+    browser, r = try_login(site, side, email, password, browser)
     assert r.status == 302 and r.location == "/" and "sessionid" in browser.cookies, (
         f"login of {email} on {side} (Django {site.release}) failed: {r!r}\n{r.text[:2000]}\n{site.logs()}"
     )
@@ -288,6 +317,70 @@ def test_login_gives_the_release_count_and_the_other_keeps_it(site, direction):
     assert site.password(address) == upgraded, f"{src} rewrote its own hash"
 
 
+def legacy_hashes(password):
+    """Django 4.2's SHA1 (salted), unsalted SHA1 and unsalted MD5 forms, made
+    with hashlib as those hashers make them."""
+    salt = uuid.uuid4().hex[:22]
+    return {
+        "sha1": f"sha1${salt}${hashlib.sha1((salt + password).encode()).hexdigest()}",
+        "unsalted_sha1": "sha1$$" + hashlib.sha1(password.encode()).hexdigest(),
+        "unsalted_md5": hashlib.md5(password.encode()).hexdigest(),
+    }
+
+
+@matrix("legacy hashes (sha1, unsalted): 4.2 upgrades, 6.1 refuses")
+@DIRECTIONS
+def test_legacy_hashes_follow_the_release(site, direction):
+    src, dst = sides(direction)
+    for kind, encoded in legacy_hashes(password := new_password()).items():
+        address = new_email(kind.replace("_", "-"))
+        site.shell.call("create_raw", email=address, encoded=encoded)
+        if site.release == "4.2":
+            login(site, src, address, password)
+            upgraded = site.password(address)
+            assert pbkdf2_iterations(upgraded) == RELEASES["4.2"], f"{kind} on {src}: {upgraded!r}"
+            login(site, dst, address, password)
+            assert site.password(address) == upgraded, f"{dst} rewrote the hash {src} upgraded from {kind}"
+        else:
+            for side in (src, dst):
+                browser, r = try_login(site, side, address, password)
+                assert r.status == 200 and "sessionid" not in browser.cookies, (
+                    f"Django {site.release} has no {kind} hasher, yet {side} let its user in: {r!r}"
+                )
+            assert site.password(address) == encoded
+
+
+def register(site, side, password):
+    """Registers a new address with that password: None when the site took
+    it, else the messages its page shows."""
+    browser = site.browser(side)
+    page = browser.get(REGISTER)
+    form = parse_form(page.text, action=REGISTER)
+    form.set("email", new_email("valid")).set("password1", password).set("password2", password)
+    r = browser.submit(form, page_path=REGISTER)
+    if r.status == 302 and r.location == LOGIN_PATH:
+        return None
+    assert r.status == 200, f"{side} answered {r!r} to a registration"
+    return [html.unescape(m) for m in re.findall(r'<ul class="errors">(.*?)</ul>', r.text, re.S)]
+
+
+# 5.2 changed the minimum-length message and the common-password list
+# (docs/DJANGO_RELEASES.md section 6): "asdfghjkl:" is common only from 5.2.
+TOO_SHORT = {
+    "4.2": "<li>Введённый пароль слишком короткий. Он должен содержать как минимум 8 символов.</li>",
+    "6.1": "<li>Введённый пароль слишком короткий. Он должен состоять из как минимум 8 символов.</li>",
+}
+TOO_COMMON = {"4.2": None, "6.1": ["<li>Введённый пароль слишком широко распространён.</li>"]}
+
+
+@matrix("password validation messages", "same on both")
+def test_password_validation_follows_the_release(site):
+    short = {side: register(site, side, "Kx9#mP") for side in (DJANGO, UNCHAINED)}
+    assert short[DJANGO] == short[UNCHAINED] and short[DJANGO] and TOO_SHORT[site.release] in short[DJANGO][0], short
+    common = {side: register(site, side, "asdfghjkl:") for side in (DJANGO, UNCHAINED)}
+    assert common[DJANGO] == common[UNCHAINED] == TOO_COMMON[site.release], common
+
+
 # ================================================================ sessions
 
 
@@ -351,6 +444,53 @@ def test_csrf_token_of_one_server_is_accepted_by_the_other(site, direction):
     form = parse_form(page.text, action="/users/logout/")
     r = on_dst.submit(form, page_path=PROFILE)
     assert r.status == 302 and "sessionid" not in on_dst.cookies, f"{dst} refused {src}'s logout form: {r!r}"
+
+
+@matrix("CSRF_COOKIE_MASKED: 4.2 masked cookie crosses, later refused")
+@DIRECTIONS
+def test_masked_csrf_cookie_of_one_server_is_accepted_by_the_other(site, direction, unchained_bin, request):
+    """Django 4.2's CSRF_COOKIE_MASKED: a new cookie holds the masked token;
+    one more server of the `src` kind runs with it for this test."""
+    src, dst = sides(direction)
+    if site.release != "4.2":
+        proc = subprocess.run([str(unchained_bin), "check"], capture_output=True, text=True, timeout=120,
+                              env=live.process_env(site.url, TEST_SECRET_KEY,
+                                                   site.unchained_env({"CSRF_COOKIE_MASKED": "True"})))
+        assert proc.returncode != 0 and "CSRF_COOKIE_MASKED" in proc.stderr + proc.stdout, proc
+        return
+    log = site.workdir / f"masked-{src}-{uuid.uuid4().hex[:6]}.log"
+    if src == UNCHAINED:
+        masked = LiveServer(unchained_bin, site.url, TEST_SECRET_KEY,
+                            env=site.unchained_env({"CSRF_COOKIE_MASKED": "True"}), log_path=log)
+    else:
+        masked = Gunicorn(site.python, REFPROJECT_DIR, site.url, TEST_SECRET_KEY,
+                          env=site.django_env({"CSRF_COOKIE_MASKED": "True"}), log_path=log)
+    with masked.start():
+        address, password = new_user(site, "masked")
+        on_src = masked.browser()
+        page = on_src.get(LOGIN_PATH)
+        cookie = on_src.cookies.get("csrftoken")
+        assert cookie and len(cookie) == 64, f"masked {src}'s new csrftoken cookie: {cookie!r}"
+        form = parse_form(page.text, action=LOGIN_PATH).set("username", address).set("password", password)
+        on_dst = site.browser(dst, {"csrftoken": cookie})
+        r = on_dst.submit(form, page_path=LOGIN_PATH)
+        assert r.status == 302 and "sessionid" in on_dst.cookies, (
+            f"{dst} refused masked {src}'s cookie and token: {r!r}\n{r.text[:1500]}"
+        )
+        # The other way: dst's cookie and a token of the masked server's
+        # page; its login rotates the secret into a new masked cookie.
+        on_src = masked.browser()
+        plain = site.browser(dst)
+        plain.get(LOGIN_PATH)
+        on_src.cookies = dict(plain.cookies)
+        page = on_src.get(LOGIN_PATH)
+        assert on_src.cookies["csrftoken"] == plain.cookies["csrftoken"], "an existing cookie is kept unmasked"
+        form = parse_form(page.text, action=LOGIN_PATH).set("username", address).set("password", password)
+        r = on_src.submit(form, page_path=LOGIN_PATH)
+        assert r.status == 302, f"masked {src} refused {dst}'s cookie: {r!r}"
+        rotated = on_src.cookies["csrftoken"]
+        assert len(rotated) == 64, f"masked {src} rotated the secret at login into {rotated!r}"
+        assert_logged_in(site.browser(dst, on_src.cookies), address, f"masked {src}'s session on {dst}")
 
 
 # ================================================================ e-mailed links and passwords
