@@ -1304,7 +1304,11 @@ mod tests {
         assert!(crypt.problem.contains("crypt(3)"), "{crypt}");
 
         assert!(!read(&[]).unwrap().csrf_cookie_masked);
-        assert!(!read(&[("DJANGO_VERSION", "4.2")]).unwrap().csrf_cookie_masked);
+        assert!(
+            !read(&[("DJANGO_VERSION", "4.2")])
+                .unwrap()
+                .csrf_cookie_masked
+        );
         let masked = read(&[("DJANGO_VERSION", "4.2"), ("CSRF_COOKIE_MASKED", "True")]);
         assert!(masked.unwrap().csrf_cookie_masked);
         for version in ["5.0", "5.2", "6.1"] {

@@ -453,12 +453,11 @@ fn read_new_password(
             eprintln!("Error: Blank passwords aren't allowed.");
             continue;
         }
-        let problems =
-            unchained::django::password_validation::validate_password(
-                &password,
-                &attributes,
-                release,
-            );
+        let problems = unchained::django::password_validation::validate_password(
+            &password,
+            &attributes,
+            release,
+        );
         if problems.is_empty() {
             return Ok(password);
         }

@@ -244,7 +244,9 @@ mod tests {
                         matches!(err, HasherError::NotInRelease(_, r) if r == release.name()),
                         "{class} in {release:?}: {err}"
                     );
-                    assert!(err.to_string().contains(&format!("Django {}", release.name())));
+                    assert!(err
+                        .to_string()
+                        .contains(&format!("Django {}", release.name())));
                 }
             }
             let crypt = Hashers::for_release(&with("CryptPasswordHasher"), release).unwrap_err();
