@@ -231,8 +231,9 @@ def run_unchained(unchained_bin):
 #
 # A test carrying the marker fills one cell of a table printed at the end of
 # the run: feature × direction × database (the `db_backend` parameter, "-"
-# without one). Without a direction in the marker, the test's `direction`
-# parameter is used. A cell is FAIL when any phase of any test in it failed
+# without one; a `django_release` parameter is put before the feature).
+# Without a direction in the marker, the test's `direction` parameter is
+# used. A cell is FAIL when any phase of any test in it failed
 # (a fixture error too), SKIP when all were skipped, else PASS.
 
 _MATRIX_KEY = pytest.StashKey[dict]()
@@ -248,6 +249,8 @@ def _matrix_cell(item):
     direction = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("direction")
     if direction is None:
         direction = params.get("direction", "-")
+    if "django_release" in params:  # test_releases.py: a row per release
+        feature = f"Django {params['django_release']}: {feature}"
     return str(feature), str(direction), str(params.get("db_backend", "-"))
 
 

@@ -9,3 +9,5 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 echo "compat venv ready: $venv"
+# The reference project under Django 4.2 and 6.1 too (tests/test_releases.py).
+bash "$here/setup-releases.sh"

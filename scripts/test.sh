@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what is missing,
 # starts PostgreSQL on loopback, runs the Rust tests on SQLite and
-# PostgreSQL, then the compat suite beside a real Django 5.2.
+# PostgreSQL, then the compat suite beside a real Django 5.2 (and 4.2 and
+# 6.1 for DJANGO_VERSION).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ export UNCHAINED_TEST_POSTGRES
 # Stop the server at the end only if this run started it.
 trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 
-step "Python virtualenv (reference Django 5.2, and the SMTP server the Rust mail tests use)"
+step "Python virtualenvs (reference Django 5.2, and the SMTP server the Rust mail tests use; Django 4.2 and 6.1 for test_releases.py)"
 bash compat-tests/setup.sh
 
 step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark"
@@ -40,5 +41,5 @@ compat-tests/.venv/bin/python bench/bench.py --quick --unchained target/release/
 step "Memory under 100 uploads of 10 MB at once (bench/uploads.py: fails past 250 MB)"
 compat-tests/.venv/bin/python bench/uploads.py --unchained target/release/unchained
 
-step "Compat suite: reference Django 5.2 in a virtualenv"
+step "Compat suite: reference Django 5.2 in a virtualenv (and 4.2, 6.1: tests/test_releases.py)"
 compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider

@@ -232,6 +232,9 @@ pub struct Settings {
     /// `DJANGO_VERSION`: the release the site runs, whose hasher work
     /// factors new hashes get.
     pub django_release: Release,
+    /// Django 4.2's `CSRF_COOKIE_MASKED`: a new CSRF cookie holds the masked
+    /// 64-character token rather than the secret (refused on 5.0+).
+    pub csrf_cookie_masked: bool,
     pub bind: SocketAddr,
     /// `SESSION_ENGINE`, `SESSION_COOKIE_*`, `SESSION_EXPIRE_AT_BROWSER_CLOSE`,
     /// `SESSION_SAVE_EVERY_REQUEST`.
@@ -900,7 +903,8 @@ impl Settings {
                 .map(|s| s.to_string())
                 .collect(),
         };
-        Hashers::from_names(&password_hashers)
+        let django_release = django_release(env)?;
+        Hashers::for_release(&password_hashers, django_release)
             .map_err(|e| ConfigError::new("PASSWORD_HASHERS", e.to_string()))?;
         let bind = get("BIND_ADDRESS")
             .unwrap_or("127.0.0.1:8000")
@@ -952,16 +956,8 @@ impl Settings {
             static_root: PathBuf::from(non_empty("STATIC_ROOT", get("STATIC_ROOT"), "static")?),
             time_zone,
             password_hashers,
-            django_release: match get("DJANGO_VERSION").map(str::trim) {
-                None | Some("") => Release::Django5_2,
-                Some(v) => Release::parse(v).ok_or_else(|| {
-                    let known: Vec<&str> = Release::ALL.iter().map(|r| r.name()).collect();
-                    ConfigError::new(
-                        "DJANGO_VERSION",
-                        format!("expected one of {}, got {v:?}", known.join(", ")),
-                    )
-                })?,
-            },
+            django_release,
+            csrf_cookie_masked: csrf_cookie_masked(env, django_release)?,
             bind,
             hashing: HashingLimits::from_env(env)?,
             throttling: Throttling::from_env(env)?,
@@ -1012,10 +1008,41 @@ impl Settings {
     }
 
     pub fn hashers(&self) -> Hashers {
-        Hashers::from_names(&self.password_hashers)
+        Hashers::for_release(&self.password_hashers, self.django_release)
             .expect("validated when the settings were read")
-            .with_params(self.django_release.hasher_params())
     }
+}
+
+/// `DJANGO_VERSION`: the Django release the site runs (5.2 when unset).
+fn django_release(env: &Env) -> Result<Release, ConfigError> {
+    match env.get("DJANGO_VERSION").map(|v| v.trim()) {
+        None | Some("") => Ok(Release::Django5_2),
+        Some(v) => Release::parse(v).ok_or_else(|| {
+            let known: Vec<&str> = Release::ALL.iter().map(|r| r.name()).collect();
+            ConfigError::new(
+                "DJANGO_VERSION",
+                format!("expected one of {}, got {v:?}", known.join(", ")),
+            )
+        }),
+    }
+}
+
+/// `CSRF_COOKIE_MASKED`, a transitional setting of Django 4.2 only (default
+/// False); Django 5.0 removed it, so under a later `DJANGO_VERSION` any
+/// value is refused rather than silently doing nothing.
+fn csrf_cookie_masked(env: &Env, release: Release) -> Result<bool, ConfigError> {
+    let value = env.get("CSRF_COOKIE_MASKED").map(|v| v.trim());
+    if value.is_some_and(|v| !v.is_empty()) && release >= Release::Django5_0 {
+        return Err(ConfigError::new(
+            "CSRF_COOKIE_MASKED",
+            format!(
+                "exists only in Django 4.2 (5.0 removed it; the cookie always holds the \
+                 unmasked secret), and DJANGO_VERSION is {}: remove it",
+                release.name()
+            ),
+        ));
+    }
+    parse_bool("CSRF_COOKIE_MASKED", value, false)
 }
 
 fn non_empty<'a>(
@@ -1569,6 +1596,66 @@ mod tests {
             let err = Settings::from_env(&env(&[("SECRET_KEY", KEY), (name, value)])).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");
         }
+    }
+
+    /// What DJANGO_VERSION decides among the settings: the legacy hashers
+    /// (4.2/5.0 only, crypt refused) and 4.2's CSRF_COOKIE_MASKED.
+    #[test]
+    fn settings_that_exist_only_in_some_releases() {
+        let sha1 = "django.contrib.auth.hashers.PBKDF2PasswordHasher,\
+                    django.contrib.auth.hashers.SHA1PasswordHasher";
+        let read = |pairs: &[(&str, &str)]| {
+            let mut e = env(&[("SECRET_KEY", KEY)]);
+            e.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            Settings::from_env(&e)
+        };
+        for (version, ok) in [("4.2", true), ("5.0", true), ("5.1", false), ("6.1", false)] {
+            let got = read(&[("DJANGO_VERSION", version), ("PASSWORD_HASHERS", sha1)]);
+            match got {
+                Ok(s) => {
+                    assert!(ok, "{version}");
+                    assert_eq!(
+                        s.hashers().params().pbkdf2_iterations,
+                        s.django_release.hasher_params().pbkdf2_iterations
+                    );
+                }
+                Err(e) => {
+                    assert!(!ok, "{version}: {e}");
+                    assert_eq!(e.variable, "PASSWORD_HASHERS");
+                    assert!(e.problem.contains(&format!("Django {version}")), "{e}");
+                }
+            }
+        }
+        let crypt = read(&[
+            ("DJANGO_VERSION", "4.2"),
+            (
+                "PASSWORD_HASHERS",
+                "django.contrib.auth.hashers.CryptPasswordHasher",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(crypt.variable, "PASSWORD_HASHERS");
+        assert!(crypt.problem.contains("crypt(3)"), "{crypt}");
+
+        assert!(!read(&[]).unwrap().csrf_cookie_masked);
+        assert!(
+            !read(&[("DJANGO_VERSION", "4.2")])
+                .unwrap()
+                .csrf_cookie_masked
+        );
+        let masked = read(&[("DJANGO_VERSION", "4.2"), ("CSRF_COOKIE_MASKED", "True")]);
+        assert!(masked.unwrap().csrf_cookie_masked);
+        for version in ["5.0", "5.2", "6.1"] {
+            for value in ["True", "False"] {
+                let err = read(&[("DJANGO_VERSION", version), ("CSRF_COOKIE_MASKED", value)])
+                    .unwrap_err();
+                assert_eq!(err.variable, "CSRF_COOKIE_MASKED");
+                assert!(err.problem.contains("only in Django 4.2"), "{err}");
+                assert!(err.problem.contains(version), "{err}");
+            }
+        }
+        let err = read(&[("DJANGO_VERSION", "4.2"), ("CSRF_COOKIE_MASKED", "maybe")]).unwrap_err();
+        assert_eq!(err.variable, "CSRF_COOKIE_MASKED");
     }
 
     #[test]

@@ -460,7 +460,10 @@ fn read_line(prompt: &str) -> Result<String, Failure> {
 
 /// Asks for a new password twice, checked with Django's default validators,
 /// at most three times (as `manage.py changepassword`).
-fn read_new_password(email: &str) -> Result<String, Failure> {
+fn read_new_password(
+    email: &str,
+    release: unchained::django::releases::Release,
+) -> Result<String, Failure> {
     const MAX_TRIES: usize = 3;
     let attributes = unchained::django::password_validation::UserAttributes {
         email,
@@ -478,8 +481,11 @@ fn read_new_password(email: &str) -> Result<String, Failure> {
             eprintln!("Error: Blank passwords aren't allowed.");
             continue;
         }
-        let problems =
-            unchained::django::password_validation::validate_password(&password, &attributes);
+        let problems = unchained::django::password_validation::validate_password(
+            &password,
+            &attributes,
+            release,
+        );
         if problems.is_empty() {
             return Ok(password);
         }
@@ -527,7 +533,7 @@ async fn createsuperuser(
                 Failure("Error: set DJANGO_SUPERUSER_PASSWORD to use --noinput.".into())
             })?
     } else {
-        read_new_password(&email)?
+        read_new_password(&email, settings.django_release)?
     };
     let hash = hash_password(settings.hashers(), password).await?;
     let new_user = db::users::NewUser {
@@ -571,7 +577,7 @@ async fn changepassword(db: &Db, settings: &Settings, email: &str) -> Outcome {
         .await?
         .ok_or_else(|| Failure(format!("user '{email}' does not exist")))?;
     println!("Changing password for user '{}'", user.email);
-    let password = read_new_password(&user.email)?;
+    let password = read_new_password(&user.email, settings.django_release)?;
     let hash = hash_password(settings.hashers(), password).await?;
     db::users::set_password(db, user.id, &hash).await?;
     println!("Password changed successfully for user '{}'", user.email);

@@ -664,7 +664,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
                 form("new@example.com", GOOD_PASSWORD, "Correct-Horse-43"),
                 "Пароли не совпадают.",
             ),
-            ("too short", form("new@example.com", "Kx9#mP", "Kx9#mP"), "Пароль слишком короткий"),
+            ("too short", form("new@example.com", "Kx9#mP", "Kx9#mP"), "Введённый пароль слишком короткий. Он должен состоять из как минимум 8 символов."),
             ("numeric", form("new@example.com", "8203948571", "8203948571"), "только из цифр"),
             ("common", form("new@example.com", "password", "password"), "распространён"),
             (

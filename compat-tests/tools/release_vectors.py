@@ -11,6 +11,9 @@ the repository, e.g.:
     /tmp/venv-dj42/bin/pip install 'django~=4.2.0' argon2-cffi bcrypt
     /tmp/venv-dj42/bin/python compat-tests/tools/release_vectors.py
 
+or with the venvs compat-tests/setup-releases.sh makes (.venv-4.2, .venv-6.1).
+An optional argument is the file to write instead.
+
 (Django 6.x needs Python >= 3.12.) The output name comes from the running
 Django's major.minor. Everything random (salts, time) is fixed, so a file only
 changes when the release's behaviour does. Django's DEFAULT settings are used
@@ -36,7 +39,9 @@ from django.conf import settings
 
 HERE = Path(__file__).resolve().parent
 RELEASE = "%d.%d" % django.VERSION[:2]
-OUT = HERE.parent / "vectors" / ("release-%s.json" % RELEASE)
+# An argument writes elsewhere (tests/test_releases.py compares a fresh run
+# with the committed file).
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "vectors" / ("release-%s.json" % RELEASE)
 
 SECRET = "django-insecure-vectors-0123456789-abcdefghijklmnopqrstuvwxyz-!@#$%"
 PASSWORD = "correct horse battery staple"

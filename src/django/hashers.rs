@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::crypto::{constant_time_compare, get_random_string, RANDOM_STRING_CHARS};
+use super::releases::Release;
 
 /// Django 5.2's `global_settings.PASSWORD_HASHERS`.
 pub const DEFAULT_PASSWORD_HASHERS: &[&str] = &[
@@ -35,8 +36,10 @@ pub const UNUSABLE_PASSWORD_SUFFIX_LENGTH: usize = 40;
 /// `BasePasswordHasher.salt_entropy`: salts with fewer bits are upgraded.
 const SALT_ENTROPY_BITS: f64 = 128.0;
 
-/// The hashers Django 5.2 ships. (The unsalted MD5/SHA1 hashers were removed
-/// in Django 5.1; hashes in those forms are "unknown" to 5.2 as well.)
+/// The hashers Django ships. `Sha1`, `UnsaltedSha1` and `UnsaltedMd5`
+/// exist only up to Django 5.0, `Crypt` only in 4.2
+/// ([`HasherKind::shipped_in`]); hashes in those forms are "unknown" to
+/// later releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HasherKind {
     Pbkdf2Sha256,
@@ -46,6 +49,17 @@ pub enum HasherKind {
     BCrypt,
     Scrypt,
     Md5,
+    /// `SHA1PasswordHasher`: `sha1$salt$hex`.
+    Sha1,
+    /// `UnsaltedSHA1PasswordHasher`: `sha1$$hex`.
+    UnsaltedSha1,
+    /// `UnsaltedMD5PasswordHasher`: a bare 32-character hex digest (or
+    /// `md5$$hex`).
+    UnsaltedMd5,
+    /// `CryptPasswordHasher`: `crypt$$` and the system `crypt(3)` of the
+    /// password. Recognised so a configuration naming it can be refused
+    /// clearly; not implemented.
+    Crypt,
 }
 
 impl HasherKind {
@@ -59,6 +73,40 @@ impl HasherKind {
             HasherKind::BCrypt => "bcrypt",
             HasherKind::Scrypt => "scrypt",
             HasherKind::Md5 => "md5",
+            HasherKind::Sha1 => "sha1",
+            HasherKind::UnsaltedSha1 => "unsalted_sha1",
+            HasherKind::UnsaltedMd5 => "unsalted_md5",
+            HasherKind::Crypt => "crypt",
+        }
+    }
+
+    /// The class name in `django.contrib.auth.hashers`.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            HasherKind::Pbkdf2Sha256 => "PBKDF2PasswordHasher",
+            HasherKind::Pbkdf2Sha1 => "PBKDF2SHA1PasswordHasher",
+            HasherKind::Argon2 => "Argon2PasswordHasher",
+            HasherKind::BCryptSha256 => "BCryptSHA256PasswordHasher",
+            HasherKind::BCrypt => "BCryptPasswordHasher",
+            HasherKind::Scrypt => "ScryptPasswordHasher",
+            HasherKind::Md5 => "MD5PasswordHasher",
+            HasherKind::Sha1 => "SHA1PasswordHasher",
+            HasherKind::UnsaltedSha1 => "UnsaltedSHA1PasswordHasher",
+            HasherKind::UnsaltedMd5 => "UnsaltedMD5PasswordHasher",
+            HasherKind::Crypt => "CryptPasswordHasher",
+        }
+    }
+
+    /// Whether Django `release` has the class: `CryptPasswordHasher` was
+    /// removed in 5.0, the SHA1 and unsalted ones in 5.1
+    /// (docs/DJANGO_RELEASES.md 1.3).
+    pub fn shipped_in(self, release: Release) -> bool {
+        match self {
+            HasherKind::Crypt => release < Release::Django5_0,
+            HasherKind::Sha1 | HasherKind::UnsaltedSha1 | HasherKind::UnsaltedMd5 => {
+                release < Release::Django5_1
+            }
+            _ => true,
         }
     }
 
@@ -73,6 +121,10 @@ impl HasherKind {
             "BCryptPasswordHasher" => HasherKind::BCrypt,
             "ScryptPasswordHasher" => HasherKind::Scrypt,
             "MD5PasswordHasher" => HasherKind::Md5,
+            "SHA1PasswordHasher" => HasherKind::Sha1,
+            "UnsaltedSHA1PasswordHasher" => HasherKind::UnsaltedSha1,
+            "UnsaltedMD5PasswordHasher" => HasherKind::UnsaltedMd5,
+            "CryptPasswordHasher" => HasherKind::Crypt,
             _ => return None,
         })
     }
@@ -109,10 +161,22 @@ impl Default for HasherParams {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum HasherError {
-    #[error("unknown password hasher {0:?} (Django 5.2 has no such class)")]
+    #[error("unknown password hasher {0:?} (Django has no such class)")]
     UnknownHasher(String),
     #[error("the list of password hashers is empty")]
     Empty,
+    #[error(
+        "{0:?} is not in Django {1} (CryptPasswordHasher was removed in 5.0; SHA1PasswordHasher, \
+         UnsaltedSHA1PasswordHasher and UnsaltedMD5PasswordHasher in 5.1): remove it, or set \
+         DJANGO_VERSION to the release the site runs"
+    )]
+    NotInRelease(String, &'static str),
+    #[error(
+        "{0:?} is not supported here: its hashes need the system's crypt(3). Keep Django \
+         for the users whose hashes start with crypt$, or have them reset their passwords, \
+         and remove it from PASSWORD_HASHERS"
+    )]
+    Unsupported(String),
 }
 
 /// What `verify_password` tells its caller: whether the password is right,
@@ -159,6 +223,29 @@ impl Hashers {
         })
     }
 
+    /// [`Hashers::from_names`] for a site on Django `release`: a class the
+    /// release does not ship is an error naming the release, and
+    /// `CryptPasswordHasher` (which would need the system's `crypt(3)`) is
+    /// refused. The work factors are the release's.
+    pub fn for_release<S: AsRef<str>>(
+        names: &[S],
+        release: Release,
+    ) -> Result<Hashers, HasherError> {
+        let hashers = Hashers::from_names(names)?;
+        for (name, kind) in names.iter().zip(&hashers.kinds) {
+            if !kind.shipped_in(release) {
+                return Err(HasherError::NotInRelease(
+                    name.as_ref().to_string(),
+                    release.name(),
+                ));
+            }
+            if *kind == HasherKind::Crypt {
+                return Err(HasherError::Unsupported(name.as_ref().to_string()));
+            }
+        }
+        Ok(hashers.with_params(release.hasher_params()))
+    }
+
     /// The same hashers with other work factors.
     pub fn with_params(mut self, params: HasherParams) -> Hashers {
         self.params = params;
@@ -181,6 +268,8 @@ impl Hashers {
             HasherKind::BCryptSha256 | HasherKind::BCrypt => {
                 bcrypt_gensalt(self.params.bcrypt_rounds)
             }
+            // `salt()` is empty for the unsalted hashers.
+            HasherKind::UnsaltedSha1 | HasherKind::UnsaltedMd5 | HasherKind::Crypt => String::new(),
             _ => new_salt(),
         };
         self.encode(kind, password, &salt)
@@ -281,6 +370,7 @@ impl Hashers {
                 | HasherKind::Pbkdf2Sha1
                 | HasherKind::Scrypt
                 | HasherKind::Md5
+                | HasherKind::Sha1
         );
         if plain_salt && (salt.is_empty() || salt.contains('$')) {
             return None;
@@ -315,6 +405,15 @@ impl Hashers {
                 scrypt.encode(password)
             }
             HasherKind::Md5 => Some(md5_encode(password, salt)),
+            HasherKind::Sha1 => Some(sha1_encode(password, salt)),
+            // "salt must be empty."
+            HasherKind::UnsaltedSha1 => salt
+                .is_empty()
+                .then(|| format!("sha1$${}", hex::encode(Sha1::digest(password.as_bytes())))),
+            HasherKind::UnsaltedMd5 => salt
+                .is_empty()
+                .then(|| hex::encode(Md5::digest(password.as_bytes()))),
+            HasherKind::Crypt => None,
         }
     }
 
@@ -346,6 +445,25 @@ impl Hashers {
                 let (_, salt, _) = split3(encoded)?;
                 Some(constant_time_compare(encoded, md5_encode(password, salt)))
             }
+            HasherKind::Sha1 => {
+                let (_, salt, _) = split3(encoded)?;
+                // `encode` raises on an empty salt.
+                let again = self.encode(kind, password, salt)?;
+                Some(constant_time_compare(encoded, again))
+            }
+            HasherKind::UnsaltedSha1 => {
+                let again = self.encode(kind, password, "")?;
+                Some(constant_time_compare(encoded, again))
+            }
+            HasherKind::UnsaltedMd5 => {
+                let bare = match encoded.strip_prefix("md5$$") {
+                    Some(rest) if encoded.chars().count() == 37 => rest,
+                    _ => encoded,
+                };
+                let again = self.encode(kind, password, "")?;
+                Some(constant_time_compare(bare, again))
+            }
+            HasherKind::Crypt => None,
         }
     }
 
@@ -377,10 +495,12 @@ impl Hashers {
                     || d.block_size != p.scrypt_block_size
                     || d.parallelism != p.scrypt_parallelism
             }
-            HasherKind::Md5 => {
+            HasherKind::Md5 | HasherKind::Sha1 => {
                 let (_, salt, _) = split3(encoded)?;
                 salt_too_short(salt.chars().count())
             }
+            // `BasePasswordHasher.must_update`.
+            HasherKind::UnsaltedSha1 | HasherKind::UnsaltedMd5 | HasherKind::Crypt => false,
         })
     }
 
@@ -413,7 +533,13 @@ impl Hashers {
                     }
                 }
             }
-            HasherKind::Argon2 | HasherKind::Scrypt | HasherKind::Md5 => {}
+            HasherKind::Argon2
+            | HasherKind::Scrypt
+            | HasherKind::Md5
+            | HasherKind::Sha1
+            | HasherKind::UnsaltedSha1
+            | HasherKind::UnsaltedMd5
+            | HasherKind::Crypt => {}
         }
     }
 }
@@ -528,7 +654,7 @@ fn pbkdf2_encode(kind: HasherKind, password: &str, salt: &str, iterations: u32) 
     format!("{}${}${}${}", kind.algorithm(), iterations, salt, hash)
 }
 
-// ---- MD5 ----------------------------------------------------------------------
+// ---- MD5 and SHA1 (salted) -------------------------------------------------
 
 fn md5_encode(password: &str, salt: &str) -> String {
     let digest = Md5::new()
@@ -536,6 +662,15 @@ fn md5_encode(password: &str, salt: &str) -> String {
         .chain_update(password)
         .finalize();
     format!("md5${}${}", salt, hex::encode(digest))
+}
+
+/// `SHA1PasswordHasher.encode`: `sha1((salt + password))`, hex.
+fn sha1_encode(password: &str, salt: &str) -> String {
+    let digest = Sha1::new()
+        .chain_update(salt)
+        .chain_update(password)
+        .finalize();
+    format!("sha1${}${}", salt, hex::encode(digest))
 }
 
 // ---- bcrypt -------------------------------------------------------------------
@@ -1027,12 +1162,78 @@ mod tests {
         assert_eq!(parts[3].len(), 44);
     }
 
+    /// Django 4.2's legacy hashers as the preferred one: what they make
+    /// verifies and is current (values from Django 4.2's `encode`).
+    #[test]
+    fn legacy_hashers_make_and_check_as_django_4_2() {
+        for (class, salt, password, encoded) in [
+            (
+                "SHA1PasswordHasher",
+                "seasalt",
+                "lètmein",
+                "sha1$seasalt$cff36ea83f5706ce9aa7454e63e431fc726b2dc8",
+            ),
+            (
+                "UnsaltedSHA1PasswordHasher",
+                "",
+                "lètmein",
+                "sha1$$6d138ca3ae545631b3abd71a4f076ce759c5700b",
+            ),
+            (
+                "UnsaltedMD5PasswordHasher",
+                "",
+                "lètmein",
+                "88a434c88cca4e900f7874cd98123f43",
+            ),
+        ] {
+            let hashers =
+                Hashers::from_names(&[format!("django.contrib.auth.hashers.{class}")]).unwrap();
+            assert_eq!(
+                hashers.make_password_with_salt(password, salt).as_deref(),
+                Some(encoded),
+                "{class}"
+            );
+            let made = hashers.make_password(password);
+            assert_eq!(algorithm_of(&made), Some(hashers.preferred().algorithm()));
+            for stored in [encoded, made.as_str()] {
+                let ok = hashers.check_password(password, stored);
+                let sha1_short_salt = class == "SHA1PasswordHasher" && stored == encoded;
+                assert_eq!(
+                    ok,
+                    CheckOutcome {
+                        valid: true,
+                        // `seasalt` is too short a salt for 128 bits.
+                        must_update: sha1_short_salt,
+                    },
+                    "{class}: {stored}"
+                );
+                assert!(!hashers.check_password("letmein", stored).valid);
+            }
+        }
+        // `md5$$` and the digest: also an unsalted MD5 hash.
+        let unsalted = Hashers::from_names(&[
+            "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+            "django.contrib.auth.hashers.UnsaltedMD5PasswordHasher",
+        ])
+        .unwrap()
+        .with_params(params_for("fast"));
+        let got = unsalted.check_password("lètmein", "md5$$88a434c88cca4e900f7874cd98123f43");
+        assert_eq!(
+            got,
+            CheckOutcome {
+                valid: true,
+                must_update: true
+            }
+        );
+        // A salted SHA1 with an empty salt makes Django raise: wrong here.
+        let sha1 =
+            Hashers::from_names(&["django.contrib.auth.hashers.SHA1PasswordHasher"]).unwrap();
+        assert!(!sha1.check_password("x", "sha1$$abc").valid);
+    }
+
     #[test]
     fn unknown_and_empty_hasher_lists_are_refused() {
-        assert!(
-            Hashers::from_names(&["django.contrib.auth.hashers.UnsaltedMD5PasswordHasher"])
-                .is_err()
-        );
+        assert!(Hashers::from_names(&["django.contrib.auth.hashers.NoSuchHasher"]).is_err());
         assert!(Hashers::from_names(&["nope"]).is_err());
         assert_eq!(
             Hashers::from_names::<&str>(&[]).unwrap_err(),

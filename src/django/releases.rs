@@ -159,4 +159,106 @@ mod tests {
             }
         }
     }
+
+    fn release_vectors(release: Release) -> serde_json::Value {
+        let path = format!(
+            "{}/compat-tests/vectors/release-{}.json",
+            env!("CARGO_MANIFEST_DIR"),
+            release.name()
+        );
+        let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&raw).unwrap()
+    }
+
+    /// `stored_with_all_hashers`: with every hasher class the release
+    /// ships listed (the SHA1 and unsalted ones too in 4.2 and 5.0), each
+    /// stored hash logs in, and is replaced, exactly as that release does.
+    #[test]
+    fn legacy_hashers_verify_and_upgrade_where_the_release_has_them() {
+        const PASSWORD: &str = "correct horse battery staple";
+        for release in Release::ALL {
+            let vectors = release_vectors(release);
+            let all = &vectors["stored_with_all_hashers"];
+            let names: Vec<&str> = all["PASSWORD_HASHERS"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            let legacy = names.iter().any(|n| n.contains("Unsalted"));
+            assert_eq!(legacy, release < Release::Django5_1, "{names:?}");
+            let hashers = Hashers::for_release(&names, release)
+                .unwrap_or_else(|e| panic!("Django {}: {e}", release.name()));
+            let mut legacy_rows = 0;
+            for case in all["rows"].as_array().unwrap() {
+                let encoded = case["encoded"].as_str().unwrap();
+                let right = &case["right"];
+                let outcome = hashers.check_password(PASSWORD, encoded);
+                let what = format!("Django {}: {}", release.name(), case["name"]);
+                assert_eq!(
+                    Some(outcome.valid),
+                    right["check_password"].as_bool(),
+                    "{what}"
+                );
+                assert_eq!(
+                    Some(outcome.valid && outcome.must_update),
+                    right["setter_called"].as_bool(),
+                    "{what}"
+                );
+                if ["sha1", "unsalted_md5", "unsalted_sha1"]
+                    .contains(&right["identified_as"].as_str().unwrap_or(""))
+                {
+                    assert!(outcome.valid, "{what}");
+                    assert!(!hashers.check_password("wrong", encoded).valid, "{what}");
+                    legacy_rows += 1;
+                }
+            }
+            let expected = if legacy { 3 } else { 0 };
+            assert_eq!(legacy_rows, expected, "Django {}", release.name());
+        }
+    }
+
+    /// A class the release does not ship is a configuration error naming
+    /// the release; `crypt` (4.2 only) is refused as not supported.
+    #[test]
+    fn hashers_the_release_lacks_are_refused() {
+        use crate::django::hashers::HasherError;
+        let with = |class: &str| {
+            vec![
+                "django.contrib.auth.hashers.PBKDF2PasswordHasher".to_string(),
+                format!("django.contrib.auth.hashers.{class}"),
+            ]
+        };
+        for release in Release::ALL {
+            for class in [
+                "SHA1PasswordHasher",
+                "UnsaltedSHA1PasswordHasher",
+                "UnsaltedMD5PasswordHasher",
+            ] {
+                let got = Hashers::for_release(&with(class), release);
+                if release <= Release::Django5_0 {
+                    assert!(got.is_ok(), "{class} in {release:?}");
+                } else {
+                    let err = got.unwrap_err();
+                    assert!(
+                        matches!(err, HasherError::NotInRelease(_, r) if r == release.name()),
+                        "{class} in {release:?}: {err}"
+                    );
+                    assert!(err
+                        .to_string()
+                        .contains(&format!("Django {}", release.name())));
+                }
+            }
+            let crypt = Hashers::for_release(&with("CryptPasswordHasher"), release).unwrap_err();
+            if release == Release::Django4_2 {
+                assert!(matches!(crypt, HasherError::Unsupported(_)), "{crypt}");
+                assert!(crypt.to_string().contains("crypt(3)"), "{crypt}");
+            } else {
+                assert!(matches!(crypt, HasherError::NotInRelease(..)), "{crypt}");
+            }
+        }
+        // The release's work factors come along.
+        let h = Hashers::for_release(&with("SHA1PasswordHasher"), Release::Django4_2).unwrap();
+        assert_eq!(h.params().pbkdf2_iterations, 600_000);
+    }
 }

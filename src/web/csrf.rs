@@ -105,8 +105,24 @@ impl Csrf {
                 session.insert(CSRF_SESSION_KEY, secret);
             }
         } else {
-            cookies.add(crate::web::cookies::set(&csrf.cookie, secret, csrf.age));
+            let value = masked_if_new(app, cookies, secret);
+            cookies.add(crate::web::cookies::set(&csrf.cookie, value, csrf.age));
         }
+    }
+}
+
+/// Django 4.2's `CSRF_COOKIE_MASKED`: a secret made for this response (none
+/// or a bad cookie came, or the login rotated it) goes out masked, as
+/// `_add_new_csrf_cookie` stores it; the secret of the request's own cookie
+/// goes back unmasked, as 4.2's `process_request` keeps it.
+fn masked_if_new(app: &AppState, cookies: &Cookies, secret: String) -> String {
+    let came = cookies
+        .get(&app.settings.csrf.cookie.name)
+        .and_then(|c| core::secret_from_cookie(c.value()).ok());
+    if app.settings.csrf_cookie_masked && came.is_none_or(|c| c.secret != secret) {
+        core::mask_cipher_secret(&secret)
+    } else {
+        secret
     }
 }
 

@@ -121,7 +121,7 @@ async fn register(
             first_name: "",
             last_name: "",
         };
-        for message in validate_password(&password2, &attributes) {
+        for message in validate_password(&password2, &attributes, app.settings.django_release) {
             add_error(&mut errors, "password2", message);
         }
     }

@@ -116,6 +116,14 @@ DATABASES = {
     )
 }
 
+# Django's default list unless the environment names one (as unchained reads
+# it): tests/test_releases.py adds Django 4.2's legacy hashers.
+if env_list("PASSWORD_HASHERS"):
+    PASSWORD_HASHERS = env_list("PASSWORD_HASHERS")
+# Django 4.2's transitional setting (5.0 removed it; there it would do nothing).
+if os.environ.get("CSRF_COOKIE_MASKED", "").strip():
+    CSRF_COOKIE_MASKED = env_bool("CSRF_COOKIE_MASKED")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from users.forms import AdminUserAddForm, AdminUserChangeForm
+from users.forms import ADMIN_ADD_HAS_USABLE_PASSWORD, AdminUserAddForm, AdminUserChangeForm
 from users.models import User
 
 
@@ -27,7 +27,11 @@ class UserAdmin(DjangoUserAdmin):
             None,
             {
                 "classes": ("wide",),
-                "fields": ("email", "usable_password", "password1", "password2"),
+                "fields": (
+                    ("email", "usable_password", "password1", "password2")
+                    if ADMIN_ADD_HAS_USABLE_PASSWORD
+                    else ("email", "password1", "password2")  # Django < 5.1
+                ),
             },
         ),
     )

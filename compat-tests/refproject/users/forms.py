@@ -1,5 +1,12 @@
 from django import forms
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm, UserCreationForm
+from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+
+try:
+    from django.contrib.auth.forms import AdminUserCreationForm
+except ImportError:
+    # Django < 5.1: the admin's add form is the plain UserCreationForm
+    # (no "usable password" choice), as Django's own UserAdmin had it.
+    AdminUserCreationForm = UserCreationForm
 
 from users.models import User
 
@@ -46,6 +53,10 @@ class AdminUserAddForm(AdminUserCreationForm):
     class Meta:
         model = User
         fields = ("email",)
+
+
+# Whether the admin's add form offers "Password-based authentication" (5.1+).
+ADMIN_ADD_HAS_USABLE_PASSWORD = "usable_password" in AdminUserAddForm.base_fields
 
 
 class AdminUserChangeForm(UserChangeForm):
