@@ -27,7 +27,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &str, problem: impl Into<String>) -> Self {
+    pub fn new(variable: &str, problem: impl Into<String>) -> Self {
         ConfigError {
             variable: variable.to_string(),
             problem: problem.into(),
@@ -203,9 +203,14 @@ pub struct Settings {
     /// factors new hashes get.
     pub django_release: Release,
     pub bind: SocketAddr,
-    pub csrf_trusted_origins: Vec<String>,
-    pub session_cookie_secure: bool,
-    pub csrf_cookie_secure: bool,
+    /// `SESSION_ENGINE`, `SESSION_COOKIE_*`, `SESSION_EXPIRE_AT_BROWSER_CLOSE`,
+    /// `SESSION_SAVE_EVERY_REQUEST`.
+    pub session: SessionSettings,
+    /// `CSRF_COOKIE_*`, `CSRF_HEADER_NAME`, `CSRF_USE_SESSIONS`,
+    /// `CSRF_TRUSTED_ORIGINS`.
+    pub csrf: CsrfSettings,
+    /// `LOGIN_URL`, `LOGIN_REDIRECT_URL`, `LOGOUT_REDIRECT_URL`.
+    pub auth_urls: AuthUrls,
     /// `SECURE_PROXY_SSL_HEADER`: (header name, value meaning HTTPS).
     pub secure_proxy_ssl_header: Option<(String, String)>,
     /// `HASHING_THREADS`, `HASHING_QUEUE`, `HASHING_WAIT_SECONDS`.
@@ -323,6 +328,249 @@ impl ConnectionLimits {
                 1..=1_000_000,
             )? as usize,
             grace: seconds("GRACEFUL_TIMEOUT", 30)?,
+        })
+    }
+}
+
+/// `SESSION_COOKIE_SAMESITE` and `CSRF_COOKIE_SAMESITE` (Django's `False`
+/// is `None` where these are held: no attribute at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+/// What Django's `response.set_cookie` is given for one of its cookies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub name: String,
+    /// `None`: a host-only cookie.
+    pub domain: Option<String>,
+    pub path: String,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: Option<SameSite>,
+}
+
+impl CookieSettings {
+    /// Reads `<PREFIX>_NAME`, `_DOMAIN`, `_PATH`, `_SECURE`, `_HTTPONLY` and
+    /// `_SAMESITE` with the given defaults for name and `HttpOnly`.
+    fn from_env(
+        env: &Env,
+        prefix: &str,
+        default_name: &str,
+        default_http_only: bool,
+    ) -> Result<CookieSettings, ConfigError> {
+        let var = |suffix: &str| format!("{prefix}_{suffix}");
+        let get = |suffix: &str| env.get(&var(suffix)).map(String::as_str);
+        let name = non_empty(&var("NAME"), get("NAME"), default_name)?.to_string();
+        // A cookie name is an RFC 6265 token: no separators, spaces or
+        // controls (Python's `http.cookies` refuses them too).
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        {
+            return Err(ConfigError::new(
+                &var("NAME"),
+                format!("{name:?} is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)"),
+            ));
+        }
+        let domain = match get("DOMAIN").map(str::trim) {
+            None | Some("" | "None") => None,
+            Some(domain) => Some(domain.to_string()),
+        };
+        let path = non_empty(&var("PATH"), get("PATH"), "/")?.to_string();
+        let same_site = match get("SAMESITE").map(str::trim) {
+            None | Some("") => Some(SameSite::Lax),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "lax" => Some(SameSite::Lax),
+                "strict" => Some(SameSite::Strict),
+                "none" => Some(SameSite::None),
+                "false" => None,
+                _ => {
+                    return Err(ConfigError::new(
+                        &var("SAMESITE"),
+                        format!("expected Lax, Strict, None or False, got {v:?}"),
+                    ))
+                }
+            },
+        };
+        Ok(CookieSettings {
+            name,
+            domain,
+            path,
+            secure: parse_bool(&var("SECURE"), get("SECURE"), false)?,
+            http_only: parse_bool(&var("HTTPONLY"), get("HTTPONLY"), default_http_only)?,
+            same_site,
+        })
+    }
+}
+
+/// `SESSION_ENGINE`: where a session's data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEngine {
+    /// `django.contrib.sessions.backends.db`: a `django_session` row, its
+    /// key in the cookie.
+    Database,
+    /// `django.contrib.sessions.backends.signed_cookies`: the data itself,
+    /// signed, in the cookie.
+    SignedCookies,
+}
+
+/// `SessionMiddleware`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub engine: SessionEngine,
+    pub cookie: CookieSettings,
+    /// `SESSION_COOKIE_AGE`, in seconds.
+    pub age: i64,
+    pub expire_at_browser_close: bool,
+    pub save_every_request: bool,
+}
+
+impl SessionSettings {
+    fn from_env(env: &Env) -> Result<SessionSettings, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let engine = match get("SESSION_ENGINE").map(str::trim) {
+            None | Some("" | "django.contrib.sessions.backends.db") => SessionEngine::Database,
+            Some("django.contrib.sessions.backends.signed_cookies") => SessionEngine::SignedCookies,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "SESSION_ENGINE",
+                    format!(
+                        "{other:?} is not supported: use django.contrib.sessions.backends.db or \
+                         django.contrib.sessions.backends.signed_cookies (sessions kept in a \
+                         cache or a file Django reads would stay valid there after a logout here)"
+                    ),
+                ))
+            }
+        };
+        Ok(SessionSettings {
+            engine,
+            cookie: CookieSettings::from_env(env, "SESSION_COOKIE", "sessionid", true)?,
+            age: parse_in_range(
+                "SESSION_COOKIE_AGE",
+                get("SESSION_COOKIE_AGE"),
+                1_209_600,
+                1..=100 * 365 * 86_400,
+            )? as i64,
+            expire_at_browser_close: parse_bool(
+                "SESSION_EXPIRE_AT_BROWSER_CLOSE",
+                get("SESSION_EXPIRE_AT_BROWSER_CLOSE"),
+                false,
+            )?,
+            save_every_request: parse_bool(
+                "SESSION_SAVE_EVERY_REQUEST",
+                get("SESSION_SAVE_EVERY_REQUEST"),
+                false,
+            )?,
+        })
+    }
+}
+
+/// `CsrfViewMiddleware`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrfSettings {
+    pub cookie: CookieSettings,
+    /// `CSRF_COOKIE_AGE` in seconds; `None`: a cookie for the browser
+    /// session.
+    pub age: Option<i64>,
+    /// `CSRF_HEADER_NAME`, the request header a token may come in.
+    pub header: CsrfHeader,
+    /// `CSRF_USE_SESSIONS`: the secret is kept in the session, not a cookie.
+    pub use_sessions: bool,
+    /// `CSRF_TRUSTED_ORIGINS`.
+    pub trusted_origins: Vec<String>,
+}
+
+/// `CSRF_HEADER_NAME`, given as Django's `request.META` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrfHeader {
+    /// The HTTP header, lowercase (`x-csrftoken`).
+    pub http_name: String,
+    /// How Django names it in a rejection reason (`X-Csrftoken`).
+    pub display_name: String,
+}
+
+impl CsrfSettings {
+    fn from_env(env: &Env) -> Result<CsrfSettings, ConfigError> {
+        let get = |name: &str| env.get(name).map(String::as_str);
+        let age = match get("CSRF_COOKIE_AGE").map(str::trim) {
+            Some("None") => None,
+            value => {
+                Some(
+                    parse_in_range("CSRF_COOKIE_AGE", value, 31_449_600, 1..=100 * 365 * 86_400)?
+                        as i64,
+                )
+            }
+        };
+        let meta_name = non_empty(
+            "CSRF_HEADER_NAME",
+            get("CSRF_HEADER_NAME").map(str::trim),
+            "HTTP_X_CSRFTOKEN",
+        )?;
+        let header = crate::django::csrf::header_from_meta_name(meta_name)
+            .map(|(http_name, display_name)| CsrfHeader {
+                http_name,
+                display_name,
+            })
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "CSRF_HEADER_NAME",
+                    format!(
+                        "{meta_name:?} names no request header: Django reads headers from \
+                         request.META, as HTTP_ and the header in capitals with underscores \
+                         (HTTP_X_CSRFTOKEN for X-CSRFToken)"
+                    ),
+                )
+            })?;
+        let trusted_origins = parse_list(get("CSRF_TRUSTED_ORIGINS"));
+        if let Some(bad) = trusted_origins.iter().find(|o| !o.contains("://")) {
+            return Err(ConfigError::new(
+                "CSRF_TRUSTED_ORIGINS",
+                format!("{bad:?} must start with a scheme, such as https://"),
+            ));
+        }
+        Ok(CsrfSettings {
+            cookie: CookieSettings::from_env(env, "CSRF_COOKIE", "csrftoken", false)?,
+            age,
+            header,
+            use_sessions: parse_bool("CSRF_USE_SESSIONS", get("CSRF_USE_SESSIONS"), false)?,
+            trusted_origins,
+        })
+    }
+}
+
+/// `LOGIN_URL`, `LOGIN_REDIRECT_URL` and `LOGOUT_REDIRECT_URL` as given: a
+/// path, a URL, or a URL name such as `users:login` (the web layer resolves
+/// them as Django's `resolve_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUrls {
+    pub login: String,
+    pub login_redirect: String,
+    pub logout_redirect: String,
+}
+
+impl AuthUrls {
+    /// The reference project's values.
+    fn from_env(env: &Env) -> Result<AuthUrls, ConfigError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim());
+        let url = |name: &str, default: &str| -> Result<String, ConfigError> {
+            match get(name) {
+                None => Ok(default.to_string()),
+                Some("" | "None") => Err(ConfigError::new(
+                    name,
+                    "must name a page (Django would show its own template there, which \
+                     this site does not have)",
+                )),
+                Some(v) => Ok(v.to_string()),
+            }
+        };
+        Ok(AuthUrls {
+            login: url("LOGIN_URL", "/users/login/")?,
+            login_redirect: url("LOGIN_REDIRECT_URL", "/")?,
+            logout_redirect: url("LOGOUT_REDIRECT_URL", "/")?,
         })
     }
 }
@@ -607,13 +855,6 @@ impl Settings {
                     "expected an IANA time zone, such as Europe/Moscow",
                 )
             })?;
-        let csrf_trusted_origins = parse_list(get("CSRF_TRUSTED_ORIGINS"));
-        if let Some(bad) = csrf_trusted_origins.iter().find(|o| !o.contains("://")) {
-            return Err(ConfigError::new(
-                "CSRF_TRUSTED_ORIGINS",
-                format!("{bad:?} must start with a scheme, such as https://"),
-            ));
-        }
         let secure_proxy_ssl_header = match get("SECURE_PROXY_SSL_HEADER") {
             None | Some("") => None,
             Some(v) => {
@@ -633,13 +874,9 @@ impl Settings {
             }
         };
         Ok(Settings {
-            csrf_trusted_origins,
-            session_cookie_secure: parse_bool(
-                "SESSION_COOKIE_SECURE",
-                get("SESSION_COOKIE_SECURE"),
-                false,
-            )?,
-            csrf_cookie_secure: parse_bool("CSRF_COOKIE_SECURE", get("CSRF_COOKIE_SECURE"), false)?,
+            session: SessionSettings::from_env(env)?,
+            csrf: CsrfSettings::from_env(env)?,
+            auth_urls: AuthUrls::from_env(env)?,
             secure_proxy_ssl_header,
             secret_key,
             secret_key_source,
@@ -768,8 +1005,9 @@ fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Result<bool, Co
     match value.map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) => match v.as_str() {
+            "" => Ok(default),
             "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" | "" => Ok(false),
+            "0" | "false" | "no" | "off" => Ok(false),
             _ => Err(ConfigError::new(
                 name,
                 format!("expected True or False, got {v:?}"),

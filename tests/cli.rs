@@ -346,8 +346,23 @@ async fn clearsessions_removes_only_expired_ones() {
 #[tokio::test]
 async fn bad_configuration_gets_one_line() {
     let t = TestDb::new("sqlite").await;
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 10] = [
         ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+        // A cache would keep sessions Django can still see after a logout
+        // here: refused, naming the engines that work.
+        (
+            "SESSION_ENGINE",
+            "django.contrib.sessions.backends.cache",
+            "signed_cookies",
+        ),
+        (
+            "SESSION_COOKIE_SAMESITE",
+            "sometimes",
+            "SESSION_COOKIE_SAMESITE",
+        ),
+        ("CSRF_COOKIE_NAME", "csrf token", "CSRF_COOKIE_NAME"),
+        ("CSRF_HEADER_NAME", "X_CSRFTOKEN", "CSRF_HEADER_NAME"),
+        ("LOGOUT_REDIRECT_URL", "", "LOGOUT_REDIRECT_URL"),
         ("SECRET_KEY", "", "SECRET_KEY"),
         ("DEBUG", "perhaps", "DEBUG"),
         ("EMAIL_PORT", "-1", "EMAIL_PORT"),
@@ -396,6 +411,20 @@ async fn bad_configuration_gets_one_line() {
         text(&out).contains("WARNING: (security.W009) Your SECRET_KEY has less than 50 characters"),
         "{}",
         text(&out)
+    );
+    // A URL name the site does not have stops `serve` with one line, as
+    // Django's `NoReverseMatch` would at the first anonymous visit.
+    let out = t
+        .command(&["serve", "--bind", "127.0.0.1:0"])
+        .env("LOGIN_URL", "accounts:signin")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("configuration error: LOGIN_URL: \"accounts:signin\" is neither")
+            && !stderr.contains("panicked"),
+        "{stderr}"
     );
     let out = t.run(&["group", "grant"]);
     assert_eq!(

@@ -469,6 +469,7 @@ fn csrf_tokens() {
                         &found.secret,
                         input.post.as_deref(),
                         input.header.as_deref(),
+                        "X-Csrftoken",
                     );
                 }
             }
@@ -939,12 +940,8 @@ fn cookie_header() {
                 return;
             };
             let jar = request_cookies(&header);
-            let session_key = jar
-                .get(sessions::SESSION_COOKIE_NAME)
-                .map(|c| c.value().to_string());
-            let csrf_cookie = jar
-                .get(csrf::CSRF_COOKIE_NAME)
-                .map(|c| c.value().to_string());
+            let session_key = jar.get("sessionid").map(|c| c.value().to_string());
+            let csrf_cookie = jar.get("csrftoken").map(|c| c.value().to_string());
             if let Some(key) = &session_key {
                 let _ = sessions::is_valid_session_key(key);
             }

@@ -490,7 +490,7 @@ async fn request(f: &mut Fuzzer, site: &Site<'_>) -> (Vec<u8>, bool) {
     };
     if f.chance(0.1) {
         headers.push((
-            csrf::CSRF_HEADER_NAME.into(),
+            "X-CSRFToken".into(),
             token.clone().unwrap_or_default().into_bytes(),
         ));
     }

@@ -672,7 +672,7 @@ async fn load_client(
 ) -> LoadOutcome {
     let mut out = LoadOutcome::default();
     let browser = Browser::new(&site.base);
-    browser.set_cookie(sessions::SESSION_COOKIE_NAME, &session);
+    browser.set_cookie("sessionid", &session);
     let email = format!("load{number}@example.com");
     let mut logged_in = true;
     let mut made = 0;
@@ -1130,7 +1130,7 @@ async fn kill_client(
         ..KillOutcome::default()
     };
     let browser = Browser::new(&base);
-    browser.set_cookie(sessions::SESSION_COOKIE_NAME, &session);
+    browser.set_cookie("sessionid", &session);
     let path = format!("/products/{product}/update/");
     let mut seq = 0;
     for op in 1.. {

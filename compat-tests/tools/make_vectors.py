@@ -612,6 +612,68 @@ def build_sessions():
         h = AbstractBaseUser._get_session_auth_hash(user, secret=secret)
         hashes.append({"password": password, "secret": secret, "hash": h})
     out["session_auth_hash"] = hashes
+
+    # The signed_cookies engine: the cookie is the signed data, loaded no
+    # older than SESSION_COOKIE_AGE.
+    from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
+
+    def cookie_of(session, key):
+        with at_time(T + 0.25), override_settings(SECRET_KEY=key):
+            store = CookieStore()
+            store._session_cache = dict(session)
+            return store._get_session_key()
+
+    cookies = []
+    for s in sessions:
+        cookies.append({"secret_key": SECRET, "session": s, "timestamp": T, "cookie": cookie_of(s, SECRET)})
+    out["signed_cookie_encode"] = cookies
+    by_new = cookie_of(auth, SECRET)
+    by_old = cookie_of(auth, OLD_SECRET)
+    loads = []
+    for cookie, key, fallbacks, age, elapsed in [
+        (by_new, SECRET, [], 1209600, 0),
+        (by_new, SECRET, [], 1209600, 1209600),
+        (by_new, SECRET, [], 1209600, 1209601),
+        (by_new, SECRET, [], 60, 61),
+        (by_old, SECRET, [OLD_SECRET], 1209600, 10),
+        (by_old, SECRET, [], 1209600, 10),
+        (by_new[:-1] + ("A" if by_new[-1] != "A" else "B"), SECRET, [], 1209600, 0),
+        (by_new.replace(":", "", 1), SECRET, [], 1209600, 0),
+        ("", SECRET, [], 1209600, 0),
+        (cookie_of({"k": "v"}, SECRET), SECRET, [], 1209600, 5),
+    ]:
+        with at_time(T + elapsed), override_settings(
+            SECRET_KEY=key, SECRET_KEY_FALLBACKS=fallbacks, SESSION_COOKIE_AGE=age
+        ):
+            session = CookieStore(cookie).load()
+        loads.append({"cookie": cookie, "secret_key": key, "fallback_keys": fallbacks,
+                      "cookie_age": age, "now": T + elapsed, "session": session})
+    out["signed_cookie_load"] = loads
+
+    # A session's own expiry (`set_expiry`), as the middleware and the db
+    # engine read it when saving.
+    import datetime as dt
+
+    now = dt.datetime.fromtimestamp(T, dt.timezone.utc) + dt.timedelta(microseconds=250000)
+    expiries = []
+    for stored in [None, "absent", 0, 3600, 59.9, "2026-01-01T01:00:00+00:00",
+                   "2026-01-01T01:00:00.900000+00:00", "2026-01-01T05:00:00+03:00",
+                   "2025-12-31T00:00:00+00:00", "2026-01-01T00:00:00.100000+00:00",
+                   False]:
+        for age, at_close in [(1209600, False), (3600, True)]:
+            with override_settings(SESSION_COOKIE_AGE=age, SESSION_EXPIRE_AT_BROWSER_CLOSE=at_close):
+                store = SessionStore()
+                store._session_cache = {} if stored == "absent" else {"_session_expiry": stored}
+                expiries.append({
+                    "session": store._session_cache,
+                    "cookie_age": age,
+                    "expire_at_browser_close_setting": at_close,
+                    "now": now.isoformat(),
+                    "expiry_age": store.get_expiry_age(modification=now),
+                    "expiry_date": store.get_expiry_date(modification=now).isoformat(),
+                    "expire_at_browser_close": store.get_expire_at_browser_close(),
+                })
+    out["session_expiry"] = expiries
     return out
 
 
@@ -1166,6 +1228,45 @@ def build_reset_tokens():
     return out
 
 
+def build_redirect_to_login():
+    """LoginRequiredMixin.handle_no_permission for an anonymous request."""
+    from django.contrib.auth.mixins import LoginRequiredMixin
+    from django.test import RequestFactory
+
+    out = []
+    for login_url, path, secure in [
+        ("/users/login/", "/products/7/", False),
+        ("/users/login/", "/products/?page=2&q=a b", False),
+        ("/users/login/", "/путь/?x=ü&y=%2F", False),
+        ("/users/login/?next=/old/&a=1", "/products/7/", False),
+        ("/users/login/?a=1&next=/x/&next=/y/", "/p/", False),
+        ("/users/login/?b=2+2&c", "/p/", False),
+        ("/users/login/#top", "/p/", False),
+        ("http://shop.test/users/login/", "/p/?q=1", False),
+        ("https://shop.test/users/login/", "/p/?q=1", False),
+        ("https://shop.test/users/login/", "/p/?q=1", True),
+        ("https://accounts.example/login/", "/p/", True),
+        ("//accounts.example/login/", "/p/", False),
+        ("./login/", "/p/", False),
+        ("/users/login/", "/a;b/~c/@d/", False),
+    ]:
+        from django.contrib.auth.models import AnonymousUser
+
+        request = RequestFactory().get(path, secure=secure, HTTP_HOST="shop.test")
+        request.user = AnonymousUser()
+        view = LoginRequiredMixin()
+        view.request = request
+        view.login_url = login_url
+        response = view.handle_no_permission()
+        out.append({
+            "login_url": login_url,
+            "full_path": request.get_full_path(),
+            "absolute_uri": request.build_absolute_uri(),
+            "location": response["Location"],
+        })
+    return out
+
+
 vectors["zlib"] = build_zlib()
 vectors["salted_hmac"] = build_crypto()
 vectors["json"] = build_json()
@@ -1178,6 +1279,7 @@ vectors.update(build_csrf())
 vectors.update(build_db_backed())
 vectors.update(build_hosts())
 vectors.update(build_reset_tokens())
+vectors["redirect_to_login"] = build_redirect_to_login()
 
 OUT.parent.mkdir(parents=True, exist_ok=True)
 OUT.write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

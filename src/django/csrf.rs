@@ -4,6 +4,7 @@
 
 use super::crypto::{constant_time_compare, get_random_string, ASCII_LETTERS_AND_DIGITS};
 use super::host::is_same_domain;
+use super::urlparse::urlsplit;
 
 pub const CSRF_SECRET_LENGTH: usize = 32;
 pub const CSRF_TOKEN_LENGTH: usize = 2 * CSRF_SECRET_LENGTH;
@@ -11,17 +12,9 @@ pub const CSRF_TOKEN_LENGTH: usize = 2 * CSRF_SECRET_LENGTH;
 /// positions in this string modulo 62).
 pub const CSRF_ALLOWED_CHARS: &str = ASCII_LETTERS_AND_DIGITS;
 
-/// Default settings of the original project.
-pub const CSRF_COOKIE_NAME: &str = "csrftoken";
-pub const CSRF_COOKIE_AGE: i64 = 31_449_600;
-pub const CSRF_COOKIE_PATH: &str = "/";
-pub const CSRF_COOKIE_SAMESITE: &str = "Lax";
 pub const CSRF_FORM_FIELD: &str = "csrfmiddlewaretoken";
-/// The request header (Django's setting is the META name `HTTP_X_CSRFTOKEN`).
-pub const CSRF_HEADER_NAME: &str = "X-CSRFToken";
-/// How Django names the header in its messages
-/// (`HttpHeaders.parse_header_name("HTTP_X_CSRFTOKEN")`).
-const CSRF_HEADER_DISPLAY_NAME: &str = "X-Csrftoken";
+/// Django's default `CSRF_HEADER_NAME`, a `request.META` key.
+pub const DEFAULT_CSRF_HEADER_NAME: &str = "HTTP_X_CSRFTOKEN";
 /// The session key used when `CSRF_USE_SESSIONS` is on.
 pub const CSRF_SESSION_KEY: &str = "_csrftoken";
 
@@ -150,6 +143,17 @@ pub fn secret_from_cookie(cookie: &str) -> Result<CookieSecret, InvalidTokenForm
     })
 }
 
+/// The secret kept in the session under `CSRF_USE_SESSIONS`: taken as it
+/// is (no format check, as Django's `_get_secret`), a 64-character one
+/// unmasked, as versions before 4.0 stored it masked.
+pub fn secret_from_session(stored: &str) -> String {
+    if stored.len() == CSRF_TOKEN_LENGTH && check_token_format(stored).is_ok() {
+        unmask_cipher_token(stored)
+    } else {
+        stored.to_string()
+    }
+}
+
 /// `_does_token_match(request_token, secret)`: a 64-character token is
 /// unmasked first, a 32-character one compared as is. Tokens of another
 /// format do not match.
@@ -186,7 +190,47 @@ pub fn check_token(
     post_token: Option<&str>,
     header_token: Option<&str>,
 ) -> Result<(), String> {
-    check_request_token(&cookie_secret(cookie)?, post_token, header_token)
+    let (_, header_name) =
+        header_from_meta_name(DEFAULT_CSRF_HEADER_NAME).expect("the default names a header");
+    check_request_token(
+        &cookie_secret(cookie)?,
+        post_token,
+        header_token,
+        &header_name,
+    )
+}
+
+/// `CSRF_HEADER_NAME` (a `request.META` key such as `HTTP_X_CSRFTOKEN`) as
+/// (the HTTP header in lowercase, the name Django's messages give it, as
+/// `HttpHeaders.parse_header_name` makes it: `X-Csrftoken`). `None` for a
+/// key that no request header becomes.
+pub fn header_from_meta_name(meta_name: &str) -> Option<(String, String)> {
+    let header = meta_name.strip_prefix("HTTP_").filter(|h| !h.is_empty())?;
+    if !header
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return None;
+    }
+    let http_name = header.replace('_', "-").to_ascii_lowercase();
+    // `str.title()`: a letter after a non-letter is upper case, the rest
+    // lower case.
+    let mut display_name = String::with_capacity(header.len());
+    let mut after_letter = false;
+    for c in header.replace('_', "-").chars() {
+        if c.is_ascii_alphabetic() {
+            display_name.push(if after_letter {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_ascii_uppercase()
+            });
+            after_letter = true;
+        } else {
+            display_name.push(c);
+            after_letter = false;
+        }
+    }
+    Some((http_name, display_name))
 }
 
 /// The second half of `_check_token`: the token the request carries (the
@@ -195,11 +239,12 @@ pub fn check_request_token(
     secret: &str,
     post_token: Option<&str>,
     header_token: Option<&str>,
+    header_display_name: &str,
 ) -> Result<(), String> {
     let (token, source) = match post_token.filter(|t| !t.is_empty()) {
         Some(t) => (t, "POST".to_string()),
         None => match header_token {
-            Some(t) => (t, format!("the '{CSRF_HEADER_DISPLAY_NAME}' HTTP header")),
+            Some(t) => (t, format!("the '{header_display_name}' HTTP header")),
             None => return Err(REASON_CSRF_TOKEN_MISSING.to_string()),
         },
     };
@@ -210,112 +255,6 @@ pub fn check_request_token(
         return Err(format!("CSRF token from {source} incorrect."));
     }
     Ok(())
-}
-
-/// The parts of `urllib.parse.urlsplit` these checks look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SplitUrl {
-    scheme: String,
-    netloc: String,
-    path: String,
-    query: String,
-    fragment: String,
-}
-
-impl SplitUrl {
-    /// `SplitResult.geturl()` for a URL with a scheme and a netloc.
-    fn geturl(&self) -> String {
-        let mut url = format!("{}://{}", self.scheme, self.netloc);
-        if !self.path.is_empty() && !self.path.starts_with('/') {
-            url.push('/');
-        }
-        url.push_str(&self.path);
-        if !self.query.is_empty() {
-            url.push('?');
-            url.push_str(&self.query);
-        }
-        if !self.fragment.is_empty() {
-            url.push('#');
-            url.push_str(&self.fragment);
-        }
-        url
-    }
-}
-
-/// Python 3.11's `urlsplit`; `None` where it raises `ValueError` (unbalanced
-/// or invalid brackets in the netloc).
-fn urlsplit(url: &str) -> Option<SplitUrl> {
-    let url = url.trim_start_matches(|c: char| c <= ' ');
-    let mut url: String = url
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-        .collect();
-    let mut scheme = String::new();
-    if let Some(i) = url.find(':') {
-        let candidate = &url[..i];
-        let first_ok = candidate
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic());
-        if i > 0
-            && first_ok
-            && candidate
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        {
-            scheme = candidate.to_ascii_lowercase();
-            url = url[i + 1..].to_string();
-        }
-    }
-    let mut netloc = String::new();
-    if let Some(rest) = url.strip_prefix("//") {
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        netloc = rest[..end].to_string();
-        url = rest[end..].to_string();
-        let (open, close) = (netloc.contains('['), netloc.contains(']'));
-        if open != close {
-            return None;
-        }
-        if open {
-            let after = netloc.split_once('[')?.1;
-            let bracketed = after.split_once(']').map_or(after, |(h, _)| h);
-            if !bracketed_host_is_valid(bracketed) {
-                return None;
-            }
-        }
-    }
-    let mut fragment = String::new();
-    if let Some((before, after)) = url.split_once('#') {
-        fragment = after.to_string();
-        url = before.to_string();
-    }
-    let mut query = String::new();
-    if let Some((before, after)) = url.split_once('?') {
-        query = after.to_string();
-        url = before.to_string();
-    }
-    Some(SplitUrl {
-        scheme,
-        netloc,
-        path: url,
-        query,
-        fragment,
-    })
-}
-
-/// `_check_bracketed_host`: an IPv6 address or an IPvFuture literal.
-fn bracketed_host_is_valid(host: &str) -> bool {
-    if let Some(rest) = host.strip_prefix('v') {
-        match rest.split_once('.') {
-            Some((hex, tail)) => {
-                !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) && !tail.is_empty()
-            }
-            None => false,
-        }
-    } else {
-        let addr = host.split_once('%').map_or(host, |(a, _)| a);
-        addr.parse::<std::net::Ipv6Addr>().is_ok()
-    }
 }
 
 /// The Origin and Referer checks of `CsrfViewMiddleware.process_view`, set up
@@ -448,6 +387,28 @@ impl OriginChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_as_django_reads_and_shows_them() {
+        for (meta, http, shown) in [
+            ("HTTP_X_CSRFTOKEN", "x-csrftoken", "X-Csrftoken"),
+            ("HTTP_X_MY_CSRF", "x-my-csrf", "X-My-Csrf"),
+            ("HTTP_X_2FA_TOKEN", "x-2fa-token", "X-2Fa-Token"),
+        ] {
+            assert_eq!(
+                header_from_meta_name(meta),
+                Some((http.to_string(), shown.to_string())),
+                "{meta}"
+            );
+        }
+        for never_a_header in ["X_CSRFTOKEN", "HTTP_", "HTTP_X-CSRF", "CONTENT_TYPE", ""] {
+            assert_eq!(
+                header_from_meta_name(never_a_header),
+                None,
+                "{never_a_header}"
+            );
+        }
+    }
 
     #[test]
     fn unmasking_a_token_of_any_text_does_not_panic() {

@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod forms;
 pub mod hashers;
 pub mod host;
+pub mod login_redirect;
 pub mod password_validation;
 pub mod perms;
 pub mod python_json;
@@ -18,6 +19,7 @@ pub mod releases;
 pub mod sessions;
 pub mod signing;
 pub mod tokens;
+pub mod urlparse;
 pub mod zlib;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::db::users::{self, User};
+use crate::django::login_redirect::redirect_to_login;
 use crate::django::perms::UserPerms;
 use crate::django::sessions::{
     session_auth_hash, verify_session_auth_hash, SessionHashCheck, BACKEND_SESSION_KEY,
@@ -18,7 +19,6 @@ use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::session::Session;
 use crate::web::templates::Page;
-use crate::web::urls::LOGIN_URL;
 use crate::web::AppState;
 
 /// Django's `get_user`: the session's user while it is active and the
@@ -155,44 +155,33 @@ pub fn logout(session: &Session) {
 /// `LoginRequiredMixin` does.
 pub struct LoggedIn(pub Arc<User>);
 
-pub struct LoginRedirect(String);
-
-impl IntoResponse for LoginRedirect {
-    fn into_response(self) -> Response {
-        let next: String = url_encode(&self.0);
-        crate::web::redirect(&format!("{LOGIN_URL}?next={next}"))
-    }
-}
-
-fn url_encode(value: &str) -> String {
-    // Django quotes `next` with "/" kept safe.
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(value, SET).to_string()
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for LoggedIn {
+impl FromRequestParts<AppState> for LoggedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let page = Page::from_request_parts(parts, state)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let page = Page::from_request_parts(parts, app)
             .await
             .map_err(IntoResponse::into_response)?;
-        match page.user {
-            Some(user) => Ok(LoggedIn(user)),
-            None => {
-                let full_path = parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |pq| pq.as_str())
-                    .to_string();
-                Err(LoginRedirect(full_path).into_response())
-            }
+        if let Some(user) = page.user {
+            return Ok(LoggedIn(user));
         }
+        let full_path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let scheme = if app.settings.is_secure(&parts.headers) {
+            "https"
+        } else {
+            "http"
+        };
+        let host =
+            crate::web::host::validated_host(&app.settings, &parts.headers).unwrap_or_default();
+        let location = redirect_to_login(
+            &app.urls.login,
+            full_path,
+            &format!("{scheme}://{host}{full_path}"),
+        );
+        Err(crate::web::redirect(&location))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Django's `CsrfViewMiddleware` on every request: the `csrftoken` cookie
-//! holds the secret; unsafe methods must bring a masked token in the
-//! `csrfmiddlewaretoken` field or the `X-CSRFToken` header. The token
+//! (or, with `CSRF_USE_SESSIONS`, the session) holds the secret; unsafe
+//! methods must bring a masked token in the `csrfmiddlewaretoken` field or
+//! the `CSRF_HEADER_NAME` header (`X-CSRFToken`). The token
 //! arithmetic and the Origin/Referer rules live in `crate::django::csrf`.
 
 use std::sync::{Arc, Mutex};
@@ -8,13 +9,12 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, Method};
-use tower_cookies::cookie::time::{Duration as CookieDuration, OffsetDateTime};
-use tower_cookies::cookie::SameSite;
-use tower_cookies::{Cookie, Cookies};
+use tower_cookies::Cookies;
 
-use crate::django::csrf::{self as core, CSRF_COOKIE_AGE, CSRF_COOKIE_NAME, CSRF_FORM_FIELD};
+use crate::django::csrf::{self as core, CSRF_FORM_FIELD, CSRF_SESSION_KEY};
 use crate::web::error::AppError;
 use crate::web::form::FormData;
+use crate::web::session::Session;
 use crate::web::AppState;
 
 #[derive(Debug, Default)]
@@ -63,72 +63,97 @@ fn is_safe_method(method: &Method) -> bool {
 }
 
 impl Csrf {
-    /// The secret from the `csrftoken` cookie; a malformed cookie is
-    /// replaced by a new secret and an old masked one is rewritten, as
-    /// Django's `process_request` does.
-    pub fn from_cookies(cookies: &Cookies) -> Csrf {
+    /// The request's secret, as Django's `process_request` finds it: from
+    /// the CSRF cookie (a malformed one is replaced by a new secret, an old
+    /// masked one rewritten), or with `CSRF_USE_SESSIONS` from the session.
+    pub fn load(app: &AppState, cookies: &Cookies, session: &Session) -> Csrf {
         let mut state = CsrfState::default();
-        match cookies
-            .get(CSRF_COOKIE_NAME)
-            .map(|c| core::secret_from_cookie(c.value()))
-        {
-            Some(Ok(found)) => {
-                state.needs_update = found.was_masked;
-                state.secret = Some(found.secret);
+        if app.settings.csrf.use_sessions {
+            state.secret = session
+                .get_str(CSRF_SESSION_KEY)
+                .map(|stored| core::secret_from_session(&stored));
+        } else {
+            match cookies
+                .get(&app.settings.csrf.cookie.name)
+                .map(|c| core::secret_from_cookie(c.value()))
+            {
+                Some(Ok(found)) => {
+                    state.needs_update = found.was_masked;
+                    state.secret = Some(found.secret);
+                }
+                Some(Err(_)) => {
+                    state.secret = Some(core::new_secret());
+                    state.needs_update = true;
+                }
+                None => {}
             }
-            Some(Err(_)) => {
-                state.secret = Some(core::new_secret());
-                state.needs_update = true;
-            }
-            None => {}
         }
         Csrf(Arc::new(Mutex::new(state)))
     }
 
-    /// Sends the cookie when the secret is new, rotated or used by the page.
-    pub fn set_cookie(&self, app: &AppState, cookies: &Cookies) {
+    /// Django's `_set_csrf_cookie` when the secret is new, rotated or used
+    /// by the page: the cookie, or with `CSRF_USE_SESSIONS` the session
+    /// (so this runs before the session is saved).
+    pub fn store(&self, app: &AppState, cookies: &Cookies, session: &Session) {
         let (secret, needs_update) = self.with(|s| (s.secret.clone(), s.needs_update));
-        if let (Some(secret), true) = (secret, needs_update) {
-            cookies.add(
-                Cookie::build((CSRF_COOKIE_NAME, secret))
-                    .path("/")
-                    .same_site(SameSite::Lax)
-                    .secure(app.settings.csrf_cookie_secure)
-                    .max_age(CookieDuration::seconds(CSRF_COOKIE_AGE))
-                    .expires(OffsetDateTime::now_utc() + CookieDuration::seconds(CSRF_COOKIE_AGE))
-                    .build(),
-            );
+        let (Some(secret), true) = (secret, needs_update) else {
+            return;
+        };
+        let csrf = &app.settings.csrf;
+        if csrf.use_sessions {
+            if session.get_str(CSRF_SESSION_KEY).as_deref() != Some(secret.as_str()) {
+                session.insert(CSRF_SESSION_KEY, secret);
+            }
+        } else {
+            cookies.add(crate::web::cookies::set(&csrf.cookie, secret, csrf.age));
         }
     }
 }
 
 /// For an unsafe method, in Django's order: the request's origin and its
-/// CSRF cookie are checked first, before any of the body is kept; then the
+/// CSRF secret are checked first, before any of the body is kept; then the
 /// body is read (bounded) and parsed into the request's extensions for the
 /// handler, and the token checked with Django's rules and reasons. Safe
 /// methods pass untouched.
 pub async fn protect(
     app: &AppState,
     cookies: &Cookies,
+    session: &Session,
     request: Request,
 ) -> Result<Request, AppError> {
     if is_safe_method(request.method()) {
         return Ok(request);
     }
     let (mut parts, body) = request.into_parts();
-    let raw_cookie = cookies.get(CSRF_COOKIE_NAME).map(|c| c.value().to_string());
+    let settings = &app.settings.csrf;
     let refuse = |reason: String, parts: &axum::http::request::Parts| {
         tracing::warn!("Forbidden (CSRF): {reason}: {}", parts.uri.path());
         AppError::Csrf(reason)
     };
-    let secret =
-        match check_source(app, &parts).and_then(|()| core::cookie_secret(raw_cookie.as_deref())) {
-            Ok(secret) => secret,
-            Err(reason) => {
-                crate::web::body::discard(body).await;
-                return Err(refuse(reason, &parts));
-            }
-        };
+    // `_get_secret`: the session's value is taken as it is, the cookie's
+    // must be well formed.
+    let secret = |()| {
+        if settings.use_sessions {
+            session
+                .get_str(CSRF_SESSION_KEY)
+                .map(|stored| core::secret_from_session(&stored))
+                .ok_or_else(|| core::REASON_NO_CSRF_COOKIE.to_string())
+        } else {
+            core::cookie_secret(
+                cookies
+                    .get(&settings.cookie.name)
+                    .map(|c| c.value().to_string())
+                    .as_deref(),
+            )
+        }
+    };
+    let secret = match check_source(app, &parts).and_then(secret) {
+        Ok(secret) => secret,
+        Err(reason) => {
+            crate::web::body::discard(body).await;
+            return Err(refuse(reason, &parts));
+        }
+    };
     let form = FormData::read(&parts.headers, body, &app.settings.uploads).await?;
     let post_token = if parts.method == Method::POST {
         form.get(CSRF_FORM_FIELD)
@@ -137,9 +162,14 @@ pub async fn protect(
     };
     let header_token = parts
         .headers
-        .get("x-csrftoken")
+        .get(settings.header.http_name.as_str())
         .and_then(|v| v.to_str().ok());
-    if let Err(reason) = core::check_request_token(&secret, post_token, header_token) {
+    if let Err(reason) = core::check_request_token(
+        &secret,
+        post_token,
+        header_token,
+        &settings.header.display_name,
+    ) {
         return Err(refuse(reason, &parts));
     }
     parts.extensions.insert(form);

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_cookies::{CookieManagerLayer, Cookies};
 
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::db::Db;
 use crate::django::csrf::OriginChecker;
 use crate::django::hashers::Hashers;
@@ -20,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod catalog;
+pub mod cookies;
 pub mod csrf;
 /// Files compiled into the binary by build.rs.
 pub mod embedded {
@@ -53,22 +54,57 @@ pub struct AppState {
     pub origin_checker: Arc<OriginChecker>,
     /// Wakes the outbox worker after a commit that queued a letter.
     pub mailer: MailerHandle,
+    /// `LOGIN_URL`, `LOGIN_REDIRECT_URL` and `LOGOUT_REDIRECT_URL`, resolved.
+    pub urls: urls::AuthUrls,
+}
+
+/// Why the site could not be built.
+#[derive(Debug)]
+pub enum StartError {
+    Templates(minijinja::Error),
+    /// A setting only the web layer can judge (a URL name it does not have).
+    Setting(ConfigError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Templates(e) => write!(f, "templates: {e:#}"),
+            StartError::Setting(e) => write!(f, "configuration error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Templates(e) => Some(e),
+            StartError::Setting(e) => Some(e),
+        }
+    }
 }
 
 impl AppState {
-    pub fn new(
-        db: Db,
-        settings: Settings,
-        mailer: MailerHandle,
-    ) -> Result<AppState, minijinja::Error> {
-        let templates = Arc::new(Templates::load(settings.time_zone)?);
+    pub fn new(db: Db, settings: Settings, mailer: MailerHandle) -> Result<AppState, StartError> {
+        let templates =
+            Arc::new(Templates::load(settings.time_zone).map_err(StartError::Templates)?);
         Ok(AppState {
             templates,
             db,
             mailer,
             hashers: settings.hashers(),
             hashing: hashing::HashingPool::new(settings.hashing),
-            origin_checker: Arc::new(OriginChecker::new(&settings.csrf_trusted_origins, None)),
+            origin_checker: Arc::new(OriginChecker::new(
+                &settings.csrf.trusted_origins,
+                // `_check_referer`'s good referer: the domain of whichever
+                // cookie holds the secret.
+                if settings.csrf.use_sessions {
+                    settings.session.cookie.domain.as_deref()
+                } else {
+                    settings.csrf.cookie.domain.as_deref()
+                },
+            )),
+            urls: urls::AuthUrls::resolve(&settings.auth_urls).map_err(StartError::Setting)?,
             settings: Arc::new(settings),
         })
     }
@@ -108,7 +144,6 @@ async fn pipeline(
         security_headers(response.headers_mut());
         return response;
     }
-    let csrf = csrf::Csrf::from_cookies(&cookies);
     let loaded = match session::load(&app, &cookies).await {
         Ok(session) => auth::load_user(&app, &session)
             .await
@@ -122,7 +157,7 @@ async fn pipeline(
         Err(e) => {
             let page = Page {
                 user: None,
-                csrf,
+                csrf: csrf::Csrf::load(&app, &cookies, &session::Session::default()),
                 path: request.uri().path().to_string(),
                 perms: Arc::new(UserPerms::anonymous()),
             };
@@ -131,6 +166,7 @@ async fn pipeline(
             return response;
         }
     };
+    let csrf = csrf::Csrf::load(&app, &cookies, &session);
     let (user, perms) = match user {
         Some((user, perms)) => (Some(user), perms),
         None => (None, Arc::new(UserPerms::anonymous())),
@@ -144,15 +180,17 @@ async fn pipeline(
     request.extensions_mut().insert(session.clone());
     request.extensions_mut().insert(csrf.clone());
     request.extensions_mut().insert(page.clone());
-    let response = match csrf::protect(&app, &cookies, request).await {
+    let response = match csrf::protect(&app, &cookies, &session, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     };
     let response = with_error_page(&app, &page, response);
+    // As Django's middleware order has it: the CSRF secret is stored (in
+    // the session, with CSRF_USE_SESSIONS) before the session is saved.
+    csrf.store(&app, &cookies, &session);
     if let Err(e) = session::save(&app, &session, &cookies, response.status().as_u16()).await {
         return e.into_response();
     }
-    csrf.set_cookie(&app, &cookies);
     let mut response = response;
     security_headers(response.headers_mut());
     response
@@ -234,8 +272,7 @@ impl Application {
     /// port, see [`Application::address`]).
     pub async fn build(db: Db, settings: Settings) -> std::io::Result<Application> {
         let mailer = crate::mail::spawn_worker(db.clone(), settings.email.clone());
-        let state = AppState::new(db, settings, mailer)
-            .map_err(|e| std::io::Error::other(format!("templates: {e:#}")))?;
+        let state = AppState::new(db, settings, mailer).map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
         Ok(Application { state, listener })
     }

@@ -1,16 +1,17 @@
-//! Django's `SessionMiddleware` with the database back end: the `sessionid`
-//! cookie holds the key of a `django_session` row whose data is signed with
-//! `SECRET_KEY` (see `crate::django::sessions` for the codec).
+//! Django's `SessionMiddleware` with its two engines that keep a session
+//! where Django sees it too: `db` (the `sessionid` cookie holds the key of
+//! a `django_session` row whose data is signed with `SECRET_KEY`) and
+//! `signed_cookies` (the cookie holds the signed data). The codecs are in
+//! `crate::django::sessions`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
-use tower_cookies::cookie::time::{Duration as CookieDuration, OffsetDateTime};
-use tower_cookies::cookie::SameSite;
-use tower_cookies::{Cookie, Cookies};
+use tower_cookies::Cookies;
 
+use crate::config::SessionEngine;
 use crate::db::time::DjangoDateTime;
-use crate::django::sessions::{self as codec, SESSION_COOKIE_AGE, SESSION_COOKIE_NAME};
+use crate::django::sessions as codec;
 use crate::web::error::AppError;
 use crate::web::AppState;
 
@@ -75,46 +76,61 @@ impl Session {
     }
 }
 
-/// Loads the session named by the `sessionid` cookie; a missing, expired or
-/// tampered one is an empty new session.
+/// Loads the request's session: with the `db` engine the row the cookie
+/// names, with `signed_cookies` the data the cookie itself holds. A
+/// missing, expired or tampered one is an empty new session.
 pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError> {
-    let cookie_key = cookies
-        .get(SESSION_COOKIE_NAME)
+    let settings = &app.settings;
+    let cookie_value = cookies
+        .get(&settings.session.cookie.name)
         .map(|c| c.value().to_string());
     let mut state = SessionState {
-        had_cookie: cookie_key.is_some(),
+        had_cookie: cookie_value.is_some(),
         ..SessionState::default()
     };
     // A NUL can be in no session key (and PostgreSQL refuses it in a
     // query); the cookie's value is percent-decoded, so `%00` brings one.
-    if let Some(key) = cookie_key
+    if let Some(value) = cookie_value
         .as_deref()
         .filter(|k| codec::is_valid_session_key(k) && !k.contains('\0'))
     {
-        if let Some(stored) = crate::db::sessions::load(&app.db, key).await? {
-            let settings = &app.settings;
-            state.data = codec::decode(
-                &stored,
-                &settings.secret_key,
-                &settings.secret_key_fallbacks,
-            )
-            .unwrap_or_default();
-            state.key = Some(key.to_string());
+        match settings.session.engine {
+            SessionEngine::Database => {
+                if let Some(stored) = crate::db::sessions::load(&app.db, value).await? {
+                    state.data = codec::decode(
+                        &stored,
+                        &settings.secret_key,
+                        &settings.secret_key_fallbacks,
+                    )
+                    .unwrap_or_default();
+                    state.key = Some(value.to_string());
+                }
+            }
+            SessionEngine::SignedCookies => {
+                state.data = codec::decode_signed_cookie(
+                    value,
+                    &settings.secret_key,
+                    &settings.secret_key_fallbacks,
+                    settings.session.age,
+                )
+                .unwrap_or_default();
+            }
         }
     }
     Ok(Session(Arc::new(Mutex::new(state))))
 }
 
 /// Saves the session after the handler, as Django's
-/// `SessionMiddleware.process_response`: only when modified and the view did
-/// not fail; an emptied session deletes its row and its cookie.
+/// `SessionMiddleware.process_response`: when modified (or on every request
+/// with `SESSION_SAVE_EVERY_REQUEST`) and the view did not fail; an emptied
+/// session deletes its row and its cookie.
 pub async fn save(
     app: &AppState,
     session: &Session,
     cookies: &Cookies,
     status: u16,
 ) -> Result<(), AppError> {
-    let (key, data, modified, retired) = {
+    let (key, data, modified, retired, had_cookie) = {
         let mut state = session.state();
         let retired = std::mem::take(&mut state.retired);
         (
@@ -122,55 +138,61 @@ pub async fn save(
             state.data.clone(),
             state.modified,
             retired,
+            state.had_cookie,
         )
     };
-    let had_cookie = session.state().had_cookie;
-    for old in &retired {
-        crate::db::sessions::delete(&app.db, old).await?;
+    let settings = &app.settings;
+    let session_settings = &settings.session;
+    if session_settings.engine == SessionEngine::Database {
+        for old in &retired {
+            crate::db::sessions::delete(&app.db, old).await?;
+        }
     }
     if data.is_empty() {
         if had_cookie {
-            let mut removal = Cookie::build((SESSION_COOKIE_NAME, "")).path("/").build();
-            removal.make_removal();
-            cookies.add(removal);
+            cookies.add(crate::web::cookies::delete(&session_settings.cookie));
         }
         return Ok(());
     }
     // Django saves nothing when the view failed.
-    if !modified || status >= 500 {
+    if !(modified || session_settings.save_every_request) || status >= 500 {
         return Ok(());
     }
-    let settings = &app.settings;
-    let encoded = codec::encode(&data, &settings.secret_key);
-    let expire = DjangoDateTime(chrono::Utc::now() + chrono::Duration::seconds(SESSION_COOKIE_AGE));
-    let key = match key {
-        Some(key) => {
-            if !crate::db::sessions::update(&app.db, &key, &encoded, expire).await? {
-                return Err(AppError::BadRequest(
-                    "Сессия была удалена до завершения запроса. Войдите снова.".into(),
-                ));
+    let now = chrono::Utc::now();
+    let max_age =
+        if codec::expires_at_browser_close(&data, session_settings.expire_at_browser_close) {
+            None
+        } else {
+            Some(codec::expiry_age(&data, now, session_settings.age))
+        };
+    let value = match session_settings.engine {
+        SessionEngine::SignedCookies => codec::encode_signed_cookie(&data, &settings.secret_key),
+        SessionEngine::Database => {
+            let encoded = codec::encode(&data, &settings.secret_key);
+            let expire = DjangoDateTime(codec::expiry_date(&data, now, session_settings.age));
+            match key {
+                Some(key) => {
+                    if !crate::db::sessions::update(&app.db, &key, &encoded, expire).await? {
+                        return Err(AppError::BadRequest(
+                            "Сессия была удалена до завершения запроса. Войдите снова.".into(),
+                        ));
+                    }
+                    key
+                }
+                None => loop {
+                    let key = codec::new_session_key();
+                    if crate::db::sessions::insert(&app.db, &key, &encoded, expire).await? {
+                        session.state().key = Some(key.clone());
+                        break key;
+                    }
+                },
             }
-            key
         }
-        None => loop {
-            let key = codec::new_session_key();
-            if crate::db::sessions::insert(&app.db, &key, &encoded, expire).await? {
-                session.state().key = Some(key.clone());
-                break key;
-            }
-        },
     };
-    cookies.add(session_cookie(key, settings.session_cookie_secure));
+    cookies.add(crate::web::cookies::set(
+        &session_settings.cookie,
+        value,
+        max_age,
+    ));
     Ok(())
-}
-
-fn session_cookie(key: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE_NAME, key))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .max_age(CookieDuration::seconds(SESSION_COOKIE_AGE))
-        .expires(OffsetDateTime::now_utc() + CookieDuration::seconds(SESSION_COOKIE_AGE))
-        .build()
 }

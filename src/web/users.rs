@@ -25,7 +25,7 @@ use crate::web::form_view::{self, add_error, Errors, Field};
 use crate::web::session::Session;
 use crate::web::templates::Page;
 use crate::web::throttle::{self, Client, LoginAttempt};
-use crate::web::urls::{self, LOGIN_REDIRECT_URL, LOGOUT_REDIRECT_URL};
+use crate::web::urls;
 use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -178,7 +178,7 @@ async fn register(
     app.mailer.notify();
     tracing::info!("registered {email:?}; confirmation letter queued");
     // As the original's RegisterView: on to the login page.
-    Ok(crate::web::redirect(urls::LOGIN_URL))
+    Ok(crate::web::redirect(urls::path("users:login")))
 }
 
 /// Re-renders a form page with its errors and the entered values (never
@@ -216,7 +216,7 @@ async fn email_confirm(
 ) -> Result<Response, AppError> {
     // A NUL can be no token (and PostgreSQL refuses it in a query).
     if !token.contains('\0') && users::activate_by_token(&app.db, &token).await? {
-        return Ok(crate::web::redirect(urls::LOGIN_URL));
+        return Ok(crate::web::redirect(urls::path("users:login")));
     }
     let body = page.render(&app, "users/email_confirm_failed.html", context! {})?;
     Ok((
@@ -236,7 +236,7 @@ fn redirect_target(app: &AppState, headers: &HeaderMap, next: Option<&str>) -> S
     let host = crate::web::host::validated_host(&app.settings, headers).unwrap_or_default();
     match next {
         Some(next) if !host.is_empty() && urls::is_safe_redirect(next, &host) => next.to_string(),
-        _ => LOGIN_REDIRECT_URL.to_string(),
+        _ => app.urls.login_redirect.clone(),
     }
 }
 
@@ -307,9 +307,9 @@ async fn login(
     ))
 }
 
-async fn logout(session: Session) -> Response {
+async fn logout(State(app): State<AppState>, session: Session) -> Response {
     auth::logout(&session);
-    crate::web::never_cache(crate::web::redirect(LOGOUT_REDIRECT_URL))
+    crate::web::never_cache(crate::web::redirect(&app.urls.logout_redirect))
 }
 
 async fn password_reset_page(
@@ -394,7 +394,7 @@ async fn password_reset(
     }
     // As the original: on to the login page (for unknown addresses too, so
     // the answer tells nobody which addresses have an account).
-    Ok(crate::web::redirect(urls::LOGIN_URL))
+    Ok(crate::web::redirect(urls::path("users:login")))
 }
 
 /// What a reset token depends on, from the user's row.
@@ -503,7 +503,7 @@ async fn password_reset_confirm(
     if !set_and_mail_password(&app, &user, &password, &hash).await? {
         return reset_link_page(&app, &page, false);
     }
-    Ok(crate::web::redirect(urls::LOGIN_URL))
+    Ok(crate::web::redirect(urls::path("users:login")))
 }
 
 async fn profile_page(
