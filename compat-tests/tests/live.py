@@ -345,12 +345,15 @@ class Browser:
             hdrs["Cookie"] = cookie_header
         hdrs.update(headers or {})
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        sent_at = time.time()
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
             response = Response(resp.status, resp.getheaders(), resp.read())
         finally:
             conn.close()
+        # The server's clock read "now" for this response between these two.
+        response.sent_at, response.received_at = sent_at, time.time()
         for k, v in response.headers:
             if k.lower() == "set-cookie":
                 self._jar.store(v, self.hostname, path)

@@ -461,6 +461,15 @@ def expire_date(site, key):
     return utc(rows[0][0]).timestamp()
 
 
+def assert_made_during(value, response, offset, where):
+    """`value` (a time) is the server's "now" plus `offset` seconds, the
+    server's now being read while it made `response` (whole seconds in a
+    cookie's expires: a second of slack each way)."""
+    low, high = response.sent_at + offset - 1, response.received_at + offset + 1
+    assert low <= value <= high, (
+        f"{where}: {value:.1f} is not now + {offset}s for the response ({low:.1f} to {high:.1f})")
+
+
 def assert_near(value, expected, where, seconds=SECONDS):
     assert abs(value - expected) <= seconds, f"{where}: {value} is {value - expected:+.1f}s from {expected}"
 
@@ -535,36 +544,36 @@ def check_redirect_urls(pair, direction):
 # ================================================================ the "cookies" pair: the session cookie
 
 
-def _session_name(pair, cookies, address):
+def _session_name(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.name == pair.setting("SESSION_COOKIE_NAME") != "sessionid", f"{side}: {cookie.header}"
 
 
-def _session_age(pair, cookies, address):
+def _session_age(pair, cookies, responses):
     age = int(pair.setting("SESSION_COOKIE_AGE"))
     for side, cookie in cookies.items():
         assert cookie.attr("max-age") == str(age), f"{side}: {cookie.header}"
-        assert_near(http_time(cookie.attr("expires")), time.time() + age, f"{side}'s expires")
-        assert_near(expire_date(pair.site, cookie.value), time.time() + age,
-                    f"django_session.expire_date of the session {side} made")
+        assert_made_during(http_time(cookie.attr("expires")), responses[side], age, f"{side}'s expires")
+        assert_made_during(expire_date(pair.site, cookie.value), responses[side], age,
+                           f"django_session.expire_date of the session {side} made")
 
 
-def _session_domain(pair, cookies, address):
+def _session_domain(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.attr("domain") == pair.setting("SESSION_COOKIE_DOMAIN"), f"{side}: {cookie.header}"
 
 
-def _session_path(pair, cookies, address):
+def _session_path(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.attr("path") == pair.setting("SESSION_COOKIE_PATH"), f"{side}: {cookie.header}"
 
 
-def _session_httponly(pair, cookies, address):
+def _session_httponly(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert not cookie.has("httponly"), f"{side} sent HttpOnly under SESSION_COOKIE_HTTPONLY=False: {cookie.header}"
 
 
-def _session_samesite(pair, cookies, address):
+def _session_samesite(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.attr("samesite") == pair.setting("SESSION_COOKIE_SAMESITE"), f"{side}: {cookie.header}"
 
@@ -603,7 +612,7 @@ def test_session_cookie_setting(cookies_pair, direction, check, compared):
     if compared:
         assert_same_attributes(cookies[src], cookies[dst], f"the login's session cookie, {src} vs {dst}",
                                only=compared)
-    check(pair, cookies, address)
+    check(pair, cookies, {src: r_src, dst: r_dst})
     # Made on src (www.shop.localhost), used on dst (api.shop.localhost).
     r = made.get(dst, PROFILE)
     assert r.status == 200 and nav_email(r.text) == address, (
@@ -658,34 +667,34 @@ def test_logout_deletes_the_session_cookie_with_its_domain_and_path(cookies_pair
 # ================================================================ the "cookies" pair: the CSRF cookie
 
 
-def _csrf_name(pair, cookies):
+def _csrf_name(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.name == pair.setting("CSRF_COOKIE_NAME") != "csrftoken", f"{side}: {cookie.header}"
 
 
-def _csrf_age(pair, cookies):
+def _csrf_age(pair, cookies, responses):
     age = int(pair.setting("CSRF_COOKIE_AGE"))
     for side, cookie in cookies.items():
         assert cookie.attr("max-age") == str(age), f"{side}: {cookie.header}"
-        assert_near(http_time(cookie.attr("expires")), time.time() + age, f"{side}'s expires")
+        assert_made_during(http_time(cookie.attr("expires")), responses[side], age, f"{side}'s expires")
 
 
-def _csrf_domain(pair, cookies):
+def _csrf_domain(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.attr("domain") == pair.setting("CSRF_COOKIE_DOMAIN"), f"{side}: {cookie.header}"
 
 
-def _csrf_path(pair, cookies):
+def _csrf_path(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.attr("path") == pair.setting("CSRF_COOKIE_PATH"), f"{side}: {cookie.header}"
 
 
-def _csrf_httponly(pair, cookies):
+def _csrf_httponly(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.has("httponly"), f"{side}: no HttpOnly under CSRF_COOKIE_HTTPONLY=True: {cookie.header}"
 
 
-def _csrf_samesite(pair, cookies):
+def _csrf_samesite(pair, cookies, responses):
     for side, cookie in cookies.items():
         assert cookie.attr("samesite") == pair.setting("CSRF_COOKIE_SAMESITE"), f"{side}: {cookie.header}"
 
@@ -720,7 +729,7 @@ def test_csrf_cookie_setting(cookies_pair, direction, check, compared):
     if compared:
         assert_same_attributes(cookies[src], cookies[dst], f"the login page's CSRF cookie, {src} vs {dst}",
                                only=compared)
-    check(pair, cookies)
+    check(pair, cookies, pages)
     # src's page and cookie, dst's check.
     page, r = login(visitor, dst, address, password, page_side=src)
     assert pair.session_cookie in visitor.jar, f"the login on {dst} with {src}'s token set no session cookie"
@@ -847,8 +856,8 @@ def test_expire_at_browser_close(browser_close_pair, direction):
         assert not cookie.has("max-age") and not cookie.has("expires"), (
             f"{side}'s session cookie outlives the browser: {cookie.header}")
         # The row still ends SESSION_COOKIE_AGE from now (get_expiry_date).
-        assert_near(expire_date(pair.site, cookie.value), time.time() + 1209600,
-                    f"the expire_date of the session {side} made")
+        assert_made_during(expire_date(pair.site, cookie.value), r, int(pair.setting("SESSION_COOKIE_AGE")),
+                           f"the expire_date of the session {side} made")
     made = logins[src][0]
     assert_logged_in(made, dst, address, f"the session made on {src}, used on {dst}")
     made.jar.end_session()
@@ -948,11 +957,12 @@ def test_save_every_request(save_every_request_pair, direction):
         assert r.status == 200 and nav_email(r.text) == address, f"{side} GET {PROFILE}: {r!r}"
         cookie = the_cookie(r, pair.session_cookie, f"{side}'s plain GET under SESSION_SAVE_EVERY_REQUEST")
         assert cookie.value == key, f"{side} changed the session key on a plain GET"
-        assert cookie.attr("max-age") == "1209600", f"{side}: {cookie.header}"
-        assert_near(http_time(cookie.attr("expires")), time.time() + 1209600, f"{side}'s expires")
+        age = int(pair.setting("SESSION_COOKIE_AGE"))
+        assert cookie.attr("max-age") == str(age), f"{side}: {cookie.header}"
+        assert_made_during(http_time(cookie.attr("expires")), r, age, f"{side}'s expires")
         after = expire_date(pair.site, key)
         assert after >= before + 1, f"{side}'s GET did not move expire_date on: {before} -> {after}"
-        assert_near(after, time.time() + 1209600, f"expire_date after {side}'s GET")
+        assert_made_during(after, r, age, f"expire_date after {side}'s GET")
         before = after
     for side in (src, dst):
         r = pair.visitor().get(side, LOGIN_PATH)
@@ -1009,18 +1019,19 @@ def test_session_expiry_set_by_django(save_every_request_pair, expiry):
     for side in (UNCHAINED, DJANGO):
         r = visitor.get(side, PROFILE)
         assert r.status == 200 and nav_email(r.text) == address, f"{side} GET {PROFILE}: {r!r}"
-        now = time.time()
         cookie = seen[side] = the_cookie(r, pair.session_cookie, f"{side}'s GET")
         row = expire_date(site, key)
         if expiry.get("seconds") == 0:
             assert not cookie.has("max-age") and not cookie.has("expires"), f"{side}: {cookie.header}"
-            assert_near(row, now + 1209600, f"expire_date after {side}'s GET")
+            assert_made_during(row, r, int(pair.setting("SESSION_COOKIE_AGE")), f"expire_date after {side}'s GET")
         elif "seconds" in expiry:
-            assert cookie.attr("max-age") == "600", f"{side}: {cookie.header}"
-            assert_near(http_time(cookie.attr("expires")), now + 600, f"{side}'s expires")
-            assert_near(row, now + 600, f"expire_date after {side}'s GET")
+            assert cookie.attr("max-age") == str(expiry["seconds"]), f"{side}: {cookie.header}"
+            assert_made_during(http_time(cookie.attr("expires")), r, expiry["seconds"], f"{side}'s expires")
+            assert_made_during(row, r, expiry["seconds"], f"expire_date after {side}'s GET")
         else:
-            assert_near(int(cookie.attr("max-age")), at - now, f"{side}'s Max-Age: {cookie.header}")
+            # get_expiry_age: the seconds from the server's now to the date.
+            assert r.sent_at - 1 <= at - int(cookie.attr("max-age")) <= r.received_at + 1, (
+                f"{side}'s Max-Age is not the time left until {stored}: {cookie.header}")
             assert_near(http_time(cookie.attr("expires")), at, f"{side}'s expires")
             assert_near(row, at, f"expire_date after {side}'s GET", seconds=1)
         data = site.shell.call("session", key=key)["data"]
