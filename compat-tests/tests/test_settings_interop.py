@@ -307,7 +307,13 @@ class Site:
             self.current.stop()
             self.current = None
         if self.current is None:
-            self.current = Pair(self, name).start()
+            pair = Pair(self, name)
+            try:
+                pair.start()
+            except BaseException:
+                pair.stop()  # the server that did start
+                raise
+            self.current = pair
         return self.current
 
     def stop(self):
