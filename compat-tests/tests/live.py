@@ -39,6 +39,7 @@ import time
 import urllib.parse
 import uuid
 import zlib
+from collections.abc import MutableMapping
 from contextlib import ExitStack
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
@@ -82,63 +83,280 @@ class Response:
                 out.update(jar)
         return out
 
+    def set_cookie_headers(self, name=None):
+        """Every Set-Cookie header as written, parsed (SetCookie), in order;
+        only those of that cookie name when one is given."""
+        out = [SetCookie(v) for k, v in self.headers if k.lower() == "set-cookie"]
+        return [c for c in out if name is None or c.name == name]
+
     def __repr__(self):
         return f"<Response {self.status} location={self.location!r} {len(self.body)} bytes>"
 
 
-def _expired(morsel):
-    max_age = morsel.get("max-age")
-    if max_age not in (None, ""):
-        try:
-            if int(max_age) <= 0:
-                return True
-        except ValueError:
-            pass
-    expires = morsel.get("expires")
-    if expires:
-        from email.utils import parsedate_to_datetime
+class SetCookie:
+    """One Set-Cookie header as written: `name`, `value` (as sent, quotes
+    kept), and `attrs`, its attributes in order as (name as written, value or
+    None for a flag such as HttpOnly). `attr(name)` looks one up in any case."""
 
-        try:
-            return parsedate_to_datetime(expires).timestamp() <= time.time()
-        except (TypeError, ValueError):
-            return False
-    return False
+    def __init__(self, header):
+        self.header = header
+        pair, *rest = header.split(";")
+        name, eq, value = pair.partition("=")
+        self.name, self.value = (name.strip(), value.strip()) if eq else (None, None)
+        self.attrs = []
+        for item in rest:
+            key, eq, val = item.partition("=")
+            if key.strip():
+                self.attrs.append((key.strip(), val.strip() if eq else None))
+
+    def attr(self, name, default=None):
+        found = default
+        for key, val in self.attrs:
+            if key.lower() == name.lower():
+                found = "" if val is None else val  # the last one counts, as RFC 6265 says
+        return found
+
+    def has(self, name):
+        return any(key.lower() == name.lower() for key, _ in self.attrs)
+
+    def __repr__(self):
+        return f"<SetCookie {self.header!r}>"
+
+
+def _http_date(text):
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _is_ip(host):
+    return bool(re.fullmatch(r"[0-9.]+|\[[0-9a-fA-F:.]*\]", host))
+
+
+def _domain_match(host, domain):
+    return host == domain or (not _is_ip(host) and host.endswith("." + domain))
+
+
+def _path_match(request_path, cookie_path):
+    return request_path == cookie_path or (
+        request_path.startswith(cookie_path)
+        and (cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"))
+
+
+class Cookie:
+    __slots__ = ("name", "value", "domain", "host_only", "path", "expires", "secure", "http_only",
+                 "same_site", "created")
+
+    def __repr__(self):
+        return (f"<Cookie {self.name}={self.value[:20]} domain={self.domain} host_only={self.host_only} "
+                f"path={self.path} expires={self.expires}>")
+
+
+class CookieJar(MutableMapping):
+    """A browser's cookies, kept as RFC 6265 says (section 5.3): one per
+    (name, domain, path); Domain and Path decide which requests carry a
+    cookie; Max-Age (or else Expires) its end, a past end deleting it; a
+    cookie without either lasts until `end_session()` (the browser closed).
+    Cookies do not tell ports apart: one jar may serve both servers on
+    127.0.0.1, as one browser would. Every host here is a loopback one,
+    which browsers treat as secure, so Secure cookies are sent; SameSite
+    never withholds a cookie (every request is same-site).
+
+    As a mapping it is name -> value, for the tests that read or plant
+    cookies by name: reading gives the cookie a request for the longest
+    path would carry first; `jar[name] = value` plants a host-only cookie
+    for `host`, Path=/, until the session ends; `del jar[name]` removes
+    every cookie of that name."""
+
+    def __init__(self, host="127.0.0.1", clock=time.time):
+        self.host = host.lower()
+        self.clock = clock
+        self._cookies = {}  # (name, domain, path) -> Cookie
+        self._serial = 0
+
+    # -- RFC 6265 storage and retrieval
+
+    def _live(self):
+        now = self.clock()
+        for key in [k for k, c in self._cookies.items() if c.expires is not None and c.expires <= now]:
+            del self._cookies[key]
+        return self._cookies.values()
+
+    def store(self, header, request_host, request_path="/"):
+        """Takes one Set-Cookie header of a response to `request_host` (no
+        port) for `request_path`; returns the Cookie kept, or None (ignored
+        or deleted)."""
+        parsed = SetCookie(header)
+        if not parsed.name:
+            return None  # no name=value pair, or an empty name: ignored
+        host = request_host.lower()
+        cookie = Cookie()
+        cookie.name, cookie.value = parsed.name, parsed.value
+        now = self.clock()
+        expires = None
+        max_age = parsed.attr("max-age")
+        if max_age is not None and re.fullmatch(r"-?[0-9]+", max_age):
+            expires = now + int(max_age) if int(max_age) > 0 else float("-inf")
+        elif parsed.attr("expires"):
+            expires = _http_date(parsed.attr("expires"))
+        cookie.expires = expires
+        domain = (parsed.attr("domain") or "").lstrip(".").lower()
+        if domain:
+            if not _domain_match(host, domain):
+                return None  # a cookie for another site: a browser ignores it
+            cookie.domain, cookie.host_only = domain, False
+        else:
+            cookie.domain, cookie.host_only = host, True
+        path = parsed.attr("path")
+        if not path or not path.startswith("/"):
+            directory = request_path.split("?", 1)[0]
+            path = directory[:directory.rindex("/")] if directory.count("/") > 1 else "/"
+        cookie.path = path
+        cookie.secure = parsed.has("secure")
+        cookie.http_only = parsed.has("httponly")
+        cookie.same_site = parsed.attr("samesite")
+        key = (cookie.name, cookie.domain, cookie.path)
+        old = self._cookies.pop(key, None)
+        if expires is not None and expires <= now:
+            return None  # an end in the past deletes it
+        self._serial += 1
+        cookie.created = old.created if old else self._serial
+        self._cookies[key] = cookie
+        return cookie
+
+    def matching(self, host, path="/"):
+        """The cookies a request to `host` for `path` carries, in the order a
+        browser sends them (longer paths first, then older first)."""
+        host = host.lower()
+        path = path.split("?", 1)[0] or "/"
+        found = [c for c in self._live()
+                 if (c.domain == host if c.host_only else _domain_match(host, c.domain))
+                 and _path_match(path, c.path)]
+        return sorted(found, key=lambda c: (-len(c.path), c.created))
+
+    def header(self, host, path="/"):
+        """The Cookie header of such a request ("" when it carries none)."""
+        return "; ".join(f"{c.name}={c.value}" for c in self.matching(host, path))
+
+    def cookies(self, name=None):
+        """The live Cookie objects (of that name)."""
+        return [c for c in self._live() if name is None or c.name == name]
+
+    def end_session(self):
+        """The browser is closed and opened again: cookies without an end are gone."""
+        for key in [k for k, c in self._cookies.items() if c.expires is None]:
+            del self._cookies[key]
+
+    def copy(self):
+        other = CookieJar(self.host, self.clock)
+        other._cookies = {k: _copy_cookie(c) for k, c in self._cookies.items()}
+        other._serial = self._serial
+        return other
+
+    # -- name -> value
+
+    def __getitem__(self, name):
+        found = sorted(self.cookies(name), key=lambda c: (-len(c.path), c.created))
+        if not found:
+            raise KeyError(name)
+        return found[0].value
+
+    def __setitem__(self, name, value):
+        cookie = Cookie()
+        cookie.name, cookie.value = name, str(value)
+        cookie.domain, cookie.host_only, cookie.path, cookie.expires = self.host, True, "/", None
+        cookie.secure = cookie.http_only = False
+        cookie.same_site = None
+        old = self._cookies.pop((name, self.host, "/"), None)
+        self._serial += 1
+        cookie.created = old.created if old else self._serial
+        self._cookies[(name, self.host, "/")] = cookie
+
+    def __delitem__(self, name):
+        keys = [k for k in self._cookies if k[0] == name]
+        if not keys:
+            raise KeyError(name)
+        for key in keys:
+            del self._cookies[key]
+
+    def __iter__(self):
+        names = []
+        for cookie in sorted(self._live(), key=lambda c: c.created):
+            if cookie.name not in names:
+                names.append(cookie.name)
+        return iter(names)
+
+    def __len__(self):
+        return len(list(iter(self)))
+
+    def __repr__(self):
+        return f"<CookieJar {list(self._live())!r}>"
+
+
+def _copy_cookie(cookie):
+    other = Cookie()
+    for slot in Cookie.__slots__:
+        setattr(other, slot, getattr(cookie, slot))
+    return other
 
 
 class Browser:
-    """One visitor: keeps the cookies the site sets (name -> value), follows
-    no redirects, sends the Host header of the base URL."""
+    """One visitor: keeps the cookies the sites set (a CookieJar, readable
+    as name -> value), follows no redirects. It connects to `host`:`port`
+    and names `hostname` (default: `host`) in the Host header and to its
+    cookie jar. `jar` shares a jar between browsers (one browser visiting
+    two servers on one host); assigning `browser.cookies` a dict plants
+    those cookies in a new jar."""
 
-    def __init__(self, host, port, timeout=60):
+    def __init__(self, host, port, timeout=60, hostname=None, jar=None):
         self.host = host
         self.port = port
+        self.hostname = hostname or host
         self.timeout = timeout
-        self.cookies = {}
+        self._jar = jar if jar is not None else CookieJar(self.hostname)
+
+    @property
+    def cookies(self):
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, value):
+        if isinstance(value, CookieJar):
+            self._jar = value
+        else:
+            self._jar = CookieJar(self.hostname)
+            for name, v in dict(value).items():
+                self._jar[name] = v
 
     def request(self, method, path, data=None, headers=None, body=None, content_type=None):
         """`data` (a dict or a list of (name, value) pairs) is sent urlencoded;
         or `body` as given with `content_type`."""
-        hdrs = {"Host": f"{self.host}:{self.port}"}
+        hdrs = {"Host": f"{self.hostname}:{self.port}"}
         if data is not None:
             body = urllib.parse.urlencode(data).encode("ascii")
             hdrs["Content-Type"] = "application/x-www-form-urlencoded"
         elif body is not None:
             hdrs["Content-Type"] = content_type
-        if self.cookies:
-            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        cookie_header = self._jar.header(self.hostname, path)
+        if cookie_header:
+            hdrs["Cookie"] = cookie_header
         hdrs.update(headers or {})
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        sent_at = time.time()
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
             response = Response(resp.status, resp.getheaders(), resp.read())
         finally:
             conn.close()
-        for name, morsel in response.set_cookies().items():
-            if _expired(morsel):
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = morsel.value
+        # The server's clock read "now" for this response between these two.
+        response.sent_at, response.received_at = sent_at, time.time()
+        for k, v in response.headers:
+            if k.lower() == "set-cookie":
+                self._jar.store(v, self.hostname, path)
         return response
 
     def get(self, path, **kw):

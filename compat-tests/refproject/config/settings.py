@@ -8,16 +8,60 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # compat-tests/refproject -> repository root (holds the shared `templates/`).
 REPO_ROOT = BASE_DIR.parent.parent
 
 
 def env_bool(name, default=False):
+    """True/False, also 1/0, yes/no, on/off (any case); unset or empty: the default."""
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}: expected True or False, got {value!r}")
+
+
+def env_str(name, default):
+    """The variable's value; unset or empty: the default."""
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def env_int(name, default, none_allowed=False):
+    """A whole number (of seconds); `none_allowed`: also None, written None.
+    Unset or empty: the default."""
+    value = env_str(name, None)
+    if value is None:
+        return default
+    if none_allowed and value == "None":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a whole number of seconds, got {value!r}") from None
+
+
+def env_domain(name):
+    """A cookie's Domain: unset, empty or None: a host-only cookie (None)."""
+    value = env_str(name, None)
+    return None if value in (None, "None") else value
+
+
+def env_samesite(name, default="Lax"):
+    """A cookie's SameSite setting: Lax, Strict, None (the string: SameSite=None
+    is sent), or False (no SameSite attribute at all)."""
+    value = env_str(name, default)
+    canonical = {"lax": "Lax", "strict": "Strict", "none": "None", "false": False}
+    if value.lower() not in canonical:
+        raise ImproperlyConfigured(f"{name}: expected Lax, Strict, None or False, got {value!r}")
+    return canonical[value.lower()]
 
 
 def env_list(name, default=""):
@@ -145,9 +189,33 @@ MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(BASE_DIR / "media")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "users.User"
-LOGIN_URL = "/users/login/"
-LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "/"
+# A path or a URL name (users:login), as django.shortcuts.resolve_url takes them.
+LOGIN_URL = env_str("LOGIN_URL", "/users/login/")
+LOGIN_REDIRECT_URL = env_str("LOGIN_REDIRECT_URL", "/")
+LOGOUT_REDIRECT_URL = env_str("LOGOUT_REDIRECT_URL", "/")
+
+# Sessions and CSRF: Django's settings under Django's names, with Django's
+# defaults (https://docs.djangoproject.com/en/5.2/ref/settings/#sessions).
+SESSION_ENGINE = env_str("SESSION_ENGINE", "django.contrib.sessions.backends.db")
+SESSION_COOKIE_NAME = env_str("SESSION_COOKIE_NAME", "sessionid")
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 7 * 2)
+SESSION_COOKIE_DOMAIN = env_domain("SESSION_COOKIE_DOMAIN")
+SESSION_COOKIE_PATH = env_str("SESSION_COOKIE_PATH", "/")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+SESSION_COOKIE_HTTPONLY = env_bool("SESSION_COOKIE_HTTPONLY", True)
+SESSION_COOKIE_SAMESITE = env_samesite("SESSION_COOKIE_SAMESITE", "Lax")
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
+SESSION_SAVE_EVERY_REQUEST = env_bool("SESSION_SAVE_EVERY_REQUEST", False)
+
+CSRF_COOKIE_NAME = env_str("CSRF_COOKIE_NAME", "csrftoken")
+CSRF_COOKIE_AGE = env_int("CSRF_COOKIE_AGE", 60 * 60 * 24 * 7 * 52, none_allowed=True)  # None: a browser-session cookie
+CSRF_COOKIE_DOMAIN = env_domain("CSRF_COOKIE_DOMAIN")
+CSRF_COOKIE_PATH = env_str("CSRF_COOKIE_PATH", "/")
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+CSRF_COOKIE_HTTPONLY = env_bool("CSRF_COOKIE_HTTPONLY", False)
+CSRF_COOKIE_SAMESITE = env_samesite("CSRF_COOKIE_SAMESITE", "Lax")
+CSRF_HEADER_NAME = env_str("CSRF_HEADER_NAME", "HTTP_X_CSRFTOKEN")  # request.META's name of the header
+CSRF_USE_SESSIONS = env_bool("CSRF_USE_SESSIONS", False)
 
 EMAIL_BACKEND_ALIASES = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
