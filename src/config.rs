@@ -367,15 +367,6 @@ impl ConnectionLimits {
     }
 }
 
-/// `SESSION_COOKIE_SAMESITE` and `CSRF_COOKIE_SAMESITE` (Django's `False`
-/// is `None` where these are held: no attribute at all).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Lax,
-    Strict,
-    None,
-}
-
 /// What Django's `response.set_cookie` is given for one of its cookies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieSettings {
@@ -385,7 +376,9 @@ pub struct CookieSettings {
     pub path: String,
     pub secure: bool,
     pub http_only: bool,
-    pub same_site: Option<SameSite>,
+    /// `Lax`, `Strict` or `None` as the setting writes it (Django sends
+    /// the text as given); `None` here for Django's `False`: no attribute.
+    pub same_site: Option<String>,
 }
 
 impl CookieSettings {
@@ -417,11 +410,9 @@ impl CookieSettings {
         };
         let path = non_empty(&var("PATH"), get("PATH"), "/")?.to_string();
         let same_site = match get("SAMESITE").map(str::trim) {
-            None | Some("") => Some(SameSite::Lax),
+            None | Some("") => Some("Lax".to_string()),
             Some(v) => match v.to_ascii_lowercase().as_str() {
-                "lax" => Some(SameSite::Lax),
-                "strict" => Some(SameSite::Strict),
-                "none" => Some(SameSite::None),
+                "lax" | "strict" | "none" => Some(v.to_string()),
                 "false" => None,
                 _ => {
                     return Err(ConfigError::new(

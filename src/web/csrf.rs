@@ -94,7 +94,13 @@ impl Csrf {
     /// Django's `_set_csrf_cookie` when the secret is new, rotated or used
     /// by the page: the cookie, or with `CSRF_USE_SESSIONS` the session
     /// (so this runs before the session is saved).
-    pub fn store(&self, app: &AppState, cookies: &Cookies, session: &Session) {
+    pub fn store(
+        &self,
+        app: &AppState,
+        cookies: &Cookies,
+        session: &Session,
+        headers: &mut axum::http::HeaderMap,
+    ) {
         let (secret, needs_update) = self.with(|s| (s.secret.clone(), s.needs_update));
         let (Some(secret), true) = (secret, needs_update) else {
             return;
@@ -106,7 +112,7 @@ impl Csrf {
             }
         } else {
             let value = masked_if_new(app, cookies, secret);
-            cookies.add(crate::web::cookies::set(&csrf.cookie, value, csrf.age));
+            crate::web::cookies::set(headers, &csrf.cookie, &value, csrf.age);
         }
     }
 }

@@ -193,11 +193,12 @@ async fn pipeline(
     let response = with_error_page(&app, &page, response);
     // As Django's middleware order has it: the CSRF secret is stored (in
     // the session, with CSRF_USE_SESSIONS) before the session is saved.
-    csrf.store(&app, &cookies, &session);
-    if let Err(e) = session::save(&app, &session, &cookies, response.status().as_u16()).await {
+    let mut response = response;
+    let status = response.status().as_u16();
+    csrf.store(&app, &cookies, &session, response.headers_mut());
+    if let Err(e) = session::save(&app, &session, status, response.headers_mut()).await {
         return e.into_response();
     }
-    let mut response = response;
     if let Some(user) = &page.user {
         response
             .extensions_mut()

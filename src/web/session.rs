@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 use tower_cookies::Cookies;
 
@@ -127,8 +128,8 @@ pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError
 pub async fn save(
     app: &AppState,
     session: &Session,
-    cookies: &Cookies,
     status: u16,
+    headers: &mut HeaderMap,
 ) -> Result<(), AppError> {
     let (key, data, modified, retired, had_cookie) = {
         let mut state = session.state();
@@ -150,7 +151,7 @@ pub async fn save(
     }
     if data.is_empty() {
         if had_cookie {
-            cookies.add(crate::web::cookies::delete(&session_settings.cookie));
+            crate::web::cookies::delete(headers, &session_settings.cookie);
         }
         return Ok(());
     }
@@ -189,10 +190,6 @@ pub async fn save(
             }
         }
     };
-    cookies.add(crate::web::cookies::set(
-        &session_settings.cookie,
-        value,
-        max_age,
-    ));
+    crate::web::cookies::set(headers, &session_settings.cookie, &value, max_age);
     Ok(())
 }
