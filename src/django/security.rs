@@ -97,7 +97,7 @@ impl RedirectExempt {
                     let reason = text
                         .lines()
                         .filter_map(|l| l.trim().strip_prefix("error:"))
-                        .last()
+                        .next_back()
                         .unwrap_or(&text);
                     format!(
                         "{:?} is not a regular expression: {}",
