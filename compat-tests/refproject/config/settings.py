@@ -237,11 +237,12 @@ if os.environ.get("EMAIL_FILE_PATH"):
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or EMAIL_HOST_USER or "webmaster@localhost"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-# SecurityMiddleware's and XFrameOptionsMiddleware's settings, the cookie
-# settings `check --deploy` reads, and SILENCED_SYSTEM_CHECKS, from the
-# variables unchained reads; unset, each keeps Django's default. "None" (or
-# an empty value) is Python's None; X_FRAME_OPTIONS=None stands for a site
-# without XFrameOptionsMiddleware (no header, security.W002).
+# SecurityMiddleware's and XFrameOptionsMiddleware's settings and
+# SILENCED_SYSTEM_CHECKS (`check --deploy` also reads the cookie settings
+# above), from the variables unchained reads; unset, each keeps Django's
+# default. "None" (or an empty value) is Python's None; X_FRAME_OPTIONS=None
+# stands for a site without XFrameOptionsMiddleware (no header,
+# security.W002).
 
 
 def env_optional(name, default):
@@ -270,8 +271,4 @@ if _x_frame_options is None:
     MIDDLEWARE.remove("django.middleware.clickjacking.XFrameOptionsMiddleware")
 else:
     X_FRAME_OPTIONS = _x_frame_options
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-SESSION_COOKIE_HTTPONLY = env_bool("SESSION_COOKIE_HTTPONLY", True)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
-CSRF_USE_SESSIONS = env_bool("CSRF_USE_SESSIONS", False)
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
