@@ -12,6 +12,9 @@ use std::time::Duration;
 use crate::django::hashers::{Hashers, DEFAULT_PASSWORD_HASHERS};
 use crate::django::releases::Release;
 
+mod security;
+pub use security::SecuritySettings;
+
 /// Django's `check_secret_key` thresholds (security.W009 and W025): a key
 /// below them is used, with Django's warning.
 const SECRET_KEY_MIN_LENGTH: usize = 50;
@@ -263,6 +266,9 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Django's `DATA_UPLOAD_*` and `FILE_UPLOAD_*` settings.
     pub uploads: UploadLimits,
+    /// `SECURE_*` (`SecurityMiddleware`), `X_FRAME_OPTIONS`,
+    /// `SILENCED_SYSTEM_CHECKS`.
+    pub security: SecuritySettings,
 }
 
 /// How much of a form is held in memory, with Django's names, defaults and
@@ -966,6 +972,7 @@ impl Settings {
             )?),
             connections: ConnectionLimits::from_env(env)?,
             uploads: UploadLimits::from_env(env)?,
+            security: SecuritySettings::from_env(env)?,
         })
     }
 

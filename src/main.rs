@@ -30,7 +30,16 @@ enum Command {
     /// Create the missing tables and rows, as `manage.py migrate`
     Migrate,
     /// Tell whether this database is safe to switch to (exit status 0 when it is)
-    Check,
+    Check {
+        /// Instead, Django's deployment checks of the settings (`manage.py check --deploy`:
+        /// its warnings, ids and format; warnings alone exit 0, as in Django)
+        #[arg(long)]
+        deploy: bool,
+        /// With --deploy: the level of message that makes the exit status 1, as Django's
+        #[arg(long, default_value = "ERROR", requires = "deploy",
+              value_parser = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"])]
+        fail_level: String,
+    },
     /// Create a superuser, as `manage.py createsuperuser`
     Createsuperuser {
         /// The superuser's e-mail (asked for when missing)
@@ -219,9 +228,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> Outcome {
+    if let Command::Check {
+        deploy: true,
+        fail_level,
+    } = &command
+    {
+        return Ok(deploy_check(&settings, fail_level));
+    }
     // `check` only looks: it must not create or convert an SQLite file.
     let opened = match command {
-        Command::Check => Db::connect_read_only(&settings.database).await,
+        Command::Check { .. } => Db::connect_read_only(&settings.database).await,
         _ => Db::connect(&settings.database).await,
     };
     let db = opened.map_err(|e| {
@@ -246,7 +262,7 @@ async fn run_on(db: &Db, command: Command, mut settings: Settings) -> Outcome {
             serve(db, settings).await
         }
         Command::Migrate => migrate(&db).await,
-        Command::Check => check(&db, &settings).await,
+        Command::Check { .. } => check(&db, &settings).await,
         Command::Createsuperuser { email, noinput } => {
             createsuperuser(&db, &settings, email, noinput).await
         }
@@ -380,6 +396,23 @@ async fn check(db: &Db, settings: &Settings) -> Outcome {
     } else {
         println!("NOT SAFE: {errors} problem(s) must be fixed before switching.");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `manage.py check --deploy`: Django's deployment checks of the settings,
+/// written as Django writes them (no database is opened, as Django opens
+/// none). Warnings alone do not fail, as in Django, unless `--fail-level`
+/// says so.
+fn deploy_check(settings: &Settings, fail_level: &str) -> ExitCode {
+    let level =
+        unchained::django::security::Level::parse(fail_level).expect("one of clap's values");
+    let report = settings.deploy_check_report(level);
+    print!("{}", report.stdout);
+    eprint!("{}", report.stderr);
+    if report.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -17,6 +17,7 @@ pub mod pbkdf2;
 pub mod perms;
 pub mod python_json;
 pub mod releases;
+pub mod security;
 pub mod sessions;
 pub mod signing;
 pub mod tokens;

@@ -33,6 +33,7 @@ pub mod hashing;
 pub mod host;
 pub mod media;
 pub mod request_log;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod templates;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub mailer: MailerHandle,
     /// `LOGIN_URL`, `LOGIN_REDIRECT_URL` and `LOGOUT_REDIRECT_URL`, resolved.
     pub urls: urls::AuthUrls,
+    /// The headers of `SECURE_*` and `X_FRAME_OPTIONS`.
+    pub security_headers: Arc<security::SecurityHeaders>,
 }
 
 /// Why the site could not be built.
@@ -106,6 +109,7 @@ impl AppState {
                 },
             )),
             urls: urls::AuthUrls::resolve(&settings.auth_urls).map_err(StartError::Setting)?,
+            security_headers: Arc::new(security::SecurityHeaders::new(&settings)),
             settings: Arc::new(settings),
         })
     }
@@ -124,6 +128,12 @@ pub fn router(state: AppState) -> Router {
             // The panic hook (main.rs) has logged where, in the request's span.
             AppError::Internal("a handler panicked".into()).into_response()
         }))
+        // SecurityMiddleware, first in Django's MIDDLEWARE: around all
+        // (only the access log is further out).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_log::layer,
@@ -143,11 +153,9 @@ async fn pipeline(
 ) -> Response {
     // Django's DisallowedHost: a Host outside ALLOWED_HOSTS gets a 400.
     if host::validated_host(&app.settings, request.headers()).is_none() {
-        let mut response = AppError::BadRequest(
-            "Недопустимый заголовок Host: адрес сайта не разрешён в ALLOWED_HOSTS.".into(),
-        )
-        .into_response();
-        security_headers(response.headers_mut());
+        let mut response = disallowed_host();
+        app.security_headers
+            .add_page_headers(response.headers_mut());
         return response;
     }
     let loaded = match session::load(&app, &cookies).await {
@@ -168,7 +176,8 @@ async fn pipeline(
                 perms: Arc::new(UserPerms::anonymous()),
             };
             let mut response = with_error_page(&app, &page, e.into_response());
-            security_headers(response.headers_mut());
+            app.security_headers
+                .add_page_headers(response.headers_mut());
             return response;
         }
     };
@@ -204,8 +213,17 @@ async fn pipeline(
             .extensions_mut()
             .insert(request_log::AccessUser(user.id));
     }
-    security_headers(response.headers_mut());
+    app.security_headers
+        .add_page_headers(response.headers_mut());
     response
+}
+
+/// Django's answer to `DisallowedHost`: a Host outside `ALLOWED_HOSTS`.
+fn disallowed_host() -> Response {
+    AppError::BadRequest(
+        "Недопустимый заголовок Host: адрес сайта не разрешён в ALLOWED_HOSTS.".into(),
+    )
+    .into_response()
 }
 
 /// An error response with its page rendered for this request (navigation,
@@ -214,29 +232,6 @@ fn with_error_page(app: &AppState, page: &Page, response: Response) -> Response 
     match response.extensions().get::<error::ErrorPage>().cloned() {
         Some(error) => error::render_error(app, page, &error).unwrap_or(response),
         None => response,
-    }
-}
-
-/// The headers Django's default middleware adds to every page:
-/// `SecurityMiddleware` (nosniff, referrer and opener policies),
-/// `XFrameOptionsMiddleware` (no framing, against clickjacking), and
-/// `Vary: Cookie` from the session and CSRF middleware (pages differ by
-/// user). A handler's own values are kept.
-fn security_headers(headers: &mut axum::http::HeaderMap) {
-    use axum::http::header::{self, HeaderValue};
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (
-            header::HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::VARY, "Cookie"),
-    ] {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
     }
 }
 

@@ -236,3 +236,39 @@ if os.environ.get("EMAIL_FILE_PATH"):
     EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or EMAIL_HOST_USER or "webmaster@localhost"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# SecurityMiddleware's and XFrameOptionsMiddleware's settings and
+# SILENCED_SYSTEM_CHECKS (`check --deploy` also reads the cookie settings
+# above), from the variables unchained reads; unset, each keeps Django's
+# default. "None" (or an empty value) is Python's None; X_FRAME_OPTIONS=None
+# stands for a site without XFrameOptionsMiddleware (no header,
+# security.W002).
+
+
+def env_optional(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    value = value.strip()
+    return None if value in ("", "None") else value
+
+
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_SSL_HOST = env_optional("SECURE_SSL_HOST", None)
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT")
+SECURE_CONTENT_TYPE_NOSNIFF = env_bool("SECURE_CONTENT_TYPE_NOSNIFF", True)
+SECURE_REFERRER_POLICY = env_optional("SECURE_REFERRER_POLICY", "same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = env_optional("SECURE_CROSS_ORIGIN_OPENER_POLICY", "same-origin")
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = tuple(
+        part.strip() for part in os.environ["SECURE_PROXY_SSL_HEADER"].split(",", 1)
+    )
+_x_frame_options = env_optional("X_FRAME_OPTIONS", "DENY")
+if _x_frame_options is None:
+    MIDDLEWARE.remove("django.middleware.clickjacking.XFrameOptionsMiddleware")
+else:
+    X_FRAME_OPTIONS = _x_frame_options
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
