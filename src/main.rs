@@ -168,13 +168,23 @@ fn raise_open_file_limit() {
 /// Log lines to stderr: `RUST_LOG` picks what (default: info, sqlx's
 /// warnings), `LOG_FORMAT` the form; colour only on a terminal. A panic is
 /// logged as an error line too, inside the span of the request it hit.
-fn init_logging(logging: unchained::config::Logging) {
+/// The returned guard writes out what is still queued when it is dropped:
+/// keep it until the process ends.
+#[must_use]
+fn init_logging(
+    logging: unchained::config::Logging,
+) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Lines wait in a queue for the writer thread; a full queue makes the
+    // logger wait rather than drop lines.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if logging.json {
         builder
             .json()
@@ -197,6 +207,7 @@ fn init_logging(logging: unchained::config::Logging) {
             .unwrap_or_else(|| "a panic".to_string());
         tracing::error!("panicked{location}: {message}");
     }));
+    guard
 }
 
 fn main() -> ExitCode {
@@ -210,7 +221,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.logging);
+    let _log_writer = init_logging(settings.logging);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

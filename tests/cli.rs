@@ -483,8 +483,9 @@ async fn user_input_cannot_forge_log_lines() {
         )
         .await
         .assert_page(200, "the contact form");
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM: the log's writer thread writes what is queued first.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
     let written = std::fs::read_to_string(&log).unwrap();
     let line = written
         .lines()

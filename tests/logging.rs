@@ -40,9 +40,12 @@ async fn serve(t: &TestDb, log: &Path, settings: &[(&str, &str)]) -> (Child, Bro
     );
 }
 
+/// SIGTERM, as a service manager stops it: the lines still queued for
+/// the log's writer thread are written before the process ends.
 fn stop(mut child: Child, log: &Path) -> String {
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve after SIGTERM: {status:?}");
     std::fs::read_to_string(log).unwrap()
 }
 

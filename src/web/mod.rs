@@ -44,9 +44,21 @@ pub mod users;
 use error::AppError;
 use templates::{Page, Templates};
 
-/// Shared by every request; built once at start-up.
+/// Shared by every request; built once at start-up. A handle: cloning it
+/// (each layer and handler takes one, several times a request) is one
+/// reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub templates: Arc<Templates>,
@@ -92,7 +104,7 @@ impl AppState {
     pub fn new(db: Db, settings: Settings, mailer: MailerHandle) -> Result<AppState, StartError> {
         let templates =
             Arc::new(Templates::load(settings.time_zone).map_err(StartError::Templates)?);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             templates,
             db,
             mailer,
@@ -111,7 +123,7 @@ impl AppState {
             urls: urls::AuthUrls::resolve(&settings.auth_urls).map_err(StartError::Setting)?,
             security_headers: Arc::new(security::SecurityHeaders::new(&settings)),
             settings: Arc::new(settings),
-        })
+        })))
     }
 }
 
