@@ -170,7 +170,6 @@ fn raise_open_file_limit() {
 /// logged as an error line too, inside the span of the request it hit.
 /// The returned guard writes out what is still queued when it is dropped:
 /// keep it until the process ends.
-#[must_use]
 fn init_logging(
     logging: unchained::config::Logging,
 ) -> tracing_appender::non_blocking::WorkerGuard {
