@@ -269,6 +269,8 @@ pub struct Settings {
     /// `SECURE_*` (`SecurityMiddleware`), `X_FRAME_OPTIONS`,
     /// `SILENCED_SYSTEM_CHECKS`.
     pub security: SecuritySettings,
+    /// `HEALTH_LIVE_PATH`, `HEALTH_READY_PATH`.
+    pub health: HealthPaths,
 }
 
 /// How much of a form is held in memory, with Django's names, defaults and
@@ -637,6 +639,54 @@ impl Logging {
     }
 }
 
+/// Where a load balancer or an orchestrator asks whether the server lives
+/// and is ready; `None` turns an answer off (an empty value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPaths {
+    /// `HEALTH_LIVE_PATH`: answers while the process runs.
+    pub live: Option<String>,
+    /// `HEALTH_READY_PATH`: answers 200 only while the database, its
+    /// schema and the outbox worker are fine.
+    pub ready: Option<String>,
+}
+
+impl HealthPaths {
+    fn from_env(env: &Env) -> Result<HealthPaths, ConfigError> {
+        let path = |name: &str, default: &str| -> Result<Option<String>, ConfigError> {
+            let value = env.get(name).map_or(default, |v| v.trim());
+            if value.is_empty() {
+                return Ok(None);
+            }
+            let plain = value.starts_with('/')
+                && !value.starts_with("//")
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '%' | '\\'));
+            if !plain {
+                return Err(ConfigError::new(
+                    name,
+                    format!(
+                        "{value:?} is not a plain path: expected one starting with / \
+                         (no query, fragment, escapes or spaces), or empty to turn it off"
+                    ),
+                ));
+            }
+            Ok(Some(value.to_string()))
+        };
+        let paths = HealthPaths {
+            live: path("HEALTH_LIVE_PATH", "/-/live")?,
+            ready: path("HEALTH_READY_PATH", "/-/ready")?,
+        };
+        if paths.live.is_some() && paths.live == paths.ready {
+            return Err(ConfigError::new(
+                "HEALTH_READY_PATH",
+                "is the same path as HEALTH_LIVE_PATH",
+            ));
+        }
+        Ok(paths)
+    }
+}
+
 /// Which attributes of a login form one lock key (django-axes'
 /// `AXES_LOCKOUT_PARAMETERS` item): failures are counted, and logins
 /// refused, per distinct value of these together.
@@ -971,6 +1021,7 @@ impl Settings {
                 1..=365 * 86_400,
             )?),
             connections: ConnectionLimits::from_env(env)?,
+            health: HealthPaths::from_env(env)?,
             uploads: UploadLimits::from_env(env)?,
             security: SecuritySettings::from_env(env)?,
         })

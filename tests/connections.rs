@@ -266,3 +266,169 @@ async fn a_stalled_body_gets_a_408_page() {
     );
     app.stop().await;
 }
+
+/// SIGTERM with requests under way: the listener closes at once (a new
+/// connection is refused), while logins being hashed and a login whose body
+/// is still arriving are answered in full; then the process exits 0, and an
+/// SQLite database has its write-ahead log folded back into the file.
+#[tokio::test]
+async fn sigterm_finishes_the_requests_in_flight() {
+    const EMAIL: &str = "shopper@example.com";
+    const PASSWORD: &str = "correct horse battery";
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success(), "{backend}: migrate");
+        let created = t
+            .command(&["createsuperuser", "--noinput", "--email", EMAIL])
+            .env("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{backend}: createsuperuser");
+        let port = free_port();
+        let mut child = t
+            .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("GRACEFUL_TIMEOUT", "20")
+            .env("HASHING_THREADS", "1")
+            // However slow the machine, a queued login waits its turn.
+            .env("HASHING_WAIT_SECONDS", "60")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let to = format!("127.0.0.1:{port}");
+        let mut up = false;
+        for _ in 0..300 {
+            if let Ok(mut probe) = TcpStream::connect(&to).await {
+                probe.write_all(LOGIN_PAGE).await.unwrap();
+                up = read_answer(&mut probe).await == 200;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(up, "{backend}: the server answers");
+
+        // Six logins (one hashing thread: they queue, about 0.1 s each),
+        // each from a browser that has its form token already.
+        let mut browsers = Vec::new();
+        for _ in 0..6 {
+            let browser = common::app::Browser::new(&base);
+            let token = browser.token("/users/login/").await;
+            browsers.push((browser, token));
+        }
+        // And one whose body stops half-way until after the signal.
+        let (csrf_cookie, raw_token) = {
+            let browser = common::app::Browser::new(&base);
+            let token = browser.token("/users/login/").await;
+            (browser.cookie("csrftoken").expect("a CSRF cookie"), token)
+        };
+        let body = format!(
+            "csrfmiddlewaretoken={raw_token}&username=shopper%40example.com&password=correct+horse+battery"
+        );
+        let mut slow = TcpStream::connect(&to).await.unwrap();
+        slow.write_all(
+            format!(
+                "POST /users/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: csrftoken={csrf_cookie}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+                body.len(),
+                &body[..20]
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let logins: Vec<_> = browsers
+            .into_iter()
+            .map(|(browser, token)| {
+                tokio::spawn(async move {
+                    browser
+                        .post(
+                            "/users/login/",
+                            &[
+                                ("csrfmiddlewaretoken", token.as_str()),
+                                ("username", EMAIL),
+                                ("password", PASSWORD),
+                            ],
+                        )
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let signalled = Instant::now();
+        // SAFETY: kill takes plain integers; the pid is our own child's.
+        assert_eq!(
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        // The listener is closed at once: no new connection is taken.
+        let mut refused = false;
+        for _ in 0..40 {
+            if TcpStream::connect(&to).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            refused,
+            "{backend}: new connections are still taken after SIGTERM"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{backend}: the process ended with requests under way"
+        );
+        // The rest of the half-sent body, well after the signal.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        slow.write_all(body[20..].as_bytes()).await.unwrap();
+        assert_eq!(
+            read_answer(&mut slow).await,
+            302,
+            "{backend}: the slow login"
+        );
+        for login in logins {
+            let r = login.await.unwrap();
+            assert_eq!(
+                (r.status, r.location.as_deref()),
+                (302, Some("/")),
+                "{backend}: a login in flight: {}",
+                r.body
+            );
+        }
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                signalled.elapsed() < Duration::from_secs(20),
+                "{backend}: still running 20 s after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{backend}: exit status {status:?}");
+        if backend == "sqlite" {
+            let wal = t.dir.path().join("db.sqlite3-wal");
+            assert!(
+                std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+                "{backend}: the WAL was not folded back at exit"
+            );
+        }
+        // Every login in flight left its session.
+        let db = t.db().await;
+        let sessions = match &db {
+            unchained::db::Db::Sqlite(pool, _) => {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM django_session")
+                    .fetch_one(pool)
+                    .await
+            }
+            unchained::db::Db::Postgres(pool) => {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM django_session")
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .unwrap();
+        db.close().await;
+        assert_eq!(sessions, 7, "{backend}: sessions after the logins");
+    }
+}

@@ -1,8 +1,8 @@
 //! The database going away and coming back under a running `unchained
 //! serve`: while PostgreSQL cannot be reached, a page that needs it answers
 //! a 503 page with `Retry-After` within about two seconds (never a hang,
-//! never a 500), and pages work again soon after it returns, without a
-//! restart. The outage is a loopback proxy cut in front of the shared test
+//! never a 500), readiness says the database does not answer, and pages
+//! work again soon after it returns, without a restart. The outage is a loopback proxy cut in front of the shared test
 //! server (tests/common/proxy.rs). PostgreSQL only: an SQLite database is a
 //! file of the server's own, with nothing between them to fail.
 
@@ -25,6 +25,17 @@ async fn get_login_page(client: &reqwest::Client, port: u16) -> reqwest::Result<
         .header("cookie", UNKNOWN_SESSION)
         .send()
         .await
+}
+
+/// A health answer's status and text.
+async fn probe(client: &reqwest::Client, port: u16, path: &str) -> (u16, String) {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +109,20 @@ async fn pages_answer_503_while_the_database_is_down_and_recover() {
             );
         }
         assert!(started.elapsed() < Duration::from_secs(5), "{outage}");
+        // Readiness says which part failed; liveness does not ask the
+        // database.
+        let ready = probe(&client, port, "/-/ready").await;
+        assert_eq!(ready.0, 503, "{outage}: {}", ready.1);
+        assert!(
+            ready.1.starts_with("database: ") && !ready.1.starts_with("database: ok"),
+            "{outage}: {}",
+            ready.1
+        );
+        assert_eq!(
+            probe(&client, port, "/-/live").await,
+            (200, "ok\n".to_string()),
+            "{outage}"
+        );
 
         proxy.restore();
         let restored = Instant::now();
@@ -110,6 +135,11 @@ async fn pages_answer_503_while_the_database_is_down_and_recover() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let back = back.unwrap_or_else(|| panic!("{outage}: pages did not come back within 10 s"));
+        assert_eq!(
+            probe(&client, port, "/-/ready").await.0,
+            200,
+            "{outage}: ready again"
+        );
         assert!(
             back < Duration::from_secs(5),
             "{outage}: pages came back after {back:?}"

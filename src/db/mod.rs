@@ -161,6 +161,14 @@ impl Db {
         })
     }
 
+    /// One round trip that proves the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Sqlite(pool, _) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self {
             Db::Sqlite(..) => "sqlite",
@@ -168,12 +176,25 @@ impl Db {
         }
     }
 
-    /// Closes every connection, so SQLite folds its WAL back into the file
-    /// (a copy of the file alone is then the whole database).
+    /// Closes every connection, SQLite's write-ahead log folded back into
+    /// the file first (a copy of the file alone is then the whole
+    /// database). The fold is asked for explicitly: SQLite folds it itself
+    /// only when the last connection closes, and pool connections closing
+    /// at once each see another still open.
     pub async fn close(&self) {
         match self {
             Db::Sqlite(pool, reader) => {
                 reader.close();
+                if let Ok(mut conn) = pool.acquire().await {
+                    // Partial while another process (Django beside it)
+                    // reads: the rest is folded by whoever closes last.
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .execute(&mut *conn)
+                        .await
+                    {
+                        tracing::debug!("cannot fold the write-ahead log: {e}");
+                    }
+                }
                 pool.close().await
             }
             Db::Postgres(pool) => pool.close().await,

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
-use sqlx::{Connection, Row};
+use sqlx::{Connection, Executor, Row};
 
 use crate::db::time::DjangoDateTime;
 use crate::db::Db;
@@ -228,20 +228,19 @@ pub async fn expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
         Db::Sqlite(..) => {
             let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
             for statement in &statements {
-                sqlx::raw_sql(&statement.sql).execute(&mut conn).await?;
+                conn.execute(statement.sql.as_str()).await?;
             }
             sqlite_shape(&mut conn).await
         }
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             let namespace = format!("unchained_expected_{}", std::process::id());
-            sqlx::raw_sql(&format!(
-                "CREATE SCHEMA {namespace}; SET LOCAL search_path TO {namespace}"
-            ))
-            .execute(&mut *tx)
+            tx.execute(
+                format!("CREATE SCHEMA {namespace}; SET LOCAL search_path TO {namespace}").as_str(),
+            )
             .await?;
             for statement in &statements {
-                sqlx::raw_sql(&statement.sql).execute(&mut *tx).await?;
+                tx.execute(statement.sql.as_str()).await?;
             }
             let shape = postgres_shape(&mut tx, &namespace).await;
             tx.rollback().await?;

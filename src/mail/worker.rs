@@ -167,6 +167,17 @@ impl MailerHandle {
         self.shared.wake.notify_one();
     }
 
+    /// Whether the worker's task still runs (it ends only on
+    /// [`MailerHandle::shutdown`], or if it panicked).
+    pub fn is_running(&self) -> bool {
+        self.shared
+            .task
+            .lock()
+            .expect("worker task lock")
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+    }
+
     /// Stops the worker: a letter being sent is finished (up to
     /// [`SHUTDOWN_GRACE`]; past that the task is aborted and the letter's
     /// claim lapses, so it is retried later), then the loop exits.

@@ -30,6 +30,7 @@ pub mod error;
 pub mod form;
 pub mod form_view;
 pub mod hashing;
+pub mod health;
 pub mod host;
 pub mod media;
 pub mod request_log;
@@ -72,6 +73,8 @@ pub struct Shared {
     pub urls: urls::AuthUrls,
     /// The headers of `SECURE_*` and `X_FRAME_OPTIONS`.
     pub security_headers: Arc<security::SecurityHeaders>,
+    /// Readiness's last look at the schema.
+    pub schema_verdict: health::SchemaVerdict,
 }
 
 /// Why the site could not be built.
@@ -122,20 +125,28 @@ impl AppState {
             )),
             urls: urls::AuthUrls::resolve(&settings.auth_urls).map_err(StartError::Setting)?,
             security_headers: Arc::new(security::SecurityHeaders::new(&settings)),
+            schema_verdict: health::SchemaVerdict::default(),
             settings: Arc::new(settings),
         })))
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The site's pages.
+fn pages() -> Router<AppState> {
     Router::new()
         .merge(users::routes())
         .merge(catalog::routes())
+}
+
+pub fn router(state: AppState) -> Router {
+    pages()
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), pipeline))
         .layer(CookieManagerLayer::new())
-        // Files need no session, user or CSRF: they skip the pipeline.
+        // Files and health answers need no session, user or CSRF: they
+        // skip the pipeline.
         .merge(assets::routes(&state))
+        .merge(health::routes(&state.settings.health))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             // The panic hook (main.rs) has logged where, in the request's span.
             AppError::Internal("a handler panicked".into()).into_response()
@@ -292,6 +303,13 @@ impl Application {
     pub async fn build(db: Db, settings: Settings) -> std::io::Result<Application> {
         let mailer = crate::mail::spawn_worker(db.clone(), settings.email.clone());
         let state = AppState::new(db, settings, mailer).map_err(std::io::Error::other)?;
+        health::refuse_shadowing(
+            pages().merge(assets::routes(&state)),
+            &state,
+            &state.settings.health,
+        )
+        .await
+        .map_err(|e| std::io::Error::other(StartError::Setting(e)))?;
         let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
         Ok(Application { state, listener })
     }
