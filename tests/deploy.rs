@@ -357,8 +357,18 @@ fn site_for_test(http: u16, https: u16, upstream: u16, dir: &Path) -> String {
 /// An HTTPS request through nginx with curl (reqwest here has no TLS):
 /// (status, lower-case headers, body).
 fn curl(https: u16, path: &str, dir: &Path) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    curl_with(https, path, dir, &[])
+}
+
+fn curl_with(
+    https: u16,
+    path: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let body_file = dir.join("curl-body");
     let output = Command::new("curl")
+        .args(extra)
         .args([
             "--silent",
             "--show-error",
@@ -584,6 +594,22 @@ async fn nginx_site_serves_pages_static_files_and_uploads() {
         );
         let (status, _, _) = curl(https, "/media/products/page.html", &dir);
         assert_eq!(status, 404);
+
+        // A body past the 10 MB unchained reads is refused by nginx itself.
+        let big = dir.join("big-body");
+        std::fs::write(&big, vec![b'a'; 10 * 1024 * 1024 + 1]).unwrap();
+        let (status, headers, _) = curl_with(
+            https,
+            "/users/login/",
+            &dir,
+            &["--data-binary", &format!("@{}", big.display())],
+        );
+        assert_eq!(status, 413, "{headers:?}");
+        assert_eq!(
+            header(&headers, "x-request-id"),
+            None,
+            "the body was proxied"
+        );
     }
 }
 
