@@ -46,3 +46,22 @@ compat-tests/.venv/bin/python bench/uploads.py --unchained target/release/unchai
 
 step "Compat suite: reference Django 5.2 in a virtualenv (and 4.2, 6.1: tests/test_releases.py)"
 compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider
+
+step "Container image (Dockerfile, scripts/container.sh): built and run only where a container engine answers"
+engine=""
+why=""
+for candidate in docker podman; do
+  if ! command -v "$candidate" >/dev/null 2>&1; then
+    why="${why:+$why; }$candidate is not installed"
+  elif ! timeout 30 "$candidate" info >/dev/null 2>&1; then
+    why="${why:+$why; }$candidate is installed but '$candidate info' fails (no daemon or service answers)"
+  else
+    engine="$candidate"
+    break
+  fi
+done
+if [[ -n $engine ]]; then
+  bash scripts/container.sh "$engine"
+else
+  echo "SKIPPED: the container image was NOT built or run: $why"
+fi
