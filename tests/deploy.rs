@@ -295,10 +295,16 @@ async fn collectstatic_writes_what_static_serves_and_runs_again_unchanged() {
     assert_eq!(files_under(&root), source_files());
     assert_eq!(std::fs::read(root.join(names[0])).unwrap(), served[0]);
 
-    // The folder the files are built from is never written to.
+    // The folder the files are built from is refused (a dry run: were the
+    // refusal broken, nothing would be deleted).
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-    let refused = collectstatic_run(&t, &source, &["--noinput", "--clear"], None);
+    let refused = collectstatic_run(&t, &source, &["--noinput", "--clear", "--dry-run"], None);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("the folder the static files are built from"),
+        "{}",
+        text(&refused)
+    );
     assert!(source.join(names[0]).exists());
 }
 

@@ -254,11 +254,12 @@ mod tests {
 
     #[test]
     fn refuses_the_source_folder() {
+        // A dry run: were the guard broken, nothing would be deleted.
         let error = collect(
             &source_folder(),
             Options {
                 clear: true,
-                dry_run: false,
+                dry_run: true,
             },
             &mut |_| {},
         )
