@@ -19,11 +19,14 @@ trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 step "Python virtualenvs (reference Django 5.2, and the SMTP server the Rust mail tests use; Django 4.2 and 6.1 for test_releases.py)"
 bash compat-tests/setup.sh
 
-step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark"
-if [[ ! -x /usr/bin/chromedriver || ! -x /usr/bin/wrk ]]; then
+step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark, nginx, openssl and curl for the test of docs/nginx.conf (tests/deploy.rs)"
+if [[ ! -x /usr/bin/chromedriver || ! -x /usr/bin/wrk || ! -x /usr/sbin/nginx || ! -x /usr/bin/openssl || ! -x /usr/bin/curl ]]; then
   sudo=""
   [[ "$(id -u)" != 0 ]] && sudo="sudo"
-  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk; }
+  # The test runs its own nginx on loopback ports with a configuration of
+  # its own; the service the package may start (on a machine run by systemd,
+  # on port 80) is not used.
+  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk nginx-light openssl curl; }
   # A fresh machine has no package lists yet: update only when the install needs it.
   apt_install || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && apt_install; }
 fi
@@ -43,3 +46,22 @@ compat-tests/.venv/bin/python bench/uploads.py --unchained target/release/unchai
 
 step "Compat suite: reference Django 5.2 in a virtualenv (and 4.2, 6.1: tests/test_releases.py)"
 compat-tests/.venv/bin/python -m pytest compat-tests -q -p no:cacheprovider
+
+step "Container image (Dockerfile, scripts/container.sh): built and run only where a container engine answers"
+engine=""
+why=""
+for candidate in docker podman; do
+  if ! command -v "$candidate" >/dev/null 2>&1; then
+    why="${why:+$why; }$candidate is not installed"
+  elif ! timeout 30 "$candidate" info >/dev/null 2>&1; then
+    why="${why:+$why; }$candidate is installed but '$candidate info' fails (no daemon or service answers)"
+  else
+    engine="$candidate"
+    break
+  fi
+done
+if [[ -n $engine ]]; then
+  bash scripts/container.sh "$engine"
+else
+  echo "SKIPPED: the container image was NOT built or run: $why"
+fi

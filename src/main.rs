@@ -72,6 +72,19 @@ enum Command {
         #[command(subcommand)]
         action: LockoutsAction,
     },
+    /// Write the static files to STATIC_ROOT for a proxy to serve, as `manage.py collectstatic`
+    /// (plain names, the same bytes `/static/` serves; no database is opened)
+    Collectstatic {
+        /// Ask nothing before writing into a folder that holds files (Django's --noinput)
+        #[arg(long = "noinput", visible_alias = "no-input")]
+        noinput: bool,
+        /// Delete every file in STATIC_ROOT first (Django's --clear)
+        #[arg(short = 'c', long)]
+        clear: bool,
+        /// Say what would be done and change nothing (Django's --dry-run)
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
     /// Send a test letter to each address through the outbox, as `manage.py sendtestemail`
     /// (exit status 1 when one could not be sent; it stays queued and `serve` retries it)
     Sendtestemail {
@@ -245,6 +258,14 @@ async fn run(command: Command, settings: Settings) -> Outcome {
     {
         return Ok(deploy_check(&settings, fail_level));
     }
+    if let Command::Collectstatic {
+        noinput,
+        clear,
+        dry_run,
+    } = command
+    {
+        return collectstatic(&settings, noinput, clear, dry_run);
+    }
     // `check` only looks: it must not create or convert an SQLite file.
     let opened = match command {
         Command::Check { .. } => Db::connect_read_only(&settings.database).await,
@@ -286,7 +307,50 @@ async fn run_on(db: &Db, command: Command, mut settings: Settings) -> Outcome {
         Command::SetupModerators { name } => setup_moderators(&db, &name).await,
         Command::Lockouts { action } => lockouts(&db, &settings, action).await,
         Command::Sendtestemail { emails } => sendtestemail(&db, &settings, &emails).await,
+        Command::Collectstatic { .. } => unreachable!("run without a database"),
     }
+}
+
+/// `manage.py collectstatic`: the static files into `STATIC_ROOT`. As
+/// Django's, it asks first when the folder already holds files (unless
+/// `--noinput`), prints its "Deleting …" lines and a closing count, and
+/// opens no database.
+fn collectstatic(settings: &Settings, noinput: bool, clear: bool, dry_run: bool) -> Outcome {
+    use unchained::web::collectstatic::{self, Options};
+    let root = std::path::absolute(&settings.static_root)?;
+    if !noinput && collectstatic::has_files(&root) {
+        let mut message = String::from("\n");
+        if dry_run {
+            message.push_str(
+                "You have activated the --dry-run option so no files will be modified.\n\n",
+            );
+        }
+        message.push_str(&format!(
+            "You have requested to collect static files at the destination\n\
+             location as specified in your settings:\n\n    {}\n\n",
+            root.display()
+        ));
+        message.push_str(if clear {
+            "This will DELETE ALL FILES in this location!\n"
+        } else {
+            "This will overwrite existing files!\n"
+        });
+        message.push_str(
+            "Are you sure you want to do this?\n\nType 'yes' to continue, or 'no' to cancel: ",
+        );
+        print!("{message}");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim_end_matches(['\n', '\r']) != "yes" {
+            return Err(Failure("Collecting static files cancelled.".to_string()));
+        }
+    }
+    let report = collectstatic::collect(&root, Options { clear, dry_run }, &mut |line| {
+        println!("{line}")
+    })?;
+    print!("\n{}\n", collectstatic::summary(&report, &root));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe_db(settings: &Settings) -> String {

@@ -20,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod catalog;
+pub mod collectstatic;
 pub mod cookies;
 pub mod csrf;
 /// Files compiled into the binary by build.rs.
