@@ -19,11 +19,11 @@ trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 step "Python virtualenvs (reference Django 5.2, and the SMTP server the Rust mail tests use; Django 4.2 and 6.1 for test_releases.py)"
 bash compat-tests/setup.sh
 
-step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark"
-if [[ ! -x /usr/bin/chromedriver || ! -x /usr/bin/wrk ]]; then
+step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark, nginx for tests/instances.rs"
+if [[ ! -x /usr/bin/chromedriver || ! -x /usr/bin/wrk || ! -x /usr/sbin/nginx ]]; then
   sudo=""
   [[ "$(id -u)" != 0 ]] && sudo="sudo"
-  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk; }
+  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk nginx; }
   # A fresh machine has no package lists yet: update only when the install needs it.
   apt_install || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && apt_install; }
 fi
