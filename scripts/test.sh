@@ -19,14 +19,14 @@ trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
 step "Python virtualenvs (reference Django 5.2, and the SMTP server the Rust mail tests use; Django 4.2 and 6.1 for test_releases.py)"
 bash compat-tests/setup.sh
 
-step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark, nginx, openssl and curl for the test of docs/nginx.conf (tests/deploy.rs)"
+step "Chromium and chromedriver for the browser test (compat-tests/tests/test_browser.py), wrk for the benchmark, nginx, openssl and curl for the test of docs/nginx.conf (tests/deploy.rs) and of several instances (tests/instances.rs)"
 if [[ ! -x /usr/bin/chromedriver || ! -x /usr/bin/wrk || ! -x /usr/sbin/nginx || ! -x /usr/bin/openssl || ! -x /usr/bin/curl ]]; then
   sudo=""
   [[ "$(id -u)" != 0 ]] && sudo="sudo"
   # The test runs its own nginx on loopback ports with a configuration of
   # its own; the service the package may start (on a machine run by systemd,
   # on port 80) is not used.
-  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk nginx-light openssl curl; }
+  apt_install() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver wrk nginx openssl curl; }
   # A fresh machine has no package lists yet: update only when the install needs it.
   apt_install || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && apt_install; }
 fi
