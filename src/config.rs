@@ -269,6 +269,8 @@ pub struct Settings {
     /// `SECURE_*` (`SecurityMiddleware`), `X_FRAME_OPTIONS`,
     /// `SILENCED_SYSTEM_CHECKS`.
     pub security: SecuritySettings,
+    /// `METRICS_PATH`, `METRICS_ADDRESS`.
+    pub metrics: MetricsSettings,
 }
 
 /// How much of a form is held in memory, with Django's names, defaults and
@@ -637,6 +639,60 @@ impl Logging {
     }
 }
 
+/// Where the Prometheus metrics are served; both off by default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsSettings {
+    /// `METRICS_PATH`: a path of the site's own listener (`/metrics`).
+    pub path: Option<String>,
+    /// `METRICS_ADDRESS`: a listener of their own (`127.0.0.1:9100`),
+    /// answering `/metrics` only.
+    pub address: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    /// Whether anything serves the metrics (else none are gathered).
+    pub fn enabled(&self) -> bool {
+        self.path.is_some() || self.address.is_some()
+    }
+
+    fn from_env(env: &Env) -> Result<MetricsSettings, ConfigError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let path = match get("METRICS_PATH") {
+            None => None,
+            Some(path) => {
+                // A path as a route takes it: no query, fragment, escapes,
+                // spaces or the router's `{}` captures.
+                let plain = path.starts_with('/')
+                    && !path.starts_with("//")
+                    && path.len() <= 200
+                    && path.chars().all(|c| {
+                        c.is_ascii_graphic() && !matches!(c, '?' | '#' | '%' | '\\' | '{' | '}')
+                    });
+                if !plain {
+                    return Err(ConfigError::new(
+                        "METRICS_PATH",
+                        format!(
+                            "{path:?} is not a plain path: expected one starting with / such as \
+                             /metrics (no query, fragment, escapes, braces or spaces), or empty for none"
+                        ),
+                    ));
+                }
+                Some(path.to_string())
+            }
+        };
+        let address = match get("METRICS_ADDRESS") {
+            None => None,
+            Some(address) => Some(address.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "METRICS_ADDRESS",
+                    format!("{address:?}: expected host:port, such as 127.0.0.1:9100, or empty for none"),
+                )
+            })?),
+        };
+        Ok(MetricsSettings { path, address })
+    }
+}
+
 /// Which attributes of a login form one lock key (django-axes'
 /// `AXES_LOCKOUT_PARAMETERS` item): failures are counted, and logins
 /// refused, per distinct value of these together.
@@ -973,6 +1029,7 @@ impl Settings {
             connections: ConnectionLimits::from_env(env)?,
             uploads: UploadLimits::from_env(env)?,
             security: SecuritySettings::from_env(env)?,
+            metrics: MetricsSettings::from_env(env)?,
         })
     }
 
@@ -1409,6 +1466,24 @@ mod tests {
         assert!(s.email.use_ssl && !s.email.use_tls);
         assert_eq!(s.password_hashers.len(), DEFAULT_PASSWORD_HASHERS.len());
         assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.metrics, MetricsSettings::default());
+        assert!(!s.metrics.enabled());
+        let on = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("METRICS_PATH", " /-/metrics "),
+            ("METRICS_ADDRESS", "127.0.0.1:9100"),
+        ]))
+        .unwrap();
+        assert_eq!(on.metrics.path.as_deref(), Some("/-/metrics"));
+        assert_eq!(on.metrics.address.unwrap().to_string(), "127.0.0.1:9100");
+        assert!(on.metrics.enabled());
+        let empty = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("METRICS_PATH", ""),
+            ("METRICS_ADDRESS", ""),
+        ]))
+        .unwrap();
+        assert!(!empty.metrics.enabled());
 
         let cases = [
             (("DEBUG", "maybe"), "DEBUG"),
@@ -1419,6 +1494,12 @@ mod tests {
             (("BIND_ADDRESS", "localhost"), "BIND_ADDRESS"),
             (("SECRET_KEY", ""), "SECRET_KEY"),
             (("SECRET_KEY_FALLBACKS", "a,,b"), "SECRET_KEY_FALLBACKS"),
+            (("METRICS_PATH", "metrics"), "METRICS_PATH"),
+            (("METRICS_PATH", "/metrics?x=1"), "METRICS_PATH"),
+            (("METRICS_PATH", "/{pk}"), "METRICS_PATH"),
+            (("METRICS_PATH", "/a b"), "METRICS_PATH"),
+            (("METRICS_ADDRESS", "9100"), "METRICS_ADDRESS"),
+            (("METRICS_ADDRESS", "localhost:9100"), "METRICS_ADDRESS"),
         ];
         for ((name, value), variable) in cases {
             let mut e = env(&[("SECRET_KEY", KEY)]);
