@@ -5,7 +5,7 @@
 //! Requests are counted by the access-log layer (`request_log`) by route
 //! template (axum's `MatchedPath`, never the path asked: `/products/{pk}/`),
 //! method and status, each with a histogram of its durations. A request
-//! costs a read lock on the table of series and three atomic additions;
+//! costs a read lock on the table of series and two atomic additions;
 //! the write lock is taken only the first time a (route, method, status)
 //! is seen, and the routes, methods and statuses are few. The rest is read
 //! when Prometheus asks: the database pools, the hashing pool, the outbox

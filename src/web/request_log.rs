@@ -67,7 +67,10 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     // The route's template, for the metrics (an `Arc` of axum's).
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = match app.requests {
+        Some(_) => request.extensions().get::<MatchedPath>().cloned(),
+        None => None,
+    };
     let span = tracing::info_span!("request", id = %id);
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
