@@ -271,6 +271,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// `HEALTH_LIVE_PATH`, `HEALTH_READY_PATH`.
     pub health: HealthPaths,
+    /// `METRICS_PATH`, `METRICS_ADDRESS`.
+    pub metrics: MetricsSettings,
 }
 
 /// How much of a form is held in memory, with Django's names, defaults and
@@ -652,38 +654,71 @@ pub struct HealthPaths {
 
 impl HealthPaths {
     fn from_env(env: &Env) -> Result<HealthPaths, ConfigError> {
-        let path = |name: &str, default: &str| -> Result<Option<String>, ConfigError> {
-            let value = env.get(name).map_or(default, |v| v.trim());
-            if value.is_empty() {
-                return Ok(None);
-            }
-            let plain = value.starts_with('/')
-                && !value.starts_with("//")
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '%' | '\\'));
-            if !plain {
-                return Err(ConfigError::new(
-                    name,
-                    format!(
-                        "{value:?} is not a plain path: expected one starting with / \
-                         (no query, fragment, escapes or spaces), or empty to turn it off"
-                    ),
-                ));
-            }
-            Ok(Some(value.to_string()))
+        Ok(HealthPaths {
+            live: own_path(env, "HEALTH_LIVE_PATH", Some("/-/live"))?,
+            ready: own_path(env, "HEALTH_READY_PATH", Some("/-/ready"))?,
+        })
+    }
+}
+
+/// A path the server answers itself (`HEALTH_*_PATH`, `METRICS_PATH`), as
+/// a route takes it: no query, fragment, escapes, spaces or the router's
+/// `{}` captures. An empty value turns the answer off. (That it hides no
+/// page of the site is checked when the site is built.)
+fn own_path(env: &Env, name: &str, default: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = env.get(name).map(|v| v.trim()).or(default) else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let plain = value.starts_with('/')
+        && !value.starts_with("//")
+        && value.len() <= 200
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '%' | '\\' | '{' | '}'));
+    if !plain {
+        return Err(ConfigError::new(
+            name,
+            format!(
+                "{value:?} is not a plain path: expected one starting with / (no query, \
+                 fragment, escapes, braces or spaces), or empty to turn it off"
+            ),
+        ));
+    }
+    Ok(Some(value.to_string()))
+}
+
+/// Where the Prometheus metrics are served; both off by default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsSettings {
+    /// `METRICS_PATH`: a path of the site's own listener (`/metrics`).
+    pub path: Option<String>,
+    /// `METRICS_ADDRESS`: a listener of their own (`127.0.0.1:9100`),
+    /// answering `/metrics` only.
+    pub address: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    /// Whether anything serves the metrics (else none are gathered).
+    pub fn enabled(&self) -> bool {
+        self.path.is_some() || self.address.is_some()
+    }
+
+    fn from_env(env: &Env) -> Result<MetricsSettings, ConfigError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let path = own_path(env, "METRICS_PATH", None)?;
+        let address = match get("METRICS_ADDRESS") {
+            None => None,
+            Some(address) => Some(address.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "METRICS_ADDRESS",
+                    format!("{address:?}: expected host:port, such as 127.0.0.1:9100, or empty for none"),
+                )
+            })?),
         };
-        let paths = HealthPaths {
-            live: path("HEALTH_LIVE_PATH", "/-/live")?,
-            ready: path("HEALTH_READY_PATH", "/-/ready")?,
-        };
-        if paths.live.is_some() && paths.live == paths.ready {
-            return Err(ConfigError::new(
-                "HEALTH_READY_PATH",
-                "is the same path as HEALTH_LIVE_PATH",
-            ));
-        }
-        Ok(paths)
+        Ok(MetricsSettings { path, address })
     }
 }
 
@@ -1024,6 +1059,7 @@ impl Settings {
             health: HealthPaths::from_env(env)?,
             uploads: UploadLimits::from_env(env)?,
             security: SecuritySettings::from_env(env)?,
+            metrics: MetricsSettings::from_env(env)?,
         })
     }
 
@@ -1460,6 +1496,24 @@ mod tests {
         assert!(s.email.use_ssl && !s.email.use_tls);
         assert_eq!(s.password_hashers.len(), DEFAULT_PASSWORD_HASHERS.len());
         assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.metrics, MetricsSettings::default());
+        assert!(!s.metrics.enabled());
+        let on = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("METRICS_PATH", " /-/metrics "),
+            ("METRICS_ADDRESS", "127.0.0.1:9100"),
+        ]))
+        .unwrap();
+        assert_eq!(on.metrics.path.as_deref(), Some("/-/metrics"));
+        assert_eq!(on.metrics.address.unwrap().to_string(), "127.0.0.1:9100");
+        assert!(on.metrics.enabled());
+        let empty = Settings::from_env(&env(&[
+            ("SECRET_KEY", KEY),
+            ("METRICS_PATH", ""),
+            ("METRICS_ADDRESS", ""),
+        ]))
+        .unwrap();
+        assert!(!empty.metrics.enabled());
 
         let cases = [
             (("DEBUG", "maybe"), "DEBUG"),
@@ -1470,6 +1524,12 @@ mod tests {
             (("BIND_ADDRESS", "localhost"), "BIND_ADDRESS"),
             (("SECRET_KEY", ""), "SECRET_KEY"),
             (("SECRET_KEY_FALLBACKS", "a,,b"), "SECRET_KEY_FALLBACKS"),
+            (("METRICS_PATH", "metrics"), "METRICS_PATH"),
+            (("METRICS_PATH", "/metrics?x=1"), "METRICS_PATH"),
+            (("METRICS_PATH", "/{pk}"), "METRICS_PATH"),
+            (("METRICS_PATH", "/a b"), "METRICS_PATH"),
+            (("METRICS_ADDRESS", "9100"), "METRICS_ADDRESS"),
+            (("METRICS_ADDRESS", "localhost:9100"), "METRICS_ADDRESS"),
         ];
         for ((name, value), variable) in cases {
             let mut e = env(&[("SECRET_KEY", KEY)]);

@@ -137,28 +137,22 @@ async fn readiness_fails_when_the_outbox_worker_stopped_or_the_pool_closed() {
 }
 
 /// A path the site answers is refused at start-up, naming the setting; so
-/// is one that is not a plain path.
+/// are one that is not a plain path and one another setting names.
 #[tokio::test]
 async fn a_path_of_the_site_is_refused() {
     let t = TestDb::new("sqlite").await;
     assert!(t.run(&["migrate"]).status.success());
     for (name, value, says) in [
-        ("HEALTH_LIVE_PATH", "/users/login/", "a path of the site"),
-        ("HEALTH_READY_PATH", "/", "a path of the site"),
-        ("HEALTH_READY_PATH", "/products/7/", "a path of the site"),
-        (
-            "HEALTH_LIVE_PATH",
-            "/static/css/site.css",
-            "a path of the site",
-        ),
-        (
-            "HEALTH_LIVE_PATH",
-            "/media/avatars/a.png",
-            "a path of the site",
-        ),
+        ("HEALTH_LIVE_PATH", "/users/login/", "is a path of"),
+        ("HEALTH_READY_PATH", "/", "is a path of"),
+        ("HEALTH_READY_PATH", "/products/7/", "is a path of"),
+        ("HEALTH_LIVE_PATH", "/static/css/site.css", "is a path of"),
+        ("HEALTH_LIVE_PATH", "/media/avatars/a.png", "is a path of"),
         ("HEALTH_LIVE_PATH", "/ready?x=1", "not a plain path"),
         ("HEALTH_LIVE_PATH", "ready", "not a plain path"),
-        ("HEALTH_READY_PATH", "/-/live", "same path"),
+        ("HEALTH_READY_PATH", "/-/live", "already"),
+        ("METRICS_PATH", "/-/ready", "already"),
+        ("HEALTH_LIVE_PATH", "/media", "is a path of"),
     ] {
         let out = t
             .command(&["serve", "--bind", "127.0.0.1:0"])

@@ -49,6 +49,18 @@ macro_rules! on_pool {
 }
 pub use on_pool;
 
+/// How many connections of one pool are open, and how many of them busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub name: &'static str,
+    /// Running a query or held by a transaction.
+    pub in_use: usize,
+    /// Open and waiting for one.
+    pub idle: usize,
+    /// The most it opens, if it has a bound.
+    pub max: Option<usize>,
+}
+
 /// A transaction on either back end, for changes that must land together
 /// (a new user and the letter that confirms it).
 pub enum Tx {
@@ -166,6 +178,37 @@ impl Db {
         match self {
             Db::Sqlite(pool, _) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
             Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+
+    /// The connections of each pool, for the metrics: `main` (sqlx's:
+    /// every query on PostgreSQL, writes on SQLite) and, on SQLite, `read`
+    /// (the read path's own connections, `read.rs`, which has no maximum).
+    pub fn pool_use(&self) -> Vec<PoolUse> {
+        fn sqlx_pool<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolUse {
+            let open = pool.size() as usize;
+            let idle = pool.num_idle().min(open);
+            PoolUse {
+                name: "main",
+                in_use: open - idle,
+                idle,
+                max: Some(pool.options().get_max_connections() as usize),
+            }
+        }
+        match self {
+            Db::Sqlite(pool, reader) => {
+                let (in_use, idle) = reader.connections();
+                vec![
+                    sqlx_pool(pool),
+                    PoolUse {
+                        name: "read",
+                        in_use,
+                        idle,
+                        max: None,
+                    },
+                ]
+            }
+            Db::Postgres(pool) => vec![sqlx_pool(pool)],
         }
     }
 

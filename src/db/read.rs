@@ -10,6 +10,7 @@
 //! same reads go through sqlx, which is already asynchronous there.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -39,6 +40,17 @@ pub struct SqliteReader {
     /// touch the file).
     read_only: bool,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Connections running a read now (the metrics' "in use").
+    busy: AtomicUsize,
+}
+
+/// Counts a connection busy while it lives.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Connections kept idle; more are opened under load and closed after.
@@ -52,7 +64,14 @@ impl SqliteReader {
             path: path.to_path_buf(),
             read_only,
             idle: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
         }
+    }
+
+    /// Connections running a read, and idle ones.
+    pub fn connections(&self) -> (usize, usize) {
+        let idle = self.lock().len();
+        (self.busy.load(Ordering::Relaxed), idle)
     }
 
     /// Closes the idle connections (at shut-down).
@@ -82,6 +101,8 @@ impl SqliteReader {
         &self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let _busy = Busy(&self.busy);
         let pooled = self.lock().pop();
         let conn = match pooled {
             Some(conn) => conn,

@@ -19,7 +19,9 @@ use crate::config::{EmailBackend, EmailSettings};
 
 pub mod worker;
 
-pub use worker::{deliver, deliver_due, retry_delay, spawn_worker, Delivery, MailerHandle};
+pub use worker::{
+    deliver, deliver_due, retry_delay, spawn_worker, Delivery, MailCounters, MailerHandle,
+};
 
 /// Django's `EMAIL_TIMEOUT` is None (wait forever); a worker that hangs on a
 /// dead server would hold its letters, so every SMTP connect, read and write

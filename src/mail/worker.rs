@@ -8,6 +8,7 @@
 //! ([`MailerHandle::notify`]), when the next retry falls due, and at least
 //! every [`POLL_INTERVAL`], so letters enqueued by another process go too.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -118,13 +119,14 @@ pub async fn deliver_due(
     mailer: &Mailer,
     retry_base: Duration,
 ) -> Result<Vec<Delivery>, sqlx::Error> {
-    pass(db, mailer, retry_base, || false).await
+    pass(db, mailer, retry_base, &MailCounters::default(), || false).await
 }
 
 async fn pass(
     db: &Db,
     mailer: &Mailer,
     retry_base: Duration,
+    counters: &MailCounters,
     stopping: impl Fn() -> bool,
 ) -> Result<Vec<Delivery>, sqlx::Error> {
     let mut deliveries = Vec::new();
@@ -136,6 +138,7 @@ async fn pass(
                 return Ok(deliveries);
             }
             if let Some(delivery) = deliver(db, mailer, row, retry_base).await? {
+                counters.count(&delivery);
                 deliveries.push(delivery);
             }
             // Sent, failed (so no longer due) or claimed elsewhere: either
@@ -148,8 +151,37 @@ async fn pass(
     }
 }
 
+/// Letters this worker sent and attempts that failed since it started
+/// (the metrics read them).
+#[derive(Debug, Default)]
+pub struct MailCounters {
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl MailCounters {
+    fn count(&self, delivery: &Delivery) {
+        let counter = match delivery.result {
+            Ok(()) => &self.sent,
+            Err(_) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Letters sent.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Attempts that failed (a letter retried three times counts three).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 struct Shared {
     wake: Notify,
+    counters: MailCounters,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -176,6 +208,11 @@ impl MailerHandle {
             .expect("worker task lock")
             .as_ref()
             .is_some_and(|task| !task.is_finished())
+    }
+
+    /// What the worker sent and failed to send so far.
+    pub fn counters(&self) -> &MailCounters {
+        &self.shared.counters
     }
 
     /// Stops the worker: a letter being sent is finished (up to
@@ -205,6 +242,7 @@ pub fn spawn_worker(db: Db, settings: EmailSettings) -> MailerHandle {
     let (stop, stopped) = watch::channel(false);
     let shared = Arc::new(Shared {
         wake: Notify::new(),
+        counters: MailCounters::default(),
         stop,
         task: Mutex::new(None),
     });
@@ -233,9 +271,13 @@ async fn run(
         let mut wait = POLL_INTERVAL;
         if let Some(mailer) = &mailer {
             let stop_flag = stopped.clone();
-            match pass(&db, mailer, settings.retry_base, move || {
-                *stop_flag.borrow()
-            })
+            match pass(
+                &db,
+                mailer,
+                settings.retry_base,
+                &shared.counters,
+                move || *stop_flag.borrow(),
+            )
             .await
             {
                 Ok(_) => {

@@ -40,12 +40,18 @@ impl From<sqlx::Error> for AppError {
     /// acquire timeout, a connection lost) is a 503 the client may retry;
     /// anything else is a bug or a broken schema: a 500.
     fn from(e: sqlx::Error) -> Self {
-        match e {
+        let unavailable = matches!(
+            e,
             sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => AppError::Unavailable(format!("database: {e}")),
-            e => AppError::Internal(format!("database: {e}")),
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+        );
+        crate::web::metrics::count_database_error(unavailable);
+        if unavailable {
+            AppError::Unavailable(format!("database: {e}"))
+        } else {
+            AppError::Internal(format!("database: {e}"))
         }
     }
 }

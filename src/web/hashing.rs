@@ -9,6 +9,7 @@
 //! either bound the caller is told the pool is busy at once, and the login
 //! answers 503 with `Retry-After` instead of queueing without end.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -33,6 +34,17 @@ pub struct HashingPool {
     admitted: Arc<Semaphore>,
     /// Hashes running: `threads` permits.
     running: Arc<Semaphore>,
+    /// Hashes refused so far (queue full or wait too long).
+    refused: Arc<AtomicU64>,
+}
+
+/// What the pool is doing now, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingUse {
+    pub running: usize,
+    pub queued: usize,
+    /// Since start-up: hashes answered [`Busy`].
+    pub refused: u64,
 }
 
 impl HashingPool {
@@ -41,7 +53,23 @@ impl HashingPool {
             limits,
             admitted: Arc::new(Semaphore::new(limits.threads + limits.queue)),
             running: Arc::new(Semaphore::new(limits.threads)),
+            refused: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    pub fn usage(&self) -> HashingUse {
+        let running = self.limits.threads - self.running.available_permits();
+        let admitted = self.limits.threads + self.limits.queue - self.admitted.available_permits();
+        HashingUse {
+            running,
+            queued: admitted.saturating_sub(running),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+
+    fn refuse(&self) -> Busy {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Busy
     }
 
     pub fn limits(&self) -> HashingLimits {
@@ -59,10 +87,10 @@ impl HashingPool {
             .admitted
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Busy)?;
+            .map_err(|_| self.refuse())?;
         let running = tokio::time::timeout(self.limits.wait, self.running.clone().acquire_owned())
             .await
-            .map_err(|_| Busy)?
+            .map_err(|_| self.refuse())?
             .expect("the pool's semaphores are never closed");
         let outcome = tokio::task::spawn_blocking(move || {
             let _running = running;
@@ -116,7 +144,16 @@ mod tests {
         while running.load(Ordering::SeqCst) < 2 || pool.admitted.available_permits() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        assert_eq!(
+            pool.usage(),
+            HashingUse {
+                running: 2,
+                queued: 3,
+                refused: 0
+            }
+        );
         assert_eq!(pool.run(|| ()).await, Err(Busy));
+        assert_eq!(pool.usage().refused, 1);
         for _ in 0..5 {
             release.send(()).unwrap();
         }
@@ -126,6 +163,14 @@ mod tests {
         assert_eq!(most.load(Ordering::SeqCst), 2);
         // Room again once they are done.
         assert_eq!(pool.run(|| 7).await, Ok(7));
+        assert_eq!(
+            pool.usage(),
+            HashingUse {
+                running: 0,
+                queued: 0,
+                refused: 1
+            }
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,6 +191,7 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(pool.run(|| ()).await, Err(Busy));
         assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(pool.usage().refused, 1);
         release.send(()).unwrap();
         assert_eq!(blocker.await.unwrap(), Ok(()));
     }

@@ -5,20 +5,19 @@
 //! and CSRF pipeline and `ALLOWED_HOSTS` (a balancer asks by address, with
 //! no cookies), answer `Cache-Control: no-store`, and cost one `SELECT 1`;
 //! the schema, whose comparison reads the catalog, is compared again at
-//! most every [`SCHEMA_RECHECK`].
+//! most every [`SCHEMA_RECHECK`]. `own_paths` keeps the paths off the
+//! site's own.
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::Mutex;
-use tower::ServiceExt;
 
-use crate::config::{ConfigError, HealthPaths};
+use crate::config::HealthPaths;
 use crate::db::schema;
 use crate::web::AppState;
 
@@ -40,40 +39,6 @@ pub fn routes(paths: &HealthPaths) -> Router<AppState> {
         router = router.route(path, get(ready));
     }
     router
-}
-
-/// Refuses a health path that a page, a static file or an upload of the
-/// site would answer: the site's routes are asked with a method none of
-/// them takes, so no handler runs; anything but 404 means the path is
-/// routed (405 Method Not Allowed).
-pub async fn refuse_shadowing(
-    site: Router<AppState>,
-    state: &AppState,
-    paths: &HealthPaths,
-) -> Result<(), ConfigError> {
-    let site = site.with_state(state.clone());
-    for (name, path) in [
-        ("HEALTH_LIVE_PATH", &paths.live),
-        ("HEALTH_READY_PATH", &paths.ready),
-    ] {
-        let Some(path) = path else { continue };
-        let probe = Request::builder()
-            .method(Method::from_bytes(b"PROBE").expect("a method token"))
-            .uri(path.as_str())
-            .body(Body::empty())
-            .map_err(|e| ConfigError::new(name, format!("{path:?}: {e}")))?;
-        let status = match site.clone().oneshot(probe).await {
-            Ok(response) => response.status(),
-            Err(never) => match never {},
-        };
-        if status != StatusCode::NOT_FOUND {
-            return Err(ConfigError::new(
-                name,
-                format!("{path:?} is a path of the site's own pages or files: choose another"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 async fn live() -> Response {

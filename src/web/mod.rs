@@ -34,6 +34,8 @@ pub mod hashing;
 pub mod health;
 pub mod host;
 pub mod media;
+pub mod metrics;
+pub mod own_paths;
 pub mod request_log;
 pub mod security;
 pub mod server;
@@ -76,6 +78,8 @@ pub struct Shared {
     pub security_headers: Arc<security::SecurityHeaders>,
     /// Readiness's last look at the schema.
     pub schema_verdict: health::SchemaVerdict,
+    /// Requests counted for the metrics; `None` when no one serves them.
+    pub requests: Option<metrics::RequestMetrics>,
 }
 
 /// Why the site could not be built.
@@ -127,6 +131,10 @@ impl AppState {
             urls: urls::AuthUrls::resolve(&settings.auth_urls).map_err(StartError::Setting)?,
             security_headers: Arc::new(security::SecurityHeaders::new(&settings)),
             schema_verdict: health::SchemaVerdict::default(),
+            requests: settings
+                .metrics
+                .enabled()
+                .then(metrics::RequestMetrics::default),
             settings: Arc::new(settings),
         })))
     }
@@ -158,6 +166,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::middleware,
         ))
+        // The metrics: no session, Host check or SSL redirect (Prometheus
+        // asks by address, over plain HTTP); counted and logged as any
+        // request.
+        .merge(metrics::routes(state.settings.metrics.path.as_deref()))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_log::layer,
@@ -296,29 +308,44 @@ pub fn redirect(location: &str) -> Response {
 pub struct Application {
     state: AppState,
     listener: tokio::net::TcpListener,
+    /// `METRICS_ADDRESS`'s listener.
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Application {
     /// Starts the outbox worker and binds `settings.bind` (port 0: any free
-    /// port, see [`Application::address`]).
+    /// port, see [`Application::address`]), and `METRICS_ADDRESS` if set.
     pub async fn build(db: Db, settings: Settings) -> std::io::Result<Application> {
         let mailer = crate::mail::spawn_worker(db.clone(), settings.email.clone());
         let state = AppState::new(db, settings, mailer).map_err(std::io::Error::other)?;
-        health::refuse_shadowing(
-            pages().merge(assets::routes(&state)),
-            &state,
-            &state.settings.health,
-        )
-        .await
-        .map_err(|e| std::io::Error::other(StartError::Setting(e)))?;
+        own_paths::refuse_shadowing(pages(), &state)
+            .await
+            .map_err(|e| std::io::Error::other(StartError::Setting(e)))?;
         let listener = tokio::net::TcpListener::bind(state.settings.bind).await?;
-        Ok(Application { state, listener })
+        let metrics_listener = match state.settings.metrics.address {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("METRICS_ADDRESS {address}: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(Application {
+            state,
+            listener,
+            metrics_listener,
+        })
     }
 
     pub fn address(&self) -> std::net::SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `METRICS_ADDRESS` is served, if it is set.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn state(&self) -> &AppState {
@@ -329,14 +356,34 @@ impl Application {
     /// (within the grace period), then sends no more letters and closes the
     /// database.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
-        let Application { state, listener } = self;
+        let Application {
+            state,
+            listener,
+            metrics_listener,
+        } = self;
         let db = state.db.clone();
         let mailer = state.mailer.clone();
         let limits = state.settings.connections;
         // Only PostgreSQL's count triggers add rows to fold.
         let folder =
             matches!(db, Db::Postgres(_)).then(|| tokio::spawn(fold_product_counts(db.clone())));
+        // The metrics listener answers until the site's has finished.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = metrics_listener.map(|metrics_listener| {
+            tokio::spawn(server::run(
+                metrics_listener,
+                metrics::address_router(state.clone()),
+                limits,
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            ))
+        });
         server::run(listener, router(state), limits, shutdown).await;
+        let _ = stop_metrics.send(());
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         if let Some(folder) = folder {
             folder.abort();
         }
@@ -349,6 +396,12 @@ impl Application {
 pub async fn serve(db: Db, settings: Settings) -> std::io::Result<()> {
     let app = Application::build(db, settings).await?;
     println!("Serving on http://{}/ (Ctrl-C to stop)", app.address());
+    if let Some(path) = &app.state.settings.metrics.path {
+        println!("Metrics on http://{}{path}", app.address());
+    }
+    if let Some(address) = app.metrics_address() {
+        println!("Metrics on http://{address}{}", metrics::ADDRESS_PATH);
+    }
     app.run_until(shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -3,13 +3,14 @@
 //! carried by every log line written while the request is served (a
 //! `request` span); when it is done, one access-log line says what was
 //! asked and answered. The line names the path without its query string,
-//! which can hold tokens.
+//! which can hold tokens. The same layer counts the request for the
+//! metrics (`metrics`), when they are on.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::HttpBody as _;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -65,10 +66,23 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
     let id = request_id(&app, &request);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    // The route's template, for the metrics (an `Arc` of axum's).
+    let route = match app.requests {
+        Some(_) => request.extensions().get::<MatchedPath>().cloned(),
+        None => None,
+    };
     let span = tracing::info_span!("request", id = %id);
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if let Some(requests) = &app.requests {
+        requests.record(
+            crate::web::metrics::route_label(route.as_ref(), &path),
+            &method,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
     }
     if app.settings.logging.access_log {
         let status = response.status().as_u16();

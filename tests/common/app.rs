@@ -78,6 +78,8 @@ pub enum Mail {
 
 pub struct App {
     pub base: String,
+    /// `http://` and `METRICS_ADDRESS`'s listener, when it is set.
+    pub metrics_base: Option<String>,
     pub t: TestDb,
     pub db: Db,
     pub hashers: Hashers,
@@ -149,6 +151,9 @@ pub async fn spawn_app_with(backend: &'static str, mail: Mail, settings: &[(&str
         .await
         .expect("the site starts");
     let address = application.address();
+    let metrics_base = application
+        .metrics_address()
+        .map(|address| format!("http://{address}"));
     let hashers = application.state().hashers.clone();
     let mailer = application.state().mailer.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -157,6 +162,7 @@ pub async fn spawn_app_with(backend: &'static str, mail: Mail, settings: &[(&str
     }));
     App {
         base: format!("http://{address}"),
+        metrics_base,
         t,
         db,
         hashers,
