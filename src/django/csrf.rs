@@ -31,8 +31,14 @@ pub const REASON_INSECURE_REFERER: &str =
 pub const REASON_INCORRECT_LENGTH: &str = "has incorrect length";
 pub const REASON_INVALID_CHARACTERS: &str = "has invalid characters";
 
+/// The place of `c` in [`CSRF_ALLOWED_CHARS`] (`a`–`z`, `A`–`Z`, `0`–`9`).
 fn alphabet_index(c: u8) -> Option<usize> {
-    CSRF_ALLOWED_CHARS.bytes().position(|a| a == c)
+    match c {
+        b'a'..=b'z' => Some((c - b'a') as usize),
+        b'A'..=b'Z' => Some(26 + (c - b'A') as usize),
+        b'0'..=b'9' => Some(52 + (c - b'0') as usize),
+        _ => None,
+    }
 }
 
 fn alphabet_char(i: usize) -> char {

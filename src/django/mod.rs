@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod forms;
 pub mod hashers;
 pub mod host;
+pub mod http_date;
 pub mod login_redirect;
 pub mod password_validation;
 pub mod pbkdf2;

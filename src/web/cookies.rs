@@ -9,11 +9,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::config::CookieSettings;
-
-/// The date form of Django's `http_date`.
-fn http_date(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
-}
+use crate::django::http_date::http_date;
 
 /// `http.cookies._quote`: a value of legal characters as it is, anything
 /// else in double quotes with `"` and `\` escaped and other bytes outside

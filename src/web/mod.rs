@@ -280,18 +280,11 @@ pub fn never_cache(mut response: Response) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate, private"),
     );
-    let now = httpdate(std::time::SystemTime::now());
+    let now = crate::django::http_date::http_date(chrono::Utc::now());
     if let Ok(value) = HeaderValue::from_str(&now) {
         headers.insert(header::EXPIRES, value);
     }
     response
-}
-
-/// An HTTP date (`Wed, 25 Nov 2026 16:14:42 GMT`).
-fn httpdate(time: std::time::SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(time)
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
 }
 
 /// A `302 Found` redirect, as Django's `HttpResponseRedirect` answers.

@@ -62,20 +62,35 @@ fn markupsafe_formatter(
     if value.is_none() || value.is_undefined() {
         return minijinja::escape_formatter(out, state, value);
     }
-    let text = value.to_string();
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&#34;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
+    // Strings (most values) are escaped where they lie; runs without a
+    // special character are written in one piece.
+    let owned;
+    let text = match value.as_str() {
+        Some(text) => text,
+        None => {
+            owned = value.to_string();
+            &owned
         }
+    };
+    escape_into(out, text).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+}
+
+fn escape_into(out: &mut minijinja::Output, text: &str) -> std::fmt::Result {
+    let mut plain = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&#34;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.write_str(&text[plain..at])?;
+        out.write_str(entity)?;
+        plain = at + 1;
     }
-    out.write_str(&escaped)
-        .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+    out.write_str(&text[plain..])
 }
 
 /// The `localtime` filter: an aware datetime (RFC 3339 text here, a
