@@ -33,26 +33,7 @@ fn version_names_the_program_and_its_version() {
 
 /// Every file under the repository's `static/` (what build.rs embeds).
 fn source_files() -> Vec<String> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else {
-                out.push(
-                    path.strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-    let mut out = Vec::new();
-    walk(&root, &root, &mut out);
-    out.sort();
-    out
+    files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("static"))
 }
 
 /// Every file under `root`, relative, sorted.
