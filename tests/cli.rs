@@ -50,6 +50,38 @@ async fn migrate_is_complete_and_idempotent() {
 }
 
 #[tokio::test]
+async fn migrations_started_at_once_on_an_empty_database_take_turns() {
+    // Two servers of one site starting together on a new database: each runs
+    // migrate, and the later must find the tables the earlier made.
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                t.command(&["migrate"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        for output in &outputs {
+            assert!(output.status.success(), "{backend}: {}", text(output));
+        }
+        let applied = outputs
+            .iter()
+            .filter(|o| text(o).contains("Applying users.0001_initial... OK"))
+            .count();
+        assert_eq!(applied, 1, "{backend}: exactly one of them made the tables");
+        let check = t.run(&["check"]);
+        assert!(check.status.success(), "{backend}: {}", text(&check));
+    }
+}
+
+#[tokio::test]
 async fn check_names_a_dropped_column_and_migrate_refuses() {
     for backend in backends() {
         let t = TestDb::new(backend).await;

@@ -221,8 +221,22 @@ pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
     }
 }
 
-/// The shape Django's migrate gives, read back from a scratch copy of the DDL.
+/// The shape Django's migrate gives, read back from a scratch copy of the DDL
+/// once per back end and process: it depends on the DDL alone, and readiness
+/// asks for it again every half minute.
 pub async fn expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
+    static SQLITE: tokio::sync::OnceCell<Shape> = tokio::sync::OnceCell::const_new();
+    static POSTGRES: tokio::sync::OnceCell<Shape> = tokio::sync::OnceCell::const_new();
+    let cell = match db {
+        Db::Sqlite(..) => &SQLITE,
+        Db::Postgres(_) => &POSTGRES,
+    };
+    cell.get_or_try_init(|| read_expected_shape(db))
+        .await
+        .cloned()
+}
+
+async fn read_expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
     let statements = ddl(db);
     match db {
         Db::Sqlite(..) => {
@@ -428,39 +442,43 @@ pub enum MigrateError {
 /// An existing table that differs from Django's is never touched: migrate
 /// refuses and lists the differences.
 pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
-    let actual = actual_shape(db).await?;
-    let (missing, findings) = compare_shapes(&expected_shape(db).await?, &actual);
-    let errors: Vec<Finding> = findings
-        .into_iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        return Err(MigrateError::Mismatch(errors));
-    }
-    let own_missing = missing_own_tables(&actual);
-    let statements: Vec<Statement> = ddl(db)
-        .into_iter()
-        .filter(|s| missing.contains(&s.table))
-        .chain(
-            own_ddl(db)
-                .into_iter()
-                .filter(|s| own_missing.contains(&s.table)),
-        )
-        .collect();
-    let applied = applied_migrations(db, &actual).await?;
-    let rows = django_rows();
-    let mut report = MigrateReport {
-        created_tables: missing.into_iter().chain(own_missing).collect(),
-        ..MigrateReport::default()
-    };
-    crate::on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    let (actual, mut report) = crate::on_pool!(db, |pool| {
+        // The lock comes before the plan: a second server starting on the
+        // same empty database waits, then finds the tables made.
+        let mut tx = match db {
+            Db::Sqlite(..) => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Db::Postgres(_) => pool.begin_with("BEGIN").await?,
+        };
         if matches!(db, Db::Postgres(_)) {
-            // Two servers starting at once must not both create the tables.
             sqlx::raw_sql("SELECT pg_advisory_xact_lock(8240533)")
                 .execute(&mut *tx)
                 .await?;
         }
+        let actual = actual_shape(db).await?;
+        let (missing, findings) = compare_shapes(&expected_shape(db).await?, &actual);
+        let errors: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        if !errors.is_empty() {
+            return Err(MigrateError::Mismatch(errors));
+        }
+        let own_missing = missing_own_tables(&actual);
+        let statements: Vec<Statement> = ddl(db)
+            .into_iter()
+            .filter(|s| missing.contains(&s.table))
+            .chain(
+                own_ddl(db)
+                    .into_iter()
+                    .filter(|s| own_missing.contains(&s.table)),
+            )
+            .collect();
+        let applied = applied_migrations(db, &actual).await?;
+        let rows = django_rows();
+        let mut report = MigrateReport {
+            created_tables: missing.into_iter().chain(own_missing).collect(),
+            ..MigrateReport::default()
+        };
         // CREATE TABLE statements come first in the dumps; indexes and
         // constraints follow, so file order is creation-safe.
         for statement in &statements {
@@ -503,7 +521,7 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
             .rows_affected();
         }
         tx.commit().await?;
-        Ok::<(), sqlx::Error>(())
+        Ok::<_, MigrateError>((actual, report))
     })?;
     report.added_columns = add_own_columns(db, &actual).await?;
     report.made_product_list = ensure_product_list(db).await?;
