@@ -8,11 +8,15 @@
 //! a thread, and none waits longer than `HASHING_WAIT_SECONDS`: past
 //! either bound the caller is told the pool is busy at once, and the login
 //! answers 503 with `Retry-After` instead of queueing without end.
+//!
+//! The threads are the pool's own, started once, and run at a lower
+//! scheduling priority ([`HASHING_NICE`]): when pages and hashes want the
+//! same core, the page goes first and the hash takes what is left.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 pub use crate::config::HashingLimits;
 
@@ -27,6 +31,13 @@ impl From<Busy> for crate::web::error::AppError {
     }
 }
 
+/// The nice value of the hashing threads (0 is a normal thread's, 19 the
+/// least). 5 weighs a hashing thread at a third of a page thread: a login
+/// under full page load still finishes in a few times its hash time.
+pub const HASHING_NICE: i32 = 5;
+
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Clone)]
 pub struct HashingPool {
     limits: HashingLimits,
@@ -36,6 +47,9 @@ pub struct HashingPool {
     running: Arc<Semaphore>,
     /// Hashes refused so far (queue full or wait too long).
     refused: Arc<AtomicU64>,
+    /// To the pool's threads; never holds more than `threads` jobs, one per
+    /// `running` permit.
+    jobs: mpsc::Sender<Job>,
 }
 
 /// What the pool is doing now, for the metrics.
@@ -48,12 +62,36 @@ pub struct HashingUse {
 }
 
 impl HashingPool {
+    /// Starts the pool's threads; they end when the last clone is dropped.
     pub fn new(limits: HashingLimits) -> HashingPool {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..limits.threads {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("hashing-{n}"))
+                .spawn(move || {
+                    lower_own_priority();
+                    loop {
+                        // The lock is held only while waiting for a job.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(mpsc::RecvError) => return,
+                        }
+                    }
+                })
+                .expect("start a password-hashing thread");
+        }
         HashingPool {
             limits,
             admitted: Arc::new(Semaphore::new(limits.threads + limits.queue)),
             running: Arc::new(Semaphore::new(limits.threads)),
             refused: Arc::new(AtomicU64::new(0)),
+            jobs,
         }
     }
 
@@ -92,16 +130,40 @@ impl HashingPool {
             .await
             .map_err(|_| self.refuse())?
             .expect("the pool's semaphores are never closed");
-        let outcome = tokio::task::spawn_blocking(move || {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move || {
             let _running = running;
-            work()
-        })
-        .await;
-        match outcome {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            // The caller may have gone (its client hung up): nobody to tell.
+            let _ = answer.send(outcome);
+        });
+        self.jobs
+            .send(job)
+            .expect("the hashing threads live as long as the pool");
+        match answered
+            .await
+            .expect("a hashing job always answers, panic or not")
+        {
             Ok(value) => Ok(value),
             // A panic in the hash is a bug: surface it where it happened.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to [`HASHING_NICE`]
+/// (on Linux a nice value is per thread). Where that is refused, the thread
+/// hashes at the normal priority.
+fn lower_own_priority() {
+    // SAFETY: plain system calls on the calling thread, no memory passed.
+    let refused = unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, HASHING_NICE)
+    };
+    if refused != 0 {
+        tracing::warn!(
+            "password hashing runs at the normal priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -171,6 +233,45 @@ mod tests {
                 refused: 1
             }
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_run_on_the_pools_threads_below_the_normal_priority() {
+        let pool = HashingPool::new(HashingLimits {
+            threads: 1,
+            queue: 0,
+            wait: Duration::from_secs(30),
+        });
+        let (name, nice) = pool
+            .run(|| {
+                // SAFETY: reads the calling thread's own priority.
+                let nice = unsafe {
+                    libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
+                };
+                (std::thread::current().name().map(String::from), nice)
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("hashing-0"));
+        assert_eq!(nice, HASHING_NICE);
+        // SAFETY: as above, on this (test) thread.
+        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        assert_ne!(own, HASHING_NICE, "only the hashing threads are lowered");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_leaves_the_thread_working() {
+        let pool = HashingPool::new(HashingLimits {
+            threads: 1,
+            queue: 0,
+            wait: Duration::from_secs(30),
+        });
+        let panicked = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|| panic!("a bug in a hasher")).await })
+        };
+        assert!(panicked.await.unwrap_err().is_panic());
+        assert_eq!(pool.run(|| 7).await, Ok(7));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
