@@ -173,22 +173,17 @@ async fn sigterm_ends_the_process_within_the_grace_period() {
         // A head that never ends would be cut by the header timeout: make
         // it long, so only the grace period can end this wait.
         command.env("HTTP_HEADER_TIMEOUT", "600");
+        let log = t.path("serve.log");
         let mut child = command
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let to = format!("127.0.0.1:{port}");
-        let mut ready = false;
-        for _ in 0..300 {
-            if let Ok(mut probe) = TcpStream::connect(&to).await {
-                probe.write_all(LOGIN_PAGE).await.unwrap();
-                ready = read_answer(&mut probe).await == 200;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "{backend}: the server answers");
+        common::wait_until_up(&mut child, &format!("http://{to}/users/login/"), &|| {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
+        .await;
         // Held open: a half-sent head, and a body that stopped coming.
         let mut half_head = TcpStream::connect(&to).await.unwrap();
         half_head
@@ -292,21 +287,15 @@ async fn sigterm_finishes_the_requests_in_flight() {
             // However slow the machine, a queued login waits its turn.
             .env("HASHING_WAIT_SECONDS", "60")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(t.path("serve.log")).unwrap())
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let to = format!("127.0.0.1:{port}");
-        let mut up = false;
-        for _ in 0..300 {
-            if let Ok(mut probe) = TcpStream::connect(&to).await {
-                probe.write_all(LOGIN_PAGE).await.unwrap();
-                up = read_answer(&mut probe).await == 200;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(up, "{backend}: the server answers");
+        common::wait_until_up(&mut child, &format!("{base}/users/login/"), &|| {
+            std::fs::read_to_string(t.path("serve.log")).unwrap_or_default()
+        })
+        .await;
 
         // Six logins (one hashing thread: they queue, about 0.1 s each),
         // each from a browser that has its form token already.

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::app::Browser;
-use common::{free_port, text, TestDb};
+use common::{free_port, serve, text, TestDb};
 use unchained::web::collectstatic;
 
 #[test]
@@ -60,36 +60,6 @@ fn files_under(root: &Path) -> Vec<String> {
     walk(root, root, &mut out);
     out.sort();
     out
-}
-
-/// `serve` on a free loopback port with these settings, answering.
-async fn serve(t: &TestDb, settings: &[(&str, &str)], log: &Path) -> (Child, u16) {
-    let port = free_port();
-    let child = t
-        .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .envs(settings.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let browser = Browser::new(&format!("http://127.0.0.1:{port}"));
-    for _ in 0..300 {
-        if browser
-            .client
-            .get(browser.url("/contacts/"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return (child, port);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "serve did not answer: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 /// `unchained collectstatic ARGS` into `root`, with this standard input

@@ -279,27 +279,15 @@ async fn serve(
         .spawn()
         .expect("spawn unchained serve");
     let index = children.add(name, child);
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Some(status) = children.get(index).try_wait().unwrap() {
-            panic!(
-                "instance {name} exited ({status}): {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        let page = client
-            .get(format!("http://127.0.0.1:{port}/users/login/"))
-            .send()
-            .await;
-        if matches!(page, Ok(r) if r.status() == 200) {
-            return index;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "instance {name} did not answer within 30 s: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    let url = format!("http://127.0.0.1:{port}/users/login/");
+    common::wait_until_up(children.get(index), &url, &|| {
+        format!(
+            "instance {name}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    })
+    .await;
+    index
 }
 
 /// Files in a folder (the letters of the `file` e-mail back end).
@@ -416,20 +404,7 @@ async fn two_instances_behind_nginx_share_sessions_csrf_uploads_and_the_outbox()
             std::fs::read_to_string(nginx_dir.join("error.log")).unwrap_or_default()
         )
     };
-    let probe = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if let Some(status) = children.get(nginx).try_wait().unwrap() {
-            panic!("nginx exited ({status}): {}", nginx_log());
-        }
-        if matches!(probe.get(format!("{base}/contacts/")).send().await, Ok(r) if r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "nginx did not answer within 10 s: {}", nginx_log());
+    common::wait_until_up(children.get(nginx), &format!("{base}/contacts/"), &nginx_log).await;
 
     let site = Site {
         ports,

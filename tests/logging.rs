@@ -6,38 +6,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 
 use common::app::{Browser, GOOD_PASSWORD};
-use common::{backends, free_port, TestDb, SECRET_KEY};
+use common::{backends, TestDb, SECRET_KEY};
 use serde_json::Value;
 
 /// `serve` with these settings, its stderr into `log`, answering.
 async fn serve(t: &TestDb, log: &Path, settings: &[(&str, &str)]) -> (Child, Browser) {
-    let port = free_port();
-    let mut command = t.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
-    command
-        .envs(settings.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap());
-    let child = command.spawn().unwrap();
-    let browser = Browser::new(&format!("http://127.0.0.1:{port}"));
-    for _ in 0..300 {
-        if browser
-            .client
-            .get(browser.url("/contacts/"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return (child, browser);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!(
-        "serve did not answer: {}",
-        std::fs::read_to_string(log).unwrap()
-    );
+    let (child, port) = common::serve(t, settings, log).await;
+    (child, Browser::new(&format!("http://127.0.0.1:{port}")))
 }
 
 /// SIGTERM, as a service manager stops it: the lines still queued for

@@ -111,22 +111,14 @@ impl Server {
             log: log.to_path_buf(),
             started_in: Duration::ZERO,
         };
-        let client = reqwest::Client::new();
-        while spawned.elapsed() < Duration::from_secs(30) {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("the server exited ({status}): {}", server.log_text());
-            }
-            let page = client.get(format!("{}/users/login/", server.base())).send();
-            if matches!(page.await, Ok(r) if r.status() == 200) {
-                server.started_in = spawned.elapsed();
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "the server did not answer within 30 s: {}",
-            server.log_text()
-        );
+        let url = format!("{}/users/login/", server.base());
+        let log = server.log.clone();
+        common::wait_until_up(&mut server.child, &url, &|| {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
+        .await;
+        server.started_in = spawned.elapsed();
+        server
     }
 
     fn base(&self) -> String {

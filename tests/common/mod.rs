@@ -7,8 +7,9 @@ pub mod fuzz;
 pub mod proxy;
 pub mod smtp;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
@@ -181,4 +182,43 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Polls `url` until it gives an HTTP answer (of any status: a site's
+/// ALLOWED_HOSTS may refuse the loopback address), for at most 30 s, and
+/// returns how long that took. Panics with `log()` (the server's output) when the time runs
+/// out or `child` ends first.
+pub async fn wait_until_up(child: &mut Child, url: &str, log: &dyn Fn() -> String) -> Duration {
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited ({status}): {}", log());
+        }
+        if client.get(url).send().await.is_ok() {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not answer within 30 s: {}", log());
+}
+
+/// `unchained serve` on a free loopback port with these settings, its
+/// standard error into `log`, once it answers. Returns it and its port.
+pub async fn serve(t: &TestDb, settings: &[(&str, &str)], log: &Path) -> (Child, u16) {
+    let port = free_port();
+    let mut child = t
+        .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .envs(settings.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn unchained serve");
+    let url = format!("http://127.0.0.1:{port}/users/login/");
+    wait_until_up(&mut child, &url, &|| {
+        std::fs::read_to_string(log).unwrap_or_default()
+    })
+    .await;
+    (child, port)
 }
