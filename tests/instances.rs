@@ -404,7 +404,12 @@ async fn two_instances_behind_nginx_share_sessions_csrf_uploads_and_the_outbox()
             std::fs::read_to_string(nginx_dir.join("error.log")).unwrap_or_default()
         )
     };
-    common::wait_until_up(children.get(nginx), &format!("{base}/contacts/"), &nginx_log).await;
+    common::wait_until_up(
+        children.get(nginx),
+        &format!("{base}/contacts/"),
+        &nginx_log,
+    )
+    .await;
 
     let site = Site {
         ports,

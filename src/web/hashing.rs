@@ -157,7 +157,11 @@ impl HashingPool {
 fn lower_own_priority() {
     // SAFETY: plain system calls on the calling thread, no memory passed.
     let refused = unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, HASHING_NICE)
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            HASHING_NICE,
+        )
     };
     if refused != 0 {
         tracing::warn!(
@@ -245,9 +249,8 @@ mod tests {
         let (name, nice) = pool
             .run(|| {
                 // SAFETY: reads the calling thread's own priority.
-                let nice = unsafe {
-                    libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
-                };
+                let nice =
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
                 (std::thread::current().name().map(String::from), nice)
             })
             .await
