@@ -5,8 +5,8 @@
 //! text and cast to the column's numeric type by the database (Django binds
 //! `str(Decimal)` on SQLite too), and read back as text with two places.
 
-use crate::db::read::Param;
-use crate::db::time::{sqlite_bool, DjangoDateTime};
+use crate::db::read::{Both, Param};
+use crate::db::time::DjangoDateTime;
 use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
@@ -30,7 +30,6 @@ pub struct Product {
     pub price: String,
     pub created_at: DjangoDateTime,
     pub updated_at: DjangoDateTime,
-    #[serde(deserialize_with = "sqlite_bool")]
     pub is_moderated: bool,
     pub owner_id: Option<i64>,
     pub owner_email: Option<String>,
@@ -42,7 +41,6 @@ pub struct Version {
     pub product_id: i64,
     pub version_number: i64,
     pub version_name: String,
-    #[serde(deserialize_with = "sqlite_bool")]
     pub is_current: bool,
 }
 
@@ -69,8 +67,8 @@ fn product_columns(db: &Db, extra: &str) -> String {
         format!(", {extra}")
     };
     format!(
-        "p.id, p.name, p.description, p.image, p.category_id, c.name AS category_name, \
-         {} AS price, p.created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email{extra}",
+        "p.id AS id, p.name, p.description, p.image, p.category_id, c.name AS category_name, \
+         {} AS price, p.created_at AS created_at, p.updated_at, p.is_moderated, p.owner_id, u.email AS owner_email{extra}",
         price_text(db)
     )
 }
@@ -179,10 +177,7 @@ pub async fn page_visible(
     offset: i64,
 ) -> Result<(Vec<Product>, i64), sqlx::Error> {
     #[derive(sqlx::FromRow, serde::Deserialize)]
-    struct Row {
-        #[sqlx(flatten)]
-        #[serde(flatten)]
-        product: Product,
+    struct Total {
         total: i64,
     }
     let (newest_first, total, limit, offset) = if offset < NEWEST_FIRST_ROWS {
@@ -201,33 +196,57 @@ pub async fn page_visible(
     let order = if newest_first { "DESC" } else { "ASC" };
     let mut params = visibility.params();
     let first = params.len() + 1;
-    let parts: Vec<String> = visibility
-        .parts()
-        .iter()
-        .enumerate()
-        .map(|(i, filter)| {
+    let columns = product_columns(db, &format!("({}) AS total", visibility.count_sql()));
+    let sql = match db {
+        // SQLite merges the parts of a compound select as they come, each
+        // read in its index's order, and joins only the rows it takes; the
+        // PostgreSQL form below would make it copy and sort them first.
+        Db::Sqlite(..) => {
+            let parts: Vec<String> = visibility
+                .parts()
+                .iter()
+                .map(|filter| {
+                    format!("SELECT {columns} FROM catalog_product p {PRODUCT_JOINS}{filter}")
+                })
+                .collect();
             format!(
-                "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
-                 ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
+                "{} ORDER BY created_at {order}, id {order} LIMIT ${} OFFSET ${}",
+                parts.join(" UNION ALL "),
+                first + 1,
+                first + 2,
             )
-        })
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM ({}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
-         ORDER BY k.created_at {order}, k.id {order} LIMIT ${} OFFSET ${}",
-        product_columns(db, &format!("({}) AS total", visibility.count_sql())),
-        parts.join(" UNION ALL "),
-        first + 1,
-        first + 2,
-    );
+        }
+        // PostgreSQL merges the parts (Merge Append) only when each is a bare
+        // index read, so the join comes after the merge.
+        Db::Postgres(_) => {
+            let parts: Vec<String> = visibility
+                .parts()
+                .iter()
+                .enumerate()
+                .map(|(i, filter)| {
+                    format!(
+                        "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
+                         ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT {columns} FROM ({}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
+                 ORDER BY k.created_at {order}, k.id {order} LIMIT ${} OFFSET ${}",
+                parts.join(" UNION ALL "),
+                first + 1,
+                first + 2,
+            )
+        }
+    };
     params.extend([
         Param::Int(offset.saturating_add(limit)),
         Param::Int(limit),
         Param::Int(offset),
     ]);
-    let rows: Vec<Row> = db.read_all(&sql, &params).await?;
-    let total = total.unwrap_or_else(|| rows.first().map_or(0, |row| row.total));
-    let mut products: Vec<Product> = rows.into_iter().map(|row| row.product).collect();
+    let rows: Vec<Both<Product, Total>> = db.read_all(&sql, &params).await?;
+    let total = total.unwrap_or_else(|| rows.first().map_or(0, |Both(_, t)| t.total));
+    let mut products: Vec<Product> = rows.into_iter().map(|Both(product, _)| product).collect();
     if !newest_first {
         products.reverse();
     }
@@ -246,10 +265,7 @@ pub async fn product_with_current_version(
     id: i64,
 ) -> Result<Option<(Product, Option<Version>)>, sqlx::Error> {
     #[derive(sqlx::FromRow, serde::Deserialize)]
-    struct Row {
-        #[sqlx(flatten)]
-        #[serde(flatten)]
-        product: Product,
+    struct CurrentVersion {
         version_id: Option<i64>,
         version_number: Option<i64>,
         version_name: Option<String>,
@@ -263,19 +279,24 @@ pub async fn product_with_current_version(
              v.version_name AS version_name"
         )
     );
-    let row: Option<Row> = db.read_optional(&sql, &[Param::Int(id)]).await?;
-    Ok(row.map(|row| {
-        let version = match (row.version_id, row.version_number, row.version_name) {
+    let row: Option<Both<Product, CurrentVersion>> =
+        db.read_optional(&sql, &[Param::Int(id)]).await?;
+    Ok(row.map(|Both(product, current)| {
+        let version = match (
+            current.version_id,
+            current.version_number,
+            current.version_name,
+        ) {
             (Some(id), Some(version_number), Some(version_name)) => Some(Version {
                 id,
-                product_id: row.product.id,
+                product_id: product.id,
                 version_number,
                 version_name,
                 is_current: true,
             }),
             _ => None,
         };
-        (row.product, version)
+        (product, version)
     }))
 }
 

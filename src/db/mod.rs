@@ -18,6 +18,7 @@ pub mod perms;
 pub mod read;
 pub mod schema;
 pub mod sessions;
+mod sqlite_row;
 pub mod throttle;
 pub mod time;
 pub mod users;

@@ -19,23 +19,33 @@ pub const MODERATOR_PERMISSIONS: [&str; 3] = [
     "catalog.can_change_category",
 ];
 
-/// A scalar subquery giving every `app_label.codename` the user `user_id`
-/// (an SQL expression) holds directly or through a group, joined by
-/// newlines, NULL when none: Django's `_get_user_permissions` and
-/// `_get_group_permissions` in one round trip, embeddable in the query that
-/// loads the user.
+/// An SQL expression giving every `app_label.codename` the user `user_id`
+/// (an SQL expression) holds directly or through a group, one per line
+/// (a name held both ways comes twice; empty lines when none): Django's
+/// `_get_user_permissions` and `_get_group_permissions` in one round trip,
+/// embeddable in the query that loads the user. Two plain joins rather
+/// than `IN (... UNION ...)`, which made SQLite build two temporary tables
+/// on every logged-in request.
 pub fn permission_names_subquery(db: &Db, user_id: &str) -> String {
     let aggregate = match db {
         Db::Sqlite(..) => "group_concat(ct.app_label || '.' || p.codename, char(10))",
         Db::Postgres(_) => "string_agg(ct.app_label || '.' || p.codename, chr(10))",
     };
+    let newline = match db {
+        Db::Sqlite(..) => "char(10)",
+        Db::Postgres(_) => "chr(10)",
+    };
     format!(
-        "(SELECT {aggregate} FROM auth_permission p \
-         JOIN django_content_type ct ON ct.id = p.content_type_id \
-         WHERE p.id IN (SELECT permission_id FROM users_user_user_permissions WHERE user_id = {user_id} \
-                        UNION \
-                        SELECT gp.permission_id FROM auth_group_permissions gp \
-                        JOIN users_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = {user_id}))"
+        "(coalesce((SELECT {aggregate} FROM users_user_user_permissions up \
+                    JOIN auth_permission p ON p.id = up.permission_id \
+                    JOIN django_content_type ct ON ct.id = p.content_type_id \
+                    WHERE up.user_id = {user_id}), '') \
+          || {newline} || \
+          coalesce((SELECT {aggregate} FROM users_user_groups ug \
+                    JOIN auth_group_permissions gp ON gp.group_id = ug.group_id \
+                    JOIN auth_permission p ON p.id = gp.permission_id \
+                    JOIN django_content_type ct ON ct.id = p.content_type_id \
+                    WHERE ug.user_id = {user_id}), ''))"
     )
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 
+use crate::db::sqlite_row::{self, RowError};
 use crate::db::time::DjangoDateTime;
 use crate::db::Db;
 
@@ -28,10 +29,45 @@ pub enum Param<'a> {
     Time(DjangoDateTime),
 }
 
-/// What a row of a read maps to: `sqlx::FromRow` for PostgreSQL and serde
-/// for SQLite (field names are column names on both).
-pub trait ReadRow: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
-impl<T> ReadRow for T where T: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
+/// What a row of a read maps to. Any struct that is `sqlx::FromRow` (for
+/// PostgreSQL) and serde's `Deserialize` (for SQLite), with field names for
+/// column names, is one; so is [`Both`] of two such.
+pub trait ReadRow: Sized + Send + Unpin {
+    fn from_sqlite(row: &rusqlite::Row, columns: &[String]) -> Result<Self, RowError>;
+    fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error>;
+}
+
+impl<T> ReadRow for T
+where
+    T: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    fn from_sqlite(row: &rusqlite::Row, columns: &[String]) -> Result<Self, RowError> {
+        sqlite_row::from_row(row, columns)
+    }
+
+    fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error> {
+        <T as sqlx::FromRow<PgRow>>::from_row(row)
+    }
+}
+
+/// One row read as two structs, each taking the columns its fields name: a
+/// struct and the few columns a query adds to it (a product and the list's
+/// total). serde's `flatten` does the same but buffers the whole row first,
+/// which cost more than the query.
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: ReadRow, B: ReadRow> ReadRow for Both<A, B> {
+    fn from_sqlite(row: &rusqlite::Row, columns: &[String]) -> Result<Self, RowError> {
+        Ok(Both(
+            A::from_sqlite(row, columns)?,
+            B::from_sqlite(row, columns)?,
+        ))
+    }
+
+    fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Both(A::from_postgres(row)?, B::from_postgres(row)?))
+    }
+}
 
 /// Idle read connections to one SQLite file.
 pub struct SqliteReader {
@@ -122,7 +158,7 @@ impl SqliteReader {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn query<T: DeserializeOwned>(
+    fn query<T: ReadRow>(
         &self,
         sql: &str,
         params: &[Param<'_>],
@@ -144,11 +180,15 @@ impl SqliteReader {
                     }
                 }
             }
-            let columns = serde_rusqlite::columns_from_statement(&statement);
+            let columns: Vec<String> = statement
+                .column_names()
+                .into_iter()
+                .map(String::from)
+                .collect();
             let mut rows = statement.raw_query();
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                let value = serde_rusqlite::from_row_with_columns::<T>(row, &columns)
+                let value = T::from_sqlite(row, &columns)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 out.push(value);
                 if limit.is_some_and(|limit| out.len() >= limit) {
@@ -169,10 +209,10 @@ impl std::fmt::Debug for SqliteReader {
     }
 }
 
-fn bind_pg<'q, T>(
-    mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
+fn bind_pg<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     params: &[Param<'q>],
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments> {
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     for param in params {
         query = match *param {
             Param::Int(value) => query.bind(value),
@@ -192,11 +232,12 @@ impl Db {
     ) -> Result<Vec<T>, sqlx::Error> {
         match self {
             Db::Sqlite(_, reader) => reader.query(sql, params, None),
-            Db::Postgres(pool) => {
-                bind_pg(sqlx::query_as::<_, T>(sql), params)
-                    .fetch_all(pool)
-                    .await
-            }
+            Db::Postgres(pool) => bind_pg(sqlx::query(sql), params)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(T::from_postgres)
+                .collect(),
         }
     }
 
@@ -208,11 +249,12 @@ impl Db {
     ) -> Result<Option<T>, sqlx::Error> {
         match self {
             Db::Sqlite(_, reader) => Ok(reader.query(sql, params, Some(1))?.pop()),
-            Db::Postgres(pool) => {
-                bind_pg(sqlx::query_as::<_, T>(sql), params)
-                    .fetch_optional(pool)
-                    .await
-            }
+            Db::Postgres(pool) => bind_pg(sqlx::query(sql), params)
+                .fetch_optional(pool)
+                .await?
+                .as_ref()
+                .map(T::from_postgres)
+                .transpose(),
         }
     }
 }
@@ -237,7 +279,6 @@ mod tests {
 
         #[derive(serde::Deserialize, sqlx::FromRow, Debug, PartialEq)]
         struct Flags {
-            #[serde(deserialize_with = "crate::db::time::sqlite_bool")]
             on: bool,
             at: DjangoDateTime,
         }
@@ -254,6 +295,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, vec![Flags { on: true, at }, Flags { on: false, at }]);
+        // Two structs from one row, each taking its own columns.
+        #[derive(serde::Deserialize, sqlx::FromRow, Debug, PartialEq)]
+        struct Total {
+            total: i64,
+        }
+        let both: Option<Both<Flags, Total>> = db
+            .read_optional(
+                "SELECT 0 AS \"on\", 12 AS total, $1 AS at",
+                &[Param::Time(at)],
+            )
+            .await
+            .unwrap();
+        let Both(flags, total) = both.unwrap();
+        assert_eq!(flags, Flags { on: false, at });
+        assert_eq!(total, Total { total: 12 });
+        assert!(
+            db.read_optional::<Both<Flags, Total>>(
+                "SELECT 1 AS \"on\", $1 AS at",
+                &[Param::Time(at)]
+            )
+            .await
+            .is_err(),
+            "a field of the second that no column fills is an error"
+        );
         // Writes are refused on the read path.
         assert!(db
             .read_all::<(i64,)>("CREATE TABLE t (x integer)", &[])

@@ -32,6 +32,9 @@ impl DjangoDateTime {
     /// Reads what Django's `parse_datetime` reads: a space or `T`, optional
     /// fraction, optional UTC offset.
     pub fn parse_sqlite_text(text: &str) -> Option<Self> {
+        if let Some(stored) = Self::parse_stored(text.as_bytes()) {
+            return Some(stored);
+        }
         if let Ok(aware) = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)) {
             return Some(DjangoDateTime(aware.with_timezone(&Utc)));
         }
@@ -44,6 +47,43 @@ impl DjangoDateTime {
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
         .map(|naive| DjangoDateTime(naive.and_utc()))
     }
+
+    /// The form Django writes, `YYYY-MM-DD HH:MM:SS[.f]` with 1 to 6
+    /// fraction digits, read without chrono's format machinery: every row of
+    /// the product list carries two of them.
+    fn parse_stored(text: &[u8]) -> Option<Self> {
+        fn number(digits: &[u8]) -> Option<u32> {
+            digits.iter().try_fold(0u32, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+            })
+        }
+        if text.len() < 19 || !matches!(text.get(19), None | Some(b'.')) {
+            return None;
+        }
+        let shape = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+        if shape.iter().any(|&(at, c)| text[at] != c) {
+            return None;
+        }
+        let micros = match text.get(20..) {
+            None => 0,
+            Some(fraction @ [_, ..]) if fraction.len() <= 6 => {
+                number(fraction)? * 10u32.pow(6 - fraction.len() as u32)
+            }
+            Some(_) => return None,
+        };
+        let date = chrono::NaiveDate::from_ymd_opt(
+            number(&text[0..4])? as i32,
+            number(&text[5..7])?,
+            number(&text[8..10])?,
+        )?;
+        let time = chrono::NaiveTime::from_hms_micro_opt(
+            number(&text[11..13])?,
+            number(&text[14..16])?,
+            number(&text[17..19])?,
+            micros,
+        )?;
+        Some(DjangoDateTime(date.and_time(time).and_utc()))
+    }
 }
 
 /// From SQLite's text, for the read path (`db::read`).
@@ -53,28 +93,6 @@ impl<'de> serde::Deserialize<'de> for DjangoDateTime {
         DjangoDateTime::parse_sqlite_text(&text)
             .ok_or_else(|| serde::de::Error::custom(format!("not a Django datetime: {text:?}")))
     }
-}
-
-/// A boolean column as SQLite stores it (0 or 1), for the read path: serde's
-/// own bool refuses an integer once a row is buffered (`serde(flatten)`).
-pub fn sqlite_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = bool;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a boolean or 0/1")
-        }
-        fn visit_bool<E>(self, value: bool) -> Result<bool, E> {
-            Ok(value)
-        }
-        fn visit_i64<E>(self, value: i64) -> Result<bool, E> {
-            Ok(value != 0)
-        }
-        fn visit_u64<E>(self, value: u64) -> Result<bool, E> {
-            Ok(value != 0)
-        }
-    }
-    deserializer.deserialize_any(Visitor)
 }
 
 impl Type<Sqlite> for DjangoDateTime {
@@ -150,5 +168,45 @@ mod tests {
             Some(whole)
         );
         assert_eq!(DjangoDateTime::parse_sqlite_text("yesterday"), None);
+    }
+
+    #[test]
+    fn the_stored_form_reads_as_the_general_parser_reads_it() {
+        let general = |text: &str| {
+            ["%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                .map(|naive| DjangoDateTime(naive.and_utc()))
+        };
+        for text in [
+            "2026-11-25 09:05:07",
+            "2026-11-25 09:05:07.5",
+            "2026-11-25 09:05:07.001234",
+            "0001-01-01 00:00:00",
+            "9999-12-31 23:59:59.999999",
+            "2024-02-29 12:00:00.000001",
+        ] {
+            let fast = DjangoDateTime::parse_stored(text.as_bytes());
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, general(text), "{text}");
+        }
+        // Not the stored form: left to the general parser (or refused).
+        for text in [
+            "2023-02-29 12:00:00",
+            "2026-11-25 24:00:00",
+            "2026-11-25 09:05:07.",
+            "2026-11-25 09:05:07.1234567",
+            "2026-11-25T09:05:07",
+            "2026-11-25 09:05:07+03:00",
+            "2026-1-25 09:05:07",
+            "2026-11-25 09:05:0x",
+            "+026-11-25 09:05:07",
+        ] {
+            assert_eq!(
+                DjangoDateTime::parse_stored(text.as_bytes()),
+                None,
+                "{text}"
+            );
+        }
     }
 }

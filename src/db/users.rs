@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use crate::db::read::Param;
-use crate::db::time::{sqlite_bool, DjangoDateTime};
+use crate::db::read::{Both, Param};
+use crate::db::time::DjangoDateTime;
 use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
@@ -13,13 +13,10 @@ pub struct User {
     pub id: i64,
     pub password: String,
     pub last_login: Option<DjangoDateTime>,
-    #[serde(deserialize_with = "sqlite_bool")]
     pub is_superuser: bool,
     pub first_name: String,
     pub last_name: String,
-    #[serde(deserialize_with = "sqlite_bool")]
     pub is_staff: bool,
-    #[serde(deserialize_with = "sqlite_bool")]
     pub is_active: bool,
     pub date_joined: DjangoDateTime,
     pub email: String,
@@ -58,20 +55,18 @@ pub async fn by_id_with_permissions(
     id: i64,
 ) -> Result<Option<(User, HashSet<String>)>, sqlx::Error> {
     #[derive(sqlx::FromRow, serde::Deserialize)]
-    struct Row {
-        #[sqlx(flatten)]
-        #[serde(flatten)]
-        user: User,
+    struct Permissions {
         permission_names: Option<String>,
     }
     let sql = format!(
         "SELECT {COLUMNS}, {} AS permission_names FROM users_user WHERE id = $1",
         crate::db::perms::permission_names_subquery(db, "$1")
     );
-    let row: Option<Row> = db.read_optional(&sql, &[Param::Int(id)]).await?;
-    Ok(row.map(|row| {
-        let names = crate::db::perms::split_permission_names(row.permission_names.as_deref());
-        (row.user, names)
+    let row: Option<Both<User, Permissions>> = db.read_optional(&sql, &[Param::Int(id)]).await?;
+    Ok(row.map(|Both(user, permissions)| {
+        let names =
+            crate::db::perms::split_permission_names(permissions.permission_names.as_deref());
+        (user, names)
     }))
 }
 
