@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, Engine, GeneralPurpose, GeneralPurposeConfig};
-use flate2::read::ZlibDecoder;
+// bufread: the input is already in memory (read::ZlibDecoder would copy it
+// through a zeroed 32 KiB buffer on every session read).
+use flate2::bufread::ZlibDecoder;
 use serde_json::Value;
 use thiserror::Error;
 
