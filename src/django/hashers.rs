@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::crypto::{constant_time_compare, get_random_string, RANDOM_STRING_CHARS};
-use super::releases::Release;
 
 /// Django 5.2's `global_settings.PASSWORD_HASHERS`.
 pub const DEFAULT_PASSWORD_HASHERS: &[&str] = &[
@@ -38,8 +37,8 @@ const SALT_ENTROPY_BITS: f64 = 128.0;
 
 /// The hashers Django ships. `Sha1`, `UnsaltedSha1` and `UnsaltedMd5`
 /// exist only up to Django 5.0, `Crypt` only in 4.2
-/// ([`HasherKind::shipped_in`]); hashes in those forms are "unknown" to
-/// later releases.
+/// ([`Release::ships`](super::releases::Release::ships)); hashes in those
+/// forms are "unknown" to later releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HasherKind {
     Pbkdf2Sha256,
@@ -94,19 +93,6 @@ impl HasherKind {
             HasherKind::UnsaltedSha1 => "UnsaltedSHA1PasswordHasher",
             HasherKind::UnsaltedMd5 => "UnsaltedMD5PasswordHasher",
             HasherKind::Crypt => "CryptPasswordHasher",
-        }
-    }
-
-    /// Whether Django `release` has the class: `CryptPasswordHasher` was
-    /// removed in 5.0, the SHA1 and unsalted ones in 5.1
-    /// (docs/DJANGO_RELEASES.md 1.3).
-    pub fn shipped_in(self, release: Release) -> bool {
-        match self {
-            HasherKind::Crypt => release < Release::Django5_0,
-            HasherKind::Sha1 | HasherKind::UnsaltedSha1 | HasherKind::UnsaltedMd5 => {
-                release < Release::Django5_1
-            }
-            _ => true,
         }
     }
 
@@ -223,27 +209,9 @@ impl Hashers {
         })
     }
 
-    /// [`Hashers::from_names`] for a site on Django `release`: a class the
-    /// release does not ship is an error naming the release, and
-    /// `CryptPasswordHasher` (which would need the system's `crypt(3)`) is
-    /// refused. The work factors are the release's.
-    pub fn for_release<S: AsRef<str>>(
-        names: &[S],
-        release: Release,
-    ) -> Result<Hashers, HasherError> {
-        let hashers = Hashers::from_names(names)?;
-        for (name, kind) in names.iter().zip(&hashers.kinds) {
-            if !kind.shipped_in(release) {
-                return Err(HasherError::NotInRelease(
-                    name.as_ref().to_string(),
-                    release.name(),
-                ));
-            }
-            if *kind == HasherKind::Crypt {
-                return Err(HasherError::Unsupported(name.as_ref().to_string()));
-            }
-        }
-        Ok(hashers.with_params(release.hasher_params()))
+    /// `get_hashers()`: the configured classes in `PASSWORD_HASHERS` order.
+    pub fn kinds(&self) -> &[HasherKind] {
+        &self.kinds
     }
 
     /// The same hashers with other work factors.
