@@ -10,7 +10,7 @@
 //! above `hashers`, which implements the classes with their work factors as
 //! parameters and knows nothing of releases.
 
-use crate::django::hashers::{HasherError, HasherKind, HasherParams, Hashers};
+use crate::django::hashers::{HasherError, HasherParams, Hashers, PasswordHasher};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Release {
@@ -77,10 +77,10 @@ impl Release {
     /// Whether the release has the hasher class: `CryptPasswordHasher` was
     /// removed in 5.0, the SHA1 and unsalted ones in 5.1
     /// (docs/DJANGO_RELEASES.md 1.3).
-    pub fn ships(self, kind: HasherKind) -> bool {
-        match kind {
-            HasherKind::Crypt => self < Release::Django5_0,
-            HasherKind::Sha1 | HasherKind::UnsaltedSha1 | HasherKind::UnsaltedMd5 => {
+    pub fn ships(self, hasher: &dyn PasswordHasher) -> bool {
+        match hasher.class_name() {
+            "CryptPasswordHasher" => self < Release::Django5_0,
+            "SHA1PasswordHasher" | "UnsaltedSHA1PasswordHasher" | "UnsaltedMD5PasswordHasher" => {
                 self < Release::Django5_1
             }
             _ => true,
@@ -93,14 +93,14 @@ impl Release {
     /// refused. The work factors are the release's.
     pub fn password_hashers<S: AsRef<str>>(self, names: &[S]) -> Result<Hashers, HasherError> {
         let hashers = Hashers::from_names(names)?;
-        for (name, &kind) in names.iter().zip(hashers.kinds()) {
-            if !self.ships(kind) {
+        for (name, &hasher) in names.iter().zip(hashers.all()) {
+            if !self.ships(hasher) {
                 return Err(HasherError::NotInRelease(
                     name.as_ref().to_string(),
                     self.name(),
                 ));
             }
-            if kind == HasherKind::Crypt {
+            if !hasher.supported() {
                 return Err(HasherError::Unsupported(name.as_ref().to_string()));
             }
         }

@@ -46,13 +46,13 @@ fn is_full_cost(case: &serde_json::Value) -> bool {
 
 fn check_case(case: &serde_json::Value) {
     let all = [
-        HasherKind::Pbkdf2Sha256,
-        HasherKind::Pbkdf2Sha1,
-        HasherKind::Argon2,
-        HasherKind::BCryptSha256,
-        HasherKind::BCrypt,
-        HasherKind::Scrypt,
-        HasherKind::Md5,
+        "pbkdf2_sha256",
+        "pbkdf2_sha1",
+        "argon2",
+        "bcrypt_sha256",
+        "bcrypt",
+        "scrypt",
+        "md5",
     ];
     let hashers = hashers_for(case);
     let encoded = vectors::str(case, "encoded");
@@ -73,7 +73,7 @@ fn check_case(case: &serde_json::Value) {
             let known = ["unsalted_md5", "unsalted_sha1"];
             let ours = algorithm_of(encoded);
             assert!(
-                ours.is_none_or(|a| !known.contains(&a) && all.iter().all(|k| k.algorithm() != a)),
+                ours.is_none_or(|a| !known.contains(&a) && !all.contains(&a)),
                 "{encoded:?} -> {ours:?}"
             );
         }
@@ -169,7 +169,7 @@ fn made_passwords_verify_and_are_current() {
 #[test]
 fn default_make_password_is_pbkdf2_sha256_with_a_22_char_salt() {
     let defaults = Hashers::default();
-    assert_eq!(defaults.preferred(), HasherKind::Pbkdf2Sha256);
+    assert_eq!(defaults.preferred().algorithm(), "pbkdf2_sha256");
     assert_eq!(defaults.params().pbkdf2_iterations, 1_000_000);
     // (the full cost is exercised by the check_password vectors)
     let encoded = defaults.with_params(params_for("fast")).make_password("x");
