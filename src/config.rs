@@ -986,7 +986,8 @@ impl Settings {
                 .collect(),
         };
         let django_release = django_release(env)?;
-        Hashers::for_release(&password_hashers, django_release)
+        django_release
+            .password_hashers(&password_hashers)
             .map_err(|e| ConfigError::new("PASSWORD_HASHERS", e.to_string()))?;
         let bind = get("BIND_ADDRESS")
             .unwrap_or("127.0.0.1:8000")
@@ -1093,7 +1094,8 @@ impl Settings {
     }
 
     pub fn hashers(&self) -> Hashers {
-        Hashers::for_release(&self.password_hashers, self.django_release)
+        self.django_release
+            .password_hashers(&self.password_hashers)
             .expect("validated when the settings were read")
     }
 }

@@ -6,9 +6,11 @@
 //! would rewrite each other's at every login.
 //!
 //! Read from each release's `django/contrib/auth/hashers.py`; the default
-//! `PASSWORD_HASHERS` list is the same in all of them.
+//! `PASSWORD_HASHERS` list is the same in all of them. This module sits
+//! above `hashers`, which implements the classes with their work factors as
+//! parameters and knows nothing of releases.
 
-use crate::django::hashers::HasherParams;
+use crate::django::hashers::{HasherError, HasherParams, Hashers, PasswordHasher};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Release {
@@ -71,12 +73,44 @@ impl Release {
             ..HasherParams::default()
         }
     }
+
+    /// Whether the release has the hasher class: `CryptPasswordHasher` was
+    /// removed in 5.0, the SHA1 and unsalted ones in 5.1
+    /// (docs/DJANGO_RELEASES.md 1.3).
+    pub fn ships(self, hasher: &dyn PasswordHasher) -> bool {
+        match hasher.class_name() {
+            "CryptPasswordHasher" => self < Release::Django5_0,
+            "SHA1PasswordHasher" | "UnsaltedSHA1PasswordHasher" | "UnsaltedMD5PasswordHasher" => {
+                self < Release::Django5_1
+            }
+            _ => true,
+        }
+    }
+
+    /// [`Hashers::from_names`] for a site on this release: a class the
+    /// release does not ship is an error naming the release, and
+    /// `CryptPasswordHasher` (which would need the system's `crypt(3)`) is
+    /// refused. The work factors are the release's.
+    pub fn password_hashers<S: AsRef<str>>(self, names: &[S]) -> Result<Hashers, HasherError> {
+        let hashers = Hashers::from_names(names)?;
+        for (name, &hasher) in names.iter().zip(hashers.all()) {
+            if !self.ships(hasher) {
+                return Err(HasherError::NotInRelease(
+                    name.as_ref().to_string(),
+                    self.name(),
+                ));
+            }
+            if !hasher.supported() {
+                return Err(HasherError::Unsupported(name.as_ref().to_string()));
+            }
+        }
+        Ok(hashers.with_params(self.hasher_params()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::django::hashers::Hashers;
 
     #[test]
     fn releases_by_name() {
@@ -187,7 +221,8 @@ mod tests {
                 .collect();
             let legacy = names.iter().any(|n| n.contains("Unsalted"));
             assert_eq!(legacy, release < Release::Django5_1, "{names:?}");
-            let hashers = Hashers::for_release(&names, release)
+            let hashers = release
+                .password_hashers(&names)
                 .unwrap_or_else(|e| panic!("Django {}: {e}", release.name()));
             let mut legacy_rows = 0;
             for case in all["rows"].as_array().unwrap() {
@@ -222,7 +257,6 @@ mod tests {
     /// the release; `crypt` (4.2 only) is refused as not supported.
     #[test]
     fn hashers_the_release_lacks_are_refused() {
-        use crate::django::hashers::HasherError;
         let with = |class: &str| {
             vec![
                 "django.contrib.auth.hashers.PBKDF2PasswordHasher".to_string(),
@@ -235,7 +269,7 @@ mod tests {
                 "UnsaltedSHA1PasswordHasher",
                 "UnsaltedMD5PasswordHasher",
             ] {
-                let got = Hashers::for_release(&with(class), release);
+                let got = release.password_hashers(&with(class));
                 if release <= Release::Django5_0 {
                     assert!(got.is_ok(), "{class} in {release:?}");
                 } else {
@@ -249,7 +283,9 @@ mod tests {
                         .contains(&format!("Django {}", release.name())));
                 }
             }
-            let crypt = Hashers::for_release(&with("CryptPasswordHasher"), release).unwrap_err();
+            let crypt = release
+                .password_hashers(&with("CryptPasswordHasher"))
+                .unwrap_err();
             if release == Release::Django4_2 {
                 assert!(matches!(crypt, HasherError::Unsupported(_)), "{crypt}");
                 assert!(crypt.to_string().contains("crypt(3)"), "{crypt}");
@@ -258,7 +294,9 @@ mod tests {
             }
         }
         // The release's work factors come along.
-        let h = Hashers::for_release(&with("SHA1PasswordHasher"), Release::Django4_2).unwrap();
+        let h = Release::Django4_2
+            .password_hashers(&with("SHA1PasswordHasher"))
+            .unwrap();
         assert_eq!(h.params().pbkdf2_iterations, 600_000);
     }
 }
