@@ -132,8 +132,9 @@ impl HashingPool {
             .expect("the pool's semaphores are never closed");
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _running = running;
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            // The place is free before the caller hears the answer.
+            drop(running);
             // The caller may have gone (its client hung up): nobody to tell.
             let _ = answer.send(outcome);
         });
