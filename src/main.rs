@@ -884,11 +884,16 @@ async fn sendtestemail(db: &Db, settings: &Settings, addresses: &[String]) -> Ou
                 ..
             }) => {
                 failed += 1;
-                let when = retry_at.map(|t| format!(" from {} UTC", t.to_sqlite_text()));
+                let fate = match retry_at {
+                    Some(t) => format!(
+                        "It stays in the outbox; `unchained serve` retries it from {} UTC.",
+                        t.to_sqlite_text()
+                    ),
+                    None => "It can never be sent: marked failed, it is not retried.".into(),
+                };
                 eprintln!(
-                    "Could not send test email {id} to {}: {error}\n  It stays in the outbox; `unchained serve` retries it{}.",
-                    row.recipient,
-                    when.unwrap_or_default()
+                    "Could not send test email {id} to {}: {error}\n  {fate}",
+                    row.recipient
                 );
             }
             None => println!(

@@ -451,6 +451,46 @@ async fn next_is_followed_only_to_this_host() {
     .await;
 }
 
+/// Django's EmailField takes a local part of 65 characters (only the whole
+/// is limited); no SMTP server need, and lettre does not. The account is
+/// made as Django makes it; its letter is marked failed, not retried for
+/// ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_whose_letter_can_never_be_sent_marks_it_failed() {
+    on_each_backend(async |app, backend| {
+        let email = format!("{}@example.com", "a".repeat(65));
+        app.browser()
+            .submit(
+                "/users/register/",
+                &registration_form(&email, GOOD_PASSWORD, GOOD_PASSWORD),
+            )
+            .await
+            .assert_redirect("/users/login/", backend);
+        assert!(app.user(&email).await.is_some(), "{backend}");
+        let start = Instant::now();
+        let failed = loop {
+            let rows = app.outbox().await;
+            assert_eq!(rows.len(), 1, "{backend}: {rows:?}");
+            if rows[0].failed_at.is_some() {
+                break rows[0].clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{backend}: the letter was not given up: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!((failed.attempts, failed.sent_at), (1, None), "{backend}");
+        // EMAIL_RETRY_SECONDS is 1 here: a retried letter would have
+        // counted more attempts by now.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        app.mailer.notify();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.outbox().await[0].attempts, 1, "{backend}");
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // 2. Password reset
 
