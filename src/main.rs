@@ -626,12 +626,27 @@ async fn createsuperuser(
             .ok_or_else(|| Failure("Error: You must use --email with --noinput.".into()))?,
         (None, false) => read_line("Email address: ")?,
     };
-    let email = db::users::normalize_email(&email);
-    if !looks_like_email(&email) {
+    // As `_validate_username`: the model field's clean() of the address as
+    // given (validate_email, then max_length), every error; then stored
+    // normalized, as create_superuser does.
+    let mut problems = Vec::new();
+    if !unchained::django::email_validator::validate_email(&email) {
+        problems.push("Enter a valid email address.".to_string());
+    }
+    let length = email.chars().count();
+    if length > db::users::EMAIL_MAX_LENGTH {
+        problems.push(format!(
+            "Ensure this value has at most {} characters (it has {length}).",
+            db::users::EMAIL_MAX_LENGTH
+        ));
+    }
+    if !problems.is_empty() {
         return Err(Failure(format!(
-            "Error: Enter a valid email address (got {email:?})."
+            "Error: {} (got {email:?})",
+            problems.join("; ")
         )));
     }
+    let email = db::users::normalize_email(&email);
     let password = if noinput {
         std::env::var("DJANGO_SUPERUSER_PASSWORD")
             .ok()
@@ -662,20 +677,6 @@ async fn createsuperuser(
             "Error: That email address is already taken.".into(),
         )),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// The shape check of Django's `EmailValidator`, loosely: one `@`, text on
-/// both sides, a dot in the domain.
-fn looks_like_email(email: &str) -> bool {
-    match email.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !email.contains(char::is_whitespace)
-        }
-        None => false,
     }
 }
 
@@ -883,11 +884,16 @@ async fn sendtestemail(db: &Db, settings: &Settings, addresses: &[String]) -> Ou
                 ..
             }) => {
                 failed += 1;
-                let when = retry_at.map(|t| format!(" from {} UTC", t.to_sqlite_text()));
+                let fate = match retry_at {
+                    Some(t) => format!(
+                        "It stays in the outbox; `unchained serve` retries it from {} UTC.",
+                        t.to_sqlite_text()
+                    ),
+                    None => "It can never be sent: marked failed, it is not retried.".into(),
+                };
                 eprintln!(
-                    "Could not send test email {id} to {}: {error}\n  It stays in the outbox; `unchained serve` retries it{}.",
-                    row.recipient,
-                    when.unwrap_or_default()
+                    "Could not send test email {id} to {}: {error}\n  {fate}",
+                    row.recipient
                 );
             }
             None => println!(

@@ -169,6 +169,47 @@ async fn serve_migrates_an_empty_database_and_answers() {
     }
 }
 
+/// The address is checked as the model field checks it (Django's
+/// `validate_email`, then `max_length=254`), as given.
+#[tokio::test]
+async fn createsuperuser_checks_the_address_as_django() {
+    for backend in backends() {
+        let t = TestDb::new(backend).await;
+        assert!(t.run(&["migrate"]).status.success());
+        let create = |email: &str| {
+            t.command(&["createsuperuser", "--noinput", "--email", email])
+                .env("DJANGO_SUPERUSER_PASSWORD", "correct horse battery")
+                .output()
+                .unwrap()
+        };
+        let long = format!("{}@example.com", "a".repeat(250));
+        for (email, errors) in [
+            ("ivan@example", vec!["Enter a valid email address."]),
+            (" ivan@example.com", vec!["Enter a valid email address."]),
+            ("иван@example.com", vec!["Enter a valid email address."]),
+            (
+                long.as_str(),
+                vec!["Ensure this value has at most 254 characters (it has 262)."],
+            ),
+        ] {
+            let out = create(email);
+            assert!(!out.status.success(), "{backend} {email:?}: {}", text(&out));
+            for error in errors {
+                assert!(
+                    text(&out).contains(error),
+                    "{backend} {email:?}: {}",
+                    text(&out)
+                );
+            }
+        }
+        // Django's validator allows `localhost` and quoted local parts.
+        for email in ["admin@localhost", "\"admin\\ one\"@example.com"] {
+            let out = create(email);
+            assert!(out.status.success(), "{backend} {email:?}: {}", text(&out));
+        }
+    }
+}
+
 #[tokio::test]
 async fn superuser_password_and_groups() {
     for backend in backends() {

@@ -1,7 +1,8 @@
 //! E-mail against a real SMTP server on loopback (aiosmtpd, with TLS and a
 //! login required; `compat-tests/tools/smtp_server.py`): `sendtestemail`
 //! over implicit TLS and STARTTLS, failures that keep the letter in the
-//! outbox, the worker that retries it, two workers sharing one outbox, and
+//! outbox, the worker that retries it (and gives up a letter whose address
+//! can never be sent), two workers sharing one outbox, and
 //! the console and file back ends. On SQLite, and on PostgreSQL when
 //! `UNCHAINED_TEST_POSTGRES` is set.
 
@@ -518,6 +519,108 @@ async fn letters_are_stored_only_when_the_transaction_commits() {
     }
 }
 
+/// A letter to an address no back end can send to (one Django's
+/// validator refuses, or one lettre refuses although Django takes it) is
+/// marked failed at its first attempt and never tried again; the others go.
+#[tokio::test]
+async fn a_letter_that_can_never_be_sent_is_marked_failed_not_retried() {
+    for backend in backends() {
+        let (t, db) = migrated(backend).await;
+        let folder = t.path("mail");
+        let settings = unchained::config::EmailSettings {
+            backend: unchained::config::EmailBackend::File(folder.clone()),
+            host: "unused".into(),
+            port: 25,
+            host_user: String::new(),
+            host_password: Default::default(),
+            use_ssl: false,
+            use_tls: false,
+            default_from: "shop@example.com".into(),
+            retry_base: Duration::from_secs(30),
+        };
+        let mailer = unchained::mail::Mailer::new(&settings).unwrap();
+        // Django's EmailField takes a local part of 65 characters; lettre
+        // (RFC 5321's limit) does not. lettre takes a domain without a dot;
+        // Django does not.
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let recipients = ["ivan@example.com", long_local.as_str(), "ivan@example"];
+        let mut tx = db.begin().await.unwrap();
+        let mut ids = Vec::new();
+        for to in recipients {
+            let letter = Email {
+                to: to.to_string(),
+                subject: "Тема".into(),
+                body: "Текст".into(),
+            };
+            ids.push(
+                outbox::enqueue(&mut tx, &letter, &settings.outbox_backend())
+                    .await
+                    .unwrap(),
+            );
+        }
+        tx.commit().await.unwrap();
+
+        let deliveries = unchained::mail::deliver_due(&db, &mailer, settings.retry_base)
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 3, "{backend}: {deliveries:?}");
+        assert!(deliveries[0].result.is_ok(), "{backend}: {deliveries:?}");
+        for delivery in &deliveries[1..] {
+            let error = delivery.result.as_ref().unwrap_err();
+            assert!(
+                error.contains("not an e-mail address"),
+                "{backend}: {error}"
+            );
+            assert_eq!(delivery.retry_at, None, "{backend}: never retried");
+            assert_eq!(delivery.attempts, 1, "{backend}");
+        }
+        assert!(row(&db, ids[0]).await.sent_at.is_some(), "{backend}");
+        for &id in &ids[1..] {
+            let failed = row(&db, id).await;
+            assert_eq!(failed.sent_at, None, "{backend}: {failed:?}");
+            assert!(failed.failed_at.is_some(), "{backend}: {failed:?}");
+            assert_eq!(failed.attempts, 1, "{backend}: {failed:?}");
+            assert!(
+                failed
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("not an e-mail address")),
+                "{backend}: {failed:?}"
+            );
+        }
+
+        // Given up: not due at any time, not claimable, not waiting, and a
+        // second pass sends nothing.
+        let outbox_backend = settings.outbox_backend();
+        let later = DjangoDateTime(DjangoDateTime::now().0 + chrono::Duration::days(365));
+        let lease = DjangoDateTime(later.0 + chrono::Duration::minutes(10));
+        assert!(outbox::due(&db, &outbox_backend, later, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            outbox::next_due_at(&db, &outbox_backend).await.unwrap(),
+            None
+        );
+        assert!(!outbox::claim(&db, &outbox_backend, ids[1], later, lease)
+            .await
+            .unwrap());
+        assert_eq!(
+            outbox::waiting(&db, &outbox_backend).await.unwrap().0,
+            0,
+            "{backend}"
+        );
+        assert!(
+            unchained::mail::deliver_due(&db, &mailer, settings.retry_base)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1, "{backend}");
+        db.close().await;
+    }
+}
+
 #[tokio::test]
 async fn migrate_creates_the_outbox_and_check_leaves_it_alone() {
     for backend in backends() {
@@ -581,6 +684,7 @@ async fn an_outbox_made_before_letters_named_their_back_end_gets_the_column() {
         let (t, db) = migrated(backend).await;
         // The table as an older version made it, holding a letter.
         common::exec(&db, "ALTER TABLE unchained_outbox DROP COLUMN backend").await;
+        common::exec(&db, "ALTER TABLE unchained_outbox DROP COLUMN failed_at").await;
         common::exec(
             &db,
             "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
@@ -590,11 +694,13 @@ async fn an_outbox_made_before_letters_named_their_back_end_gets_the_column() {
         .await;
         let out = t.run(&["migrate"]);
         assert!(out.status.success(), "{backend}: {}", text(&out));
-        assert!(
-            text(&out).contains("Added column unchained_outbox.backend"),
-            "{backend}: {}",
-            text(&out)
-        );
+        for column in ["backend", "failed_at"] {
+            assert!(
+                text(&out).contains(&format!("Added column unchained_outbox.{column}")),
+                "{backend}: {}",
+                text(&out)
+            );
+        }
         assert!(
             unchained::db::schema::ensure_own_tables(&db)
                 .await
@@ -607,7 +713,11 @@ async fn an_outbox_made_before_letters_named_their_back_end_gets_the_column() {
             .await
             .unwrap();
         assert_eq!(due.len(), 1, "{backend}");
-        assert_eq!(due[0].backend, None, "{backend}");
+        assert_eq!(
+            (&due[0].backend, due[0].failed_at),
+            (&None, None),
+            "{backend}"
+        );
         db.close().await;
     }
 }

@@ -5,7 +5,8 @@
 -- The outbox: every letter is stored here in the transaction of the change
 -- that causes it, then sent by the mail worker (attempts counts failures)
 -- of an instance whose e-mail back end is `backend` (NULL: any instance).
-CREATE TABLE IF NOT EXISTS "unchained_outbox" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "recipient" varchar(254) NOT NULL, "subject" text NOT NULL, "body" text NOT NULL, "created_at" datetime NOT NULL, "attempts" integer NOT NULL, "next_attempt_at" datetime NOT NULL, "sent_at" datetime NULL, "last_error" text NULL, "backend" varchar(300) NULL);
+-- A letter whose address can never be sent is given up at `failed_at`.
+CREATE TABLE IF NOT EXISTS "unchained_outbox" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "recipient" varchar(254) NOT NULL, "subject" text NOT NULL, "body" text NOT NULL, "created_at" datetime NOT NULL, "attempts" integer NOT NULL, "next_attempt_at" datetime NOT NULL, "sent_at" datetime NULL, "last_error" text NULL, "backend" varchar(300) NULL, "failed_at" datetime NULL);
 
 CREATE INDEX IF NOT EXISTS "unchained_outbox_due" ON "unchained_outbox" ("next_attempt_at") WHERE "sent_at" IS NULL;
 

@@ -4,7 +4,8 @@
 //! so it is stored if and only if that change commits. The mail worker then
 //! sends it with no transaction open: it claims the row first (a short
 //! lease on `next_attempt_at`, taken by one atomic UPDATE), so two servers on
-//! one database never send the same letter twice.
+//! one database never send the same letter twice. A letter whose address
+//! can never be sent is given up (`failed_at`) instead of retried.
 
 use crate::db::time::DjangoDateTime;
 use crate::db::{Db, Tx};
@@ -29,6 +30,9 @@ pub struct OutboxRow {
     /// The e-mail back end that is to send it (`EmailSettings::outbox_backend`);
     /// `None` for letters queued before the column existed: any instance.
     pub backend: Option<String>,
+    /// When the letter was given up, its address being one that can never
+    /// be sent ([`mark_undeliverable`]); it is not tried again.
+    pub failed_at: Option<DjangoDateTime>,
 }
 
 impl OutboxRow {
@@ -42,10 +46,13 @@ impl OutboxRow {
 }
 
 const COLUMNS: &str = "id, recipient, subject, body, created_at, attempts, next_attempt_at, \
-     sent_at, last_error, backend";
+     sent_at, last_error, backend, failed_at";
 
 /// The letters an instance with this back end sends.
 const FOR_BACKEND: &str = "(backend = $BACKEND OR backend IS NULL)";
+
+/// Letters still to send: neither sent nor given up.
+const UNSENT: &str = "sent_at IS NULL AND failed_at IS NULL";
 
 /// Stores a letter in the caller's transaction, due at once, for an
 /// instance with this e-mail back end to send. Returns its id.
@@ -74,7 +81,8 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<OutboxRow>, sqlx::Error> {
         .await)
 }
 
-/// Unsent letters for this back end whose time has come, oldest first.
+/// Unsent letters for this back end whose time has come, oldest first
+/// (never those given up).
 pub async fn due(
     db: &Db,
     backend: &str,
@@ -83,7 +91,7 @@ pub async fn due(
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM unchained_outbox \
-         WHERE sent_at IS NULL AND next_attempt_at <= $1 AND {} ORDER BY id LIMIT $2",
+         WHERE {UNSENT} AND next_attempt_at <= $1 AND {} ORDER BY id LIMIT $2",
         FOR_BACKEND.replace("$BACKEND", "$3")
     );
     on_pool!(db, |pool| sqlx::query_as(&sql)
@@ -100,7 +108,7 @@ pub async fn next_due_at(db: &Db, backend: &str) -> Result<Option<DjangoDateTime
     // ORDER BY/LIMIT rather than MIN(): the column keeps its declared type,
     // so it decodes as a datetime on SQLite too.
     let sql = format!(
-        "SELECT next_attempt_at FROM unchained_outbox WHERE sent_at IS NULL AND {} \
+        "SELECT next_attempt_at FROM unchained_outbox WHERE {UNSENT} AND {} \
          ORDER BY next_attempt_at LIMIT 1",
         FOR_BACKEND.replace("$BACKEND", "$1")
     );
@@ -124,7 +132,7 @@ pub async fn claim(
 ) -> Result<bool, sqlx::Error> {
     let sql = format!(
         "UPDATE unchained_outbox SET next_attempt_at = $3 \
-         WHERE id = $1 AND sent_at IS NULL AND next_attempt_at <= $2 AND {}",
+         WHERE id = $1 AND {UNSENT} AND next_attempt_at <= $2 AND {}",
         FOR_BACKEND.replace("$BACKEND", "$4")
     );
     let affected = on_pool!(db, |pool| sqlx::query(&sql)
@@ -170,6 +178,27 @@ pub async fn mark_failed(
     .map(|_| ()))
 }
 
+/// Records that a letter can never be sent (its address is no address a
+/// back end can send to): counts the attempt, keeps the error and gives the
+/// letter up at `failed_at`; no worker takes it again.
+pub async fn mark_undeliverable(
+    db: &Db,
+    id: i64,
+    error: &str,
+    failed_at: DjangoDateTime,
+) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| sqlx::query(
+        "UPDATE unchained_outbox SET attempts = attempts + 1, last_error = $2, \
+         failed_at = $3 WHERE id = $1 AND sent_at IS NULL"
+    )
+    .bind(id)
+    .bind(error)
+    .bind(failed_at)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+}
+
 /// Letters waiting to be sent by an instance with this back end, and the
 /// age in seconds of the oldest (since it was queued), for the metrics.
 /// One query, on the rows of the partial index of unsent letters.
@@ -180,14 +209,14 @@ pub async fn waiting(db: &Db, backend: &str) -> Result<(i64, Option<f64>), sqlx:
             // Stored as UTC text, which julianday() reads; 'now' is UTC.
             let sql = format!(
                 "SELECT COUNT(*), (julianday('now') - julianday(MIN(created_at))) * 86400.0 \
-                 FROM unchained_outbox WHERE sent_at IS NULL AND {filter}"
+                 FROM unchained_outbox WHERE {UNSENT} AND {filter}"
             );
             sqlx::query_as(&sql).bind(backend).fetch_one(pool).await
         }
         Db::Postgres(pool) => {
             let sql = format!(
                 "SELECT COUNT(*), EXTRACT(EPOCH FROM (now() - MIN(created_at)))::float8 \
-                 FROM unchained_outbox WHERE sent_at IS NULL AND {filter}"
+                 FROM unchained_outbox WHERE {UNSENT} AND {filter}"
             );
             sqlx::query_as(&sql).bind(backend).fetch_one(pool).await
         }

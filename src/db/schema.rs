@@ -529,15 +529,32 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
 }
 
 /// Columns added to this project's own tables after they were first made,
-/// with their SQL type: added to a table an older version made.
-const OWN_ADDED_COLUMNS: [(&str, &str, &str); 1] =
-    [("unchained_outbox", "backend", "varchar(300) NULL")];
+/// with their SQL type on SQLite and on PostgreSQL (as `schema/unchained/`
+/// declares them): added to a table an older version made.
+const OWN_ADDED_COLUMNS: [(&str, &str, &str, &str); 2] = [
+    (
+        "unchained_outbox",
+        "backend",
+        "varchar(300) NULL",
+        "character varying(300)",
+    ),
+    (
+        "unchained_outbox",
+        "failed_at",
+        "datetime NULL",
+        "timestamp with time zone",
+    ),
+];
 
 /// Adds the columns of [`OWN_ADDED_COLUMNS`] that an existing own table
 /// lacks. Returns them as `table.column`.
 async fn add_own_columns(db: &Db, actual: &Shape) -> Result<Vec<String>, sqlx::Error> {
     let mut added = Vec::new();
-    for (table, column, sql_type) in OWN_ADDED_COLUMNS {
+    for (table, column, sqlite_type, postgres_type) in OWN_ADDED_COLUMNS {
+        let sql_type = match db {
+            Db::Sqlite(..) => sqlite_type,
+            Db::Postgres(_) => postgres_type,
+        };
         let lacks = actual
             .get(table)
             .is_some_and(|columns| !columns.iter().any(|c| c.name == column));

@@ -30,6 +30,9 @@ const COLUMNS: &str =
     "id, password, last_login, is_superuser, first_name, last_name, is_staff, is_active, \
                        date_joined, email, avatar, phone, country, token";
 
+/// `users_user.email`: the model's `EmailField(max_length=254)`.
+pub const EMAIL_MAX_LENGTH: usize = 254;
+
 /// Django's `BaseUserManager.normalize_email`: the domain part is lowercased.
 pub fn normalize_email(email: &str) -> String {
     let email = email.trim();

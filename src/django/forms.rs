@@ -12,6 +12,13 @@ pub const NUL_CHARACTER: &str = "Данные содержат запрещён�
 pub const INVALID_CHOICE: &str =
     "Выберите корректный вариант. Вашего варианта нет среди допустимых значений.";
 
+/// Python's `str.strip()`: Unicode white space, and also the four
+/// separators U+001C to U+001F, which Python counts as space and Rust's
+/// `trim` does not.
+pub fn python_strip(value: &str) -> &str {
+    value.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
 /// `CharField(max_length, required)`: stripped; `None` for an empty
 /// optional value (Django stores NULL for an empty nullable field).
 pub fn clean_char(
@@ -19,7 +26,7 @@ pub fn clean_char(
     max_length: Option<usize>,
     required: bool,
 ) -> Result<Option<String>, String> {
-    let value = value.unwrap_or("").trim();
+    let value = python_strip(value.unwrap_or(""));
     if value.contains('\0') {
         return Err(NUL_CHARACTER.into());
     }
@@ -44,6 +51,48 @@ pub fn clean_char(
 /// `CharField(null=True)` turns it into NULL).
 pub fn clean_text(value: Option<&str>) -> Result<String, String> {
     Ok(clean_char(value, None, false)?.unwrap_or_default())
+}
+
+/// What `forms.EmailField(max_length)` finds wrong with a value, in
+/// Django's order (its validators run one after another and every error is
+/// shown): the caller words them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailError {
+    /// `required`: nothing but white space.
+    Required,
+    /// `invalid`: `validate_email` refuses it.
+    Invalid,
+    /// `max_length`: longer than the limit; `length` is its length.
+    MaxLength { length: usize },
+    /// `null_characters_not_allowed`: it holds a NUL.
+    NulCharacter,
+}
+
+/// `forms.EmailField(max_length=...)`, required: the value stripped as
+/// `CharField` strips it, then `validate_email`, `MaxLengthValidator` and
+/// `ProhibitNullCharactersValidator`, all of them (an empty value stops at
+/// `required`). The clean value, or every error.
+pub fn clean_email(value: Option<&str>, max_length: usize) -> Result<String, Vec<EmailError>> {
+    let value = python_strip(value.unwrap_or(""));
+    if value.is_empty() {
+        return Err(vec![EmailError::Required]);
+    }
+    let mut errors = Vec::new();
+    if !super::email_validator::validate_email(value) {
+        errors.push(EmailError::Invalid);
+    }
+    let length = value.chars().count();
+    if length > max_length {
+        errors.push(EmailError::MaxLength { length });
+    }
+    if value.contains('\0') {
+        errors.push(EmailError::NulCharacter);
+    }
+    if errors.is_empty() {
+        Ok(value.to_string())
+    } else {
+        Err(errors)
+    }
 }
 
 /// `IntegerField(min_value, max_value)`, required. Like Django it takes
@@ -253,6 +302,41 @@ pub fn parse_choice_id(value: Option<&str>) -> Result<Option<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::django::vectors;
+
+    #[test]
+    fn email_fields_clean_as_django_cleans_them() {
+        let cases = vectors::validators_list("email_form_field");
+        assert!(cases.len() >= 200, "{} vectors", cases.len());
+        for case in cases {
+            let value = vectors::str(case, "value");
+            let want = match case["cleaned"].as_str() {
+                Some(cleaned) => Ok(cleaned.to_string()),
+                None => Err(case["errors"]
+                    .as_array()
+                    .expect("a list of errors")
+                    .iter()
+                    .map(|e| match e["code"].as_str().expect("a code") {
+                        "required" => EmailError::Required,
+                        "invalid" => EmailError::Invalid,
+                        "max_length" => EmailError::MaxLength {
+                            length: e["length"].as_u64().expect("a length") as usize,
+                        },
+                        "null_characters_not_allowed" => EmailError::NulCharacter,
+                        other => panic!("unknown error code {other}"),
+                    })
+                    .collect()),
+            };
+            assert_eq!(clean_email(Some(value), 254), want, "{value:?}");
+        }
+        assert_eq!(clean_email(None, 254), Err(vec![EmailError::Required]));
+    }
+
+    #[test]
+    fn python_strips_the_separators_too() {
+        assert_eq!(python_strip("\u{1c}\u{3000} a b\t\u{85}\u{1f}"), "a b");
+        assert_eq!(python_strip("\u{200b}a"), "\u{200b}a");
+    }
 
     #[test]
     fn decimals_are_cleaned_and_counted_as_django() {

@@ -1,5 +1,5 @@
 //! Test access to the vectors a real Django produced
-//! (`compat-tests/vectors/django.json`).
+//! (`compat-tests/vectors/django.json` and `validators.json`).
 
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -39,4 +39,25 @@ pub fn strings(case: &Value, field: &str) -> Vec<String> {
             .map(|s| s.as_str().expect("list of strings").to_string())
             .collect(),
     }
+}
+
+const VALIDATORS_RAW: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/compat-tests/vectors/validators.json"
+));
+
+/// `compat-tests/vectors/validators.json`: Django's checks on untrusted
+/// input (`compat-tests/tools/make_validator_vectors.py`).
+pub fn validators() -> &'static Value {
+    static PARSED: OnceLock<Value> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        serde_json::from_str(VALIDATORS_RAW).expect("validators.json is valid JSON")
+    })
+}
+
+/// The list of vectors under `name` in validators.json.
+pub fn validators_list(name: &str) -> &'static Vec<Value> {
+    validators()[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no vector list {name:?} in validators.json"))
 }

@@ -3,7 +3,8 @@
 //!
 //! Nothing is sent directly: a letter is stored in the outbox
 //! ([`crate::db::outbox::enqueue`]) in the transaction of the change that
-//! causes it, and the worker delivers it, retrying until it goes through.
+//! causes it, and the worker delivers it, retrying until it goes through;
+//! a letter to an address that can never be sent is given up instead.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{EmailBackend, EmailSettings};
+use crate::django::email_validator::validate_email;
 
 pub mod worker;
 
@@ -56,8 +58,15 @@ impl Email {
         Ok(email)
     }
 
+    /// The address to send to: one Django's `validate_email` takes and
+    /// lettre reads (lettre refuses some Django takes, such as a domain
+    /// label that is no IDNA one). Else no attempt can ever send the letter.
     fn recipient(&self) -> Result<Mailbox, MailError> {
-        match self.to.trim().parse::<lettre::Address>() {
+        let to = self.to.trim();
+        if !validate_email(to) {
+            return Err(MailError::Address(self.to.clone()));
+        }
+        match to.parse::<lettre::Address>() {
             Ok(address) => Ok(Mailbox::new(None, address)),
             Err(_) => Err(MailError::Address(self.to.clone())),
         }
@@ -79,6 +88,15 @@ pub enum MailError {
     },
     #[error("cannot write to the console: {0}")]
     Console(std::io::Error),
+}
+
+impl MailError {
+    /// Whether sending the letter again can never succeed: the recipient's
+    /// address is none a letter can go to ([`Email::new`] refuses it).
+    /// Anything else (a server away, a refused login, a full disk) may pass.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, MailError::Address(_))
+    }
 }
 
 /// An error and its causes on one line: lettre's own message is terse
@@ -474,13 +492,29 @@ mod tests {
 
     #[test]
     fn addresses_are_checked() {
-        for bad in ["", "ivan", "ivan@", "a b@example.com", "<ivan@example.com>"] {
-            assert!(
-                matches!(Email::new(bad, "s", "b"), Err(MailError::Address(_))),
-                "{bad:?}"
-            );
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        for bad in [
+            "",
+            "ivan",
+            "ivan@",
+            "a b@example.com",
+            "<ivan@example.com>",
+            // lettre takes these, Django's validator does not.
+            "ivan@example",
+            "иван@example.com",
+            "ivan@example.c",
+            // Django's validator takes these, lettre does not.
+            "\"\"@example.com",
+            "\"\u{1}\"@example.com",
+            &long_local,
+        ] {
+            let refused = Email::new(bad, "s", "b").unwrap_err();
+            assert!(matches!(refused, MailError::Address(_)), "{bad:?}");
+            assert!(refused.is_permanent(), "{bad:?}");
         }
         assert!(Email::new("ivan.petrov+shop@mail.ru", "s", "b").is_ok());
+        assert!(Email::new("ivan@пример.рф", "s", "b").is_ok());
+        assert!(Email::new(" ivan@example.com ", "s", "b").is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The outbox worker: sends due letters in id order, marks them sent, and
-//! retries failures with exponential back-off.
+//! retries failures with exponential back-off; a letter whose address can
+//! never be sent is marked failed and not retried.
 //!
 //! Each letter is claimed before it is sent (a lease on `next_attempt_at`,
 //! see [`outbox::claim`]) and no transaction is held across the network, so
@@ -19,7 +20,7 @@ use crate::config::{EmailSettings, EMAIL_RETRY_CAP};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::time::DjangoDateTime;
 use crate::db::Db;
-use crate::mail::Mailer;
+use crate::mail::{MailError, Mailer};
 
 /// How often the worker looks at the outbox when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -57,13 +58,16 @@ pub struct Delivery {
     pub result: Result<(), String>,
     /// Failed attempts so far, this one included.
     pub attempts: i32,
-    /// When it is tried again, after a failure.
+    /// When it is tried again, after a failure; `None` after a failure
+    /// means never: the address can never be sent, and the letter is
+    /// marked failed ([`outbox::mark_undeliverable`]).
     pub retry_at: Option<DjangoDateTime>,
 }
 
 /// Claims one letter and sends it: marks it sent, or records the failure and
-/// schedules the retry. `None` when the letter is not (or no longer) due:
-/// sent already, waiting for its retry, or claimed by another worker.
+/// schedules the retry, or, when its address can never be sent, marks it
+/// failed for good. `None` when the letter is not (or no longer) due: sent
+/// or given up already, waiting for its retry, or claimed by another worker.
 pub async fn deliver(
     db: &Db,
     mailer: &Mailer,
@@ -82,7 +86,9 @@ pub async fn deliver(
     {
         return Ok(None);
     }
-    let result = mailer.send(&row.email()).await.map_err(|e| e.to_string());
+    let sent = mailer.send(&row.email()).await;
+    let permanent = sent.as_ref().is_err_and(MailError::is_permanent);
+    let result = sent.map_err(|e| e.to_string());
     let mut delivery = Delivery {
         id: row.id,
         recipient: row.recipient.clone(),
@@ -94,6 +100,15 @@ pub async fn deliver(
         Ok(()) => {
             outbox::mark_sent(db, row.id, DjangoDateTime::now()).await?;
             tracing::info!("e-mail {} sent to {}", row.id, row.recipient);
+        }
+        Err(error) if permanent => {
+            delivery.attempts += 1;
+            outbox::mark_undeliverable(db, row.id, error, DjangoDateTime::now()).await?;
+            tracing::error!(
+                "e-mail {} to {:?} can never be sent, marked failed: {error}",
+                row.id,
+                row.recipient
+            );
         }
         Err(error) => {
             delivery.attempts += 1;

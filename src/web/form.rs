@@ -98,9 +98,10 @@ impl FormData {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The value trimmed, or "" when missing (Django's CharField cleaning).
+    /// The value stripped as Python strips it, or "" when missing
+    /// (Django's CharField cleaning).
     pub fn text(&self, name: &str) -> String {
-        self.get(name).unwrap_or("").trim().to_string()
+        crate::django::forms::python_strip(self.get(name).unwrap_or("")).to_string()
     }
 
     /// A chosen file. A file part with no name and no content (what a

@@ -3,19 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use minijinja::{context, Value};
-use serde::Deserialize;
 
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
-use crate::django::forms::{NUL_CHARACTER, REQUIRED};
+use crate::django::forms::{clean_email, EmailError, NUL_CHARACTER, REQUIRED};
 use crate::django::password_validation::{validate_password, UserAttributes};
+use crate::django::safe_url::url_has_allowed_host_and_scheme;
 use crate::django::tokens::{self, TokenUser};
+use crate::django::urlparse::parse_qsl;
 use crate::mail::Email;
 use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
@@ -53,27 +54,25 @@ fn refuse_nul(form: &FormData, errors: &mut Errors, fields: &[&'static str]) {
         }
     }
 }
-const MAX_EMAIL_LENGTH: usize = 254;
-
-/// Django's `EmailField` checks, loosely: one `@`, a dotted domain, no spaces.
-fn email_error(email: &str) -> Option<&'static str> {
-    if email.is_empty() {
-        return Some(REQUIRED);
-    }
-    if email.chars().count() > MAX_EMAIL_LENGTH {
-        return Some("Адрес слишком длинный: не больше 254 символов.");
-    }
-    let valid = match email.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
+/// The `email` field of the registration and reset forms: Django's
+/// `forms.EmailField(max_length=254)` (`django::forms::clean_email`, with
+/// the model field's length), each of its errors worded as this site words
+/// it. The clean address, or `None` with the errors added.
+fn clean_email_field(form: &FormData, errors: &mut Errors) -> Option<String> {
+    let problems = match clean_email(form.get("email"), users::EMAIL_MAX_LENGTH) {
+        Ok(email) => return Some(email),
+        Err(problems) => problems,
     };
-    (!valid).then_some("Введите правильный адрес электронной почты.")
+    for problem in problems {
+        let message = match problem {
+            EmailError::Required => REQUIRED,
+            EmailError::Invalid => "Введите правильный адрес электронной почты.",
+            EmailError::MaxLength { .. } => "Адрес слишком длинный: не больше 254 символов.",
+            EmailError::NulCharacter => NUL_CHARACTER,
+        };
+        add_error(errors, "email", message);
+    }
+    None
 }
 
 /// The site's address for links in letters, from the request's own host.
@@ -100,13 +99,11 @@ async fn register(
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let email = users::normalize_email(&form.text("email"));
+    let mut errors = Errors::new();
+    // Checked as entered, then stored as the model's clean() leaves it.
+    let email = clean_email_field(&form, &mut errors).map(|e| users::normalize_email(&e));
     let password1 = form.get("password1").unwrap_or("").to_string();
     let password2 = form.get("password2").unwrap_or("").to_string();
-    let mut errors = Errors::new();
-    if let Some(message) = email_error(&email) {
-        add_error(&mut errors, "email", message);
-    }
     refuse_nul(&form, &mut errors, &["password1", "password2"]);
     if password1.is_empty() {
         add_error(&mut errors, "password1", REQUIRED);
@@ -116,8 +113,9 @@ async fn register(
     } else if password1 != password2 {
         add_error(&mut errors, "password2", "Пароли не совпадают.");
     } else {
+        // The form's user: without a clean address its e-mail is empty.
         let attributes = UserAttributes {
-            email: &email,
+            email: email.as_deref().unwrap_or(""),
             first_name: "",
             last_name: "",
         };
@@ -125,16 +123,19 @@ async fn register(
             add_error(&mut errors, "password2", message);
         }
     }
-    if !errors.contains_key("email") && users::by_email(&app.db, &email).await?.is_some() {
-        add_error(
-            &mut errors,
-            "email",
-            "Пользователь с таким адресом уже зарегистрирован.",
-        );
+    if let Some(email) = &email {
+        if users::by_email(&app.db, email).await?.is_some() {
+            add_error(
+                &mut errors,
+                "email",
+                "Пользователь с таким адресом уже зарегистрирован.",
+            );
+        }
     }
-    if !errors.is_empty() {
-        return invalid_form(&app, &page, "users/register.html", &form, errors);
-    }
+    let email = match email {
+        Some(email) if errors.is_empty() => email,
+        _ => return invalid_form(&app, &page, "users/register.html", &form, errors),
+    };
     let token = hex::encode(rand::random::<[u8; 16]>());
     let hashers = app.hashers.clone();
     let password_hash = app
@@ -226,27 +227,45 @@ async fn email_confirm(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct NextQuery {
-    next: Option<String>,
+/// `request.GET.get("next")`: the last `next` of the query string.
+fn query_next(query: Option<&str>) -> Option<String> {
+    parse_qsl(query.unwrap_or(""))
+        .into_iter()
+        .rev()
+        .find(|(name, _)| name == "next")
+        .map(|(_, value)| value)
 }
 
-/// The `next` target when it stays on this site, else the default.
-fn redirect_target(app: &AppState, headers: &HeaderMap, next: Option<&str>) -> String {
-    let host = crate::web::host::validated_host(&app.settings, headers).unwrap_or_default();
-    match next {
-        Some(next) if !host.is_empty() && urls::is_safe_redirect(next, &host) => next.to_string(),
-        _ => app.urls.login_redirect.clone(),
-    }
+/// `request.POST.get("next", request.GET.get("next"))`.
+fn posted_next(form: &FormData, query: Option<&str>) -> Option<String> {
+    form.get("next")
+        .map(str::to_string)
+        .or_else(|| query_next(query))
 }
 
+/// `RedirectURLMixin.get_redirect_url`: the `next` target when
+/// `url_has_allowed_host_and_scheme` allows it with
+/// `allowed_hosts={request.get_host()}` and
+/// `require_https=request.is_secure()`, else `None`. (A Host that
+/// ALLOWED_HOSTS refuses, where `get_host` raises, allows nothing.)
+fn safe_next(app: &AppState, headers: &HeaderMap, next: Option<&str>) -> Option<String> {
+    let host = crate::web::host::validated_host(&app.settings, headers)?;
+    url_has_allowed_host_and_scheme(next, &[host], app.settings.is_secure(headers))
+        .then(|| next.map(str::to_string))
+        .flatten()
+}
+
+/// The page's `next` is LoginView's `get_redirect_url()`: the safe target
+/// only, so the form never carries another site's address.
 async fn login_page(
     State(app): State<AppState>,
     page: Page,
-    Query(query): Query<NextQuery>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    let next = safe_next(&app, &headers, query_next(query.as_deref()).as_deref());
     Ok(crate::web::never_cache(
-        page.html(&app, "users/login.html", context! { next => query.next })?
+        page.html(&app, "users/login.html", context! { next => next })?
             .into_response(),
     ))
 }
@@ -258,13 +277,18 @@ async fn login(
     csrf: Csrf,
     client: Client,
     headers: HeaderMap,
-    Query(query): Query<NextQuery>,
+    RawQuery(query): RawQuery,
     form: FormData,
 ) -> Result<Response, AppError> {
     let email = form.text("username");
     let password = form.get("password").unwrap_or("");
-    // As Django's LoginView: the form's `next`, else the query string's.
-    let next = form.get("next").map(str::to_string).or(query.next);
+    // As Django's LoginView: the form's `next`, else the query string's,
+    // if it is safe.
+    let next = safe_next(
+        &app,
+        &headers,
+        posted_next(&form, query.as_deref()).as_deref(),
+    );
     let mut errors = Errors::new();
     if email.is_empty() {
         add_error(&mut errors, "username", REQUIRED);
@@ -280,7 +304,7 @@ async fn login(
             Some(user) => {
                 attempt.succeeded(&app).await?;
                 auth::login(&app, &session, &csrf, &user).await?;
-                let target = redirect_target(&app, &headers, next.as_deref());
+                let target = next.unwrap_or_else(|| app.urls.login_redirect.clone());
                 return Ok(crate::web::never_cache(crate::web::redirect(&target)));
             }
             // One message for a wrong password, an unknown address and an
@@ -307,9 +331,23 @@ async fn login(
     ))
 }
 
-async fn logout(State(app): State<AppState>, session: Session) -> Response {
+/// As LogoutView: a safe `next` (form, else query string), else
+/// LOGOUT_REDIRECT_URL.
+async fn logout(
+    State(app): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    form: FormData,
+) -> Response {
     auth::logout(&session);
-    crate::web::never_cache(crate::web::redirect(&app.urls.logout_redirect))
+    let target = safe_next(
+        &app,
+        &headers,
+        posted_next(&form, query.as_deref()).as_deref(),
+    )
+    .unwrap_or_else(|| app.urls.logout_redirect.clone());
+    crate::web::never_cache(crate::web::redirect(&target))
 }
 
 async fn password_reset_page(
@@ -372,12 +410,10 @@ async fn password_reset(
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let email = form.text("email");
-    if let Some(message) = email_error(&email) {
-        let mut errors = Errors::new();
-        add_error(&mut errors, "email", message);
+    let mut errors = Errors::new();
+    let Some(email) = clean_email_field(&form, &mut errors) else {
         return invalid_form(&app, &page, "users/password_reset.html", &form, errors);
-    }
+    };
     // Counted (or refused with a 429) before anything is hashed or mailed.
     throttle::reserve_reset(&app, &client, &email).await?;
     if app.settings.password_reset_confirm {
