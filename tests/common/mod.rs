@@ -200,6 +200,9 @@ pub async fn wait_until_up(child: &mut Child, url: &str, log: &dyn Fn() -> Strin
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Not left running past the test that started it.
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("{url} did not answer within 30 s: {}", log());
 }
 
