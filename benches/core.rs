@@ -125,7 +125,7 @@ fn render_list(
     page.render_with(
         templates,
         "catalog/product_list.html",
-        list_context(products, number, count),
+        list_context(products.to_vec(), number, count),
     )
     .expect("the product list renders")
 }

@@ -41,8 +41,8 @@ const PAGE_SIZE: i64 = 9;
 /// are made when a template reads them: the list shows nine products and
 /// reads a few attributes of each, so building every one (timestamps
 /// formatted, category and owner maps) was most of the list's own work.
-fn product_value(product: &Product) -> Value {
-    Value::from_object(ProductView(product.clone()))
+fn product_value(product: Product) -> Value {
+    Value::from_object(ProductView(product))
 }
 
 #[derive(Debug)]
@@ -146,16 +146,16 @@ async fn home(
         .html(
             &app,
             "catalog/product_list.html",
-            list_context(&products, number, count),
+            list_context(products, number, count),
         )?
         .into_response())
 }
 
 /// What `ListView` gives `catalog/product_list.html`: page `number` of a
 /// list of `count` products, showing `products`.
-pub fn list_context(products: &[Product], number: i64, count: i64) -> Value {
+pub fn list_context(products: Vec<Product>, number: i64, count: i64) -> Value {
     let num_pages = num_pages(count);
-    let product_list: Vec<Value> = products.iter().map(product_value).collect();
+    let product_list: Vec<Value> = products.into_iter().map(product_value).collect();
     let paginator = context! { count => count, num_pages => num_pages, per_page => PAGE_SIZE };
     let page_obj = context! {
         number => number,
@@ -206,7 +206,7 @@ fn product_page(
     product: Option<&Product>,
     extra: Value,
 ) -> Result<Response, AppError> {
-    let product = product.map(product_value);
+    let product = product.cloned().map(product_value);
     let context = context! { product => product.clone(), object => product, ..extra };
     Ok(page.html(app, template, context)?.into_response())
 }
