@@ -31,6 +31,10 @@ pub enum AppError {
     /// and `Retry-After` in seconds.
     #[error("too many requests: {message}")]
     TooManyRequests { message: String, retry_after: u64 },
+    /// A database error that is no outage (a bug, a broken schema): 500,
+    /// with the driver's error kept as the source.
+    #[error("database: {0}")]
+    Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,7 +55,7 @@ impl From<sqlx::Error> for AppError {
         if unavailable {
             AppError::Unavailable(format!("database: {e}"))
         } else {
-            AppError::Internal(format!("database: {e}"))
+            AppError::Database(e)
         }
     }
 }
@@ -91,7 +95,7 @@ impl AppError {
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -106,6 +110,10 @@ impl IntoResponse for AppError {
         let message = match &self {
             AppError::Internal(detail) => {
                 tracing::error!("{detail}");
+                String::new()
+            }
+            AppError::Database(e) => {
+                tracing::error!("database: {e}");
                 String::new()
             }
             AppError::BadRequest(message) => message.clone(),

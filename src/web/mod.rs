@@ -78,6 +78,8 @@ pub struct Shared {
     pub security_headers: Arc<security::SecurityHeaders>,
     /// Readiness's last look at the schema.
     pub schema_verdict: health::SchemaVerdict,
+    /// Session data decoded lately (see `session`).
+    pub decoded_sessions: session::DecodedSessions,
     /// Requests counted for the metrics; `None` when no one serves them.
     pub requests: Option<metrics::RequestMetrics>,
 }
@@ -131,6 +133,7 @@ impl AppState {
             urls: urls::AuthUrls::resolve(&settings.auth_urls).map_err(StartError::Setting)?,
             security_headers: Arc::new(security::SecurityHeaders::new(&settings)),
             schema_verdict: health::SchemaVerdict::default(),
+            decoded_sessions: session::DecodedSessions::default(),
             requests: settings
                 .metrics
                 .enabled()

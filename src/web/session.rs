@@ -4,6 +4,7 @@
 //! `signed_cookies` (the cookie holds the signed data). The codecs are in
 //! `crate::django::sessions`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::HeaderMap;
@@ -77,6 +78,40 @@ impl Session {
     }
 }
 
+/// Session rows' data decoded lately, by the stored text. Decoding (an HMAC
+/// check, zlib, JSON) is a pure function of that text and the keys, and
+/// cost a twelfth of a logged-in page; the row itself is still read every
+/// time, so a session deleted or expired is seen at once.
+#[derive(Default)]
+pub struct DecodedSessions(Mutex<HashMap<String, Map<String, Value>>>);
+
+/// Rows kept decoded; past it the memory starts over.
+const DECODED_SESSIONS: usize = 1024;
+
+impl DecodedSessions {
+    fn decode(
+        &self,
+        stored: &str,
+        decode: impl FnOnce() -> Map<String, Value>,
+    ) -> Map<String, Value> {
+        let lock = || {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some(data) = lock().get(stored) {
+            return data.clone();
+        }
+        let data = decode();
+        let mut decoded = lock();
+        if decoded.len() >= DECODED_SESSIONS {
+            decoded.clear();
+        }
+        decoded.insert(stored.to_string(), data.clone());
+        data
+    }
+}
+
 /// Loads the request's session: with the `db` engine the row the cookie
 /// names, with `signed_cookies` the data the cookie itself holds. A
 /// missing, expired or tampered one is an empty new session.
@@ -98,12 +133,14 @@ pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError
         match settings.session.engine {
             SessionEngine::Database => {
                 if let Some(stored) = crate::db::sessions::load(&app.db, value).await? {
-                    state.data = codec::decode(
-                        &stored,
-                        &settings.secret_key,
-                        &settings.secret_key_fallbacks,
-                    )
-                    .unwrap_or_default();
+                    state.data = app.decoded_sessions.decode(&stored, || {
+                        codec::decode(
+                            &stored,
+                            &settings.secret_key,
+                            &settings.secret_key_fallbacks,
+                        )
+                        .unwrap_or_default()
+                    });
                     state.key = Some(value.to_string());
                 }
             }
@@ -192,4 +229,34 @@ pub async fn save(
     };
     crate::web::cookies::set(headers, &session_settings.cookie, &value, max_age);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_text_is_decoded_once_and_the_memory_is_bounded() {
+        let decoded = DecodedSessions::default();
+        let data = |n: i64| {
+            let mut map = Map::new();
+            map.insert("n".into(), Value::from(n));
+            map
+        };
+        let mut calls = 0;
+        for _ in 0..3 {
+            let got = decoded.decode("row-a", || {
+                calls += 1;
+                data(1)
+            });
+            assert_eq!(got, data(1));
+        }
+        assert_eq!(calls, 1, "decoded once, then remembered");
+        // Another text is another decode, never the first one's data.
+        assert_eq!(decoded.decode("row-b", || data(2)), data(2));
+        for n in 0..DECODED_SESSIONS * 2 {
+            decoded.decode(&format!("row-{n}"), Map::new);
+            assert!(decoded.0.lock().unwrap().len() <= DECODED_SESSIONS);
+        }
+    }
 }
