@@ -9,8 +9,16 @@
 
 use crate::db::time::DjangoDateTime;
 use crate::db::{Db, Tx};
-use crate::mail::Email;
 use crate::{on_pool, on_tx};
+
+/// A plain-text letter to one address: what a row of the outbox holds.
+/// `crate::mail` checks its address (`Email::new`) and sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
 
 /// A row of `unchained_outbox`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

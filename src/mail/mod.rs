@@ -34,13 +34,9 @@ pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SEPARATOR: &str =
     "-------------------------------------------------------------------------------";
 
-/// A plain-text letter to one address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-}
+/// The letter type is the outbox's (the database layer stores it and knows
+/// nothing of mail); sending it is this module's.
+pub use crate::db::outbox::Email;
 
 impl Email {
     /// A letter to `to`, which must be one e-mail address.
