@@ -1082,17 +1082,6 @@ impl Settings {
         warnings
     }
 
-    /// Django's `request.is_secure()`: only a configured proxy header can
-    /// say so, since this server speaks plain HTTP itself.
-    pub fn is_secure(&self, headers: &axum::http::HeaderMap) -> bool {
-        match &self.secure_proxy_ssl_header {
-            Some((name, value)) => {
-                headers.get(name.as_str()).and_then(|v| v.to_str().ok()) == Some(value.as_str())
-            }
-            None => false,
-        }
-    }
-
     pub fn hashers(&self) -> Hashers {
         self.django_release
             .password_hashers(&self.password_hashers)

@@ -169,7 +169,7 @@ impl FromRequestParts<AppState> for LoggedIn {
             return Ok(LoggedIn(user));
         }
         let full_path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let scheme = if app.settings.is_secure(&parts.headers) {
+        let scheme = if crate::web::host::is_secure(&app.settings, &parts.headers) {
             "https"
         } else {
             "http"

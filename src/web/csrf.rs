@@ -201,7 +201,7 @@ pub async fn protect(
 /// The Origin (and, over HTTPS, Referer) rules of `CsrfViewMiddleware`.
 fn check_source(app: &AppState, parts: &axum::http::request::Parts) -> Result<(), String> {
     let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let is_secure = app.settings.is_secure(&parts.headers);
+    let is_secure = crate::web::host::is_secure(&app.settings, &parts.headers);
     let host = crate::web::host::validated_host(&app.settings, &parts.headers);
     let port = if is_secure { "443" } else { "80" };
     app.origin_checker.check_request_source(

@@ -89,7 +89,7 @@ impl SecurityHeaders {
 /// headers on whatever answers.
 pub async fn middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let settings = &app.settings;
-    let secure = settings.is_secure(request.headers());
+    let secure = crate::web::host::is_secure(settings, request.headers());
     if settings.security.ssl_redirect && !secure {
         if let Some(response) = ssl_redirect(settings, &app.security_headers, &request) {
             return response;

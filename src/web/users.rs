@@ -79,7 +79,7 @@ fn clean_email_field(form: &FormData, errors: &mut Errors) -> Option<String> {
 fn absolute_url(app: &AppState, headers: &HeaderMap, path: &str) -> Result<String, AppError> {
     let host = crate::web::host::validated_host(&app.settings, headers)
         .ok_or_else(|| AppError::BadRequest("Недопустимый заголовок Host.".into()))?;
-    let scheme = if app.settings.is_secure(headers) {
+    let scheme = if crate::web::host::is_secure(&app.settings, headers) {
         "https"
     } else {
         "http"
@@ -250,9 +250,13 @@ fn posted_next(form: &FormData, query: Option<&str>) -> Option<String> {
 /// ALLOWED_HOSTS refuses, where `get_host` raises, allows nothing.)
 fn safe_next(app: &AppState, headers: &HeaderMap, next: Option<&str>) -> Option<String> {
     let host = crate::web::host::validated_host(&app.settings, headers)?;
-    url_has_allowed_host_and_scheme(next, &[host], app.settings.is_secure(headers))
-        .then(|| next.map(str::to_string))
-        .flatten()
+    url_has_allowed_host_and_scheme(
+        next,
+        &[host],
+        crate::web::host::is_secure(&app.settings, headers),
+    )
+    .then(|| next.map(str::to_string))
+    .flatten()
 }
 
 /// The page's `next` is LoginView's `get_redirect_url()`: the safe target
