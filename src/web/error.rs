@@ -1,12 +1,10 @@
 //! One error type for every handler, mapped to a status and a page. The
-//! page itself is rendered by [`render_error`] in the request pipeline, which knows the request's
-//! user and CSRF token, so error pages carry the usual navigation.
+//! page itself is rendered by [`render_error`] in the request pipeline, which
+//! hands it a renderer that knows the request's user and CSRF token, so error
+//! pages carry the usual navigation. Nothing here knows the templates.
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-
-use crate::web::templates::Page;
-use crate::web::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -169,15 +167,21 @@ fn fallback_body(status: StatusCode) -> Html<String> {
 
 /// Renders the template of an error response (`404.html`, `403.html`,
 /// `403_csrf.html`, `400.html`, `413.html`, `429.html`, `500.html`, else
-/// `error.html`),
-/// with navigation. `None` when rendering fails: the plain body stays.
-pub fn render_error(app: &AppState, page: &Page, error: &ErrorPage) -> Option<Response> {
+/// `error.html`), with navigation: `exists` says whether a template is
+/// there, `render` renders one with the request's own context added to the
+/// one given. `None` when rendering fails: the plain body stays.
+pub fn render_error(
+    error: &ErrorPage,
+    debug: bool,
+    exists: impl Fn(&str) -> bool,
+    render: impl FnOnce(&str, minijinja::Value) -> Result<String, minijinja::Error>,
+) -> Option<Response> {
     let is_csrf = error.status == StatusCode::FORBIDDEN && !error.message.is_empty();
     let template = match error.status.as_u16() {
         403 if is_csrf => "403_csrf.html".to_string(),
         code => format!("{code}.html"),
     };
-    let template = if app.templates.has(&template) {
+    let template = if exists(&template) {
         template
     } else {
         "error.html".to_string()
@@ -186,9 +190,9 @@ pub fn render_error(app: &AppState, page: &Page, error: &ErrorPage) -> Option<Re
         status => error.status.as_u16(),
         reason => error.status.canonical_reason().unwrap_or(""),
         message => error.message,
-        debug => app.settings.debug,
+        debug => debug,
     };
-    match page.render(app, &template, context) {
+    match render(&template, context) {
         Ok(body) => {
             let mut response = (error.status, Html(body)).into_response();
             set_retry_after(&mut response, error);

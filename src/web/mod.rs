@@ -269,7 +269,13 @@ fn disallowed_host() -> Response {
 /// the user); any other response as it is.
 fn with_error_page(app: &AppState, page: &Page, response: Response) -> Response {
     match response.extensions().get::<error::ErrorPage>().cloned() {
-        Some(error) => error::render_error(app, page, &error).unwrap_or(response),
+        Some(error) => error::render_error(
+            &error,
+            app.settings.debug,
+            |name| app.templates.has(name),
+            |name, context| page.render(app, name, context),
+        )
+        .unwrap_or(response),
         None => response,
     }
 }
