@@ -3,17 +3,18 @@
 //! methods must bring a masked token in the `csrfmiddlewaretoken` field or
 //! the `CSRF_HEADER_NAME` header (`X-CSRFToken`). The token
 //! arithmetic and the Origin/Referer rules live in `crate::django::csrf`.
+//! The body is none of this module's business: the request pipeline checks
+//! the origin and secret ([`check_before_body`]), reads the form, and hands
+//! its token to [`check_token`].
 
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
-use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{header, Method};
 use tower_cookies::Cookies;
 
-use crate::django::csrf::{self as core, CSRF_FORM_FIELD, CSRF_SESSION_KEY};
+use crate::django::csrf::{self as core, CSRF_SESSION_KEY};
 use crate::web::error::AppError;
-use crate::web::form::FormData;
 use crate::web::session::Session;
 use crate::web::AppState;
 
@@ -55,7 +56,8 @@ impl Csrf {
     }
 }
 
-fn is_safe_method(method: &Method) -> bool {
+/// Methods the CSRF check lets pass untouched.
+pub fn is_safe_method(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -132,26 +134,23 @@ fn masked_if_new(app: &AppState, cookies: &Cookies, secret: String) -> String {
     }
 }
 
-/// For an unsafe method, in Django's order: the request's origin and its
-/// CSRF secret are checked first, before any of the body is kept; then the
-/// body is read (bounded) and parsed into the request's extensions for the
-/// handler, and the token checked with Django's rules and reasons. Safe
-/// methods pass untouched.
-pub async fn protect(
+/// Logs a refusal as Django's `_reject` does and makes it the 403.
+fn refuse(reason: String, parts: &Parts) -> AppError {
+    tracing::warn!("Forbidden (CSRF): {reason}: {}", parts.uri.path());
+    AppError::Csrf(reason)
+}
+
+/// The first half of the check of an unsafe method, in Django's order: the
+/// request's origin and its CSRF secret, before any of the body is kept.
+/// Returns the secret the token is then checked against
+/// ([`check_token`], once the body is read).
+pub fn check_before_body(
     app: &AppState,
     cookies: &Cookies,
     session: &Session,
-    request: Request,
-) -> Result<Request, AppError> {
-    if is_safe_method(request.method()) {
-        return Ok(request);
-    }
-    let (mut parts, body) = request.into_parts();
+    parts: &Parts,
+) -> Result<String, AppError> {
     let settings = &app.settings.csrf;
-    let refuse = |reason: String, parts: &axum::http::request::Parts| {
-        tracing::warn!("Forbidden (CSRF): {reason}: {}", parts.uri.path());
-        AppError::Csrf(reason)
-    };
     // `_get_secret`: the session's value is taken as it is, the cookie's
     // must be well formed.
     let secret = |()| {
@@ -169,16 +168,24 @@ pub async fn protect(
             )
         }
     };
-    let secret = match check_source(app, &parts).and_then(secret) {
-        Ok(secret) => secret,
-        Err(reason) => {
-            crate::web::body::discard(body).await;
-            return Err(refuse(reason, &parts));
-        }
-    };
-    let form = FormData::read(&parts.headers, body, &app.settings.uploads).await?;
+    check_source(app, parts)
+        .and_then(secret)
+        .map_err(|reason| refuse(reason, parts))
+}
+
+/// The second half: the token, from the form's `csrfmiddlewaretoken` field
+/// (`form_token`, the caller's parsed body; only a POST's counts) or the
+/// `CSRF_HEADER_NAME` header, checked against the secret with Django's rules
+/// and reasons.
+pub fn check_token(
+    app: &AppState,
+    parts: &Parts,
+    secret: &str,
+    form_token: Option<&str>,
+) -> Result<(), AppError> {
+    let settings = &app.settings.csrf;
     let post_token = if parts.method == Method::POST {
-        form.get(CSRF_FORM_FIELD)
+        form_token
     } else {
         None
     };
@@ -186,20 +193,17 @@ pub async fn protect(
         .headers
         .get(settings.header.http_name.as_str())
         .and_then(|v| v.to_str().ok());
-    if let Err(reason) = core::check_request_token(
-        &secret,
+    core::check_request_token(
+        secret,
         post_token,
         header_token,
         &settings.header.display_name,
-    ) {
-        return Err(refuse(reason, &parts));
-    }
-    parts.extensions.insert(form);
-    Ok(Request::from_parts(parts, Body::empty()))
+    )
+    .map_err(|reason| refuse(reason, parts))
 }
 
 /// The Origin (and, over HTTPS, Referer) rules of `CsrfViewMiddleware`.
-fn check_source(app: &AppState, parts: &axum::http::request::Parts) -> Result<(), String> {
+fn check_source(app: &AppState, parts: &Parts) -> Result<(), String> {
     let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let is_secure = crate::web::host::is_secure(&app.settings, &parts.headers);
     let host = crate::web::host::validated_host(&app.settings, &parts.headers);

@@ -1,6 +1,6 @@
 //! Request bodies of forms, parsed once (URL-encoded or multipart) by the
-//! CSRF middleware, which needs the token field before any handler runs;
-//! handlers then take the parsed [`FormData`] as an extractor.
+//! request pipeline, whose CSRF check needs the token field before any
+//! handler runs; handlers then take the parsed [`FormData`] as an extractor.
 //!
 //! A body is parsed as it arrives, as Django's upload handlers do: fields
 //! are held in memory up to `DATA_UPLOAD_MAX_MEMORY_SIZE`; files too when

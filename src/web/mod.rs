@@ -11,7 +11,7 @@ use tower_cookies::{CookieManagerLayer, Cookies};
 
 use crate::config::{ConfigError, Settings};
 use crate::db::Db;
-use crate::django::csrf::OriginChecker;
+use crate::django::csrf::{OriginChecker, CSRF_FORM_FIELD};
 use crate::django::hashers::Hashers;
 use crate::django::perms::UserPerms;
 use crate::mail::MailerHandle;
@@ -181,8 +181,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// What Django's middleware stack does around every view, in order: refuse
-/// a Host outside ALLOWED_HOSTS, load the session and the user, check CSRF on unsafe methods (parsing the form
-/// once), run the view, render error pages with navigation, then save the
+/// a Host outside ALLOWED_HOSTS, load the session and the user, check CSRF on unsafe methods (reading and
+/// parsing the form once, as a step of its own), run the view, render error pages with navigation, then save the
 /// session and send the cookies.
 async fn pipeline(
     State(app): State<AppState>,
@@ -234,7 +234,7 @@ async fn pipeline(
     request.extensions_mut().insert(session.clone());
     request.extensions_mut().insert(csrf.clone());
     request.extensions_mut().insert(page.clone());
-    let response = match csrf::protect(&app, &cookies, &session, request).await {
+    let response = match check_csrf_and_read_form(&app, &cookies, &session, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     };
@@ -255,6 +255,34 @@ async fn pipeline(
     app.security_headers
         .add_page_headers(response.headers_mut());
     response
+}
+
+/// For an unsafe method, in Django's order: the request's origin and its
+/// CSRF secret are checked first, before any of the body is kept (a refused
+/// body is drained); then the body is read (bounded) and parsed into the
+/// request's extensions for the handler, and the form's token (or the
+/// header's) checked. Safe methods pass untouched.
+async fn check_csrf_and_read_form(
+    app: &AppState,
+    cookies: &Cookies,
+    session: &session::Session,
+    request: Request,
+) -> Result<Request, AppError> {
+    if csrf::is_safe_method(request.method()) {
+        return Ok(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let secret = match csrf::check_before_body(app, cookies, session, &parts) {
+        Ok(secret) => secret,
+        Err(e) => {
+            body::discard(body).await;
+            return Err(e);
+        }
+    };
+    let form = form::FormData::read(&parts.headers, body, &app.settings.uploads).await?;
+    csrf::check_token(app, &parts, &secret, form.get(CSRF_FORM_FIELD))?;
+    parts.extensions.insert(form);
+    Ok(Request::from_parts(parts, axum::body::Body::empty()))
 }
 
 /// Django's answer to `DisallowedHost`: a Host outside `ALLOWED_HOSTS`.
