@@ -12,7 +12,7 @@ use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
 /// A plain-text letter to one address: what a row of the outbox holds.
-/// `crate::mail` checks its address (`Email::new`) and sends it.
+/// The mail module checks its address (`Email::new`) and sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     pub to: String,
