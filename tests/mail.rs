@@ -500,9 +500,14 @@ async fn letters_are_stored_only_when_the_transaction_commits() {
         assert!(outbox::due(&db, SMTP, now, 10).await.unwrap().is_empty());
 
         let retry = DjangoDateTime(now.0 + chrono::Duration::seconds(30));
-        outbox::mark_failed(&db, id, "421 try later", retry)
-            .await
-            .unwrap();
+        outbox::mark_failed(
+            &db,
+            id,
+            "421 try later",
+            outbox::AfterFailure::RetryAt(retry),
+        )
+        .await
+        .unwrap();
         let failed = row(&db, id).await;
         assert_eq!(
             (failed.attempts, failed.last_error.as_deref()),

@@ -39,7 +39,7 @@ pub struct OutboxRow {
     /// `None` for letters queued before the column existed: any instance.
     pub backend: Option<String>,
     /// When the letter was given up, its address being one that can never
-    /// be sent ([`mark_undeliverable`]); it is not tried again.
+    /// be sent ([`AfterFailure::GiveUpAt`]); it is not tried again.
     pub failed_at: Option<DjangoDateTime>,
 }
 
@@ -166,45 +166,39 @@ pub async fn mark_sent(db: &Db, id: i64, sent_at: DjangoDateTime) -> Result<(), 
     .map(|_| ()))
 }
 
-/// Records a failed attempt: counts it, keeps the error and sets the time of
-/// the next attempt.
+/// What becomes of a letter after a failed attempt.
+#[derive(Debug, Clone, Copy)]
+pub enum AfterFailure {
+    /// Tried again from this time on.
+    RetryAt(DjangoDateTime),
+    /// Its address is no address a back end can send to: given up at this
+    /// time, and no worker takes it again.
+    GiveUpAt(DjangoDateTime),
+}
+
+/// Records a failed attempt: counts it, keeps the error and either sets the
+/// time of the next attempt or gives the letter up.
 pub async fn mark_failed(
     db: &Db,
     id: i64,
     error: &str,
-    next_attempt_at: DjangoDateTime,
+    after: AfterFailure,
 ) -> Result<(), sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query(
+    let (column, at) = match after {
+        AfterFailure::RetryAt(at) => ("next_attempt_at", at),
+        AfterFailure::GiveUpAt(at) => ("failed_at", at),
+    };
+    let sql = format!(
         "UPDATE unchained_outbox SET attempts = attempts + 1, last_error = $2, \
-         next_attempt_at = $3 WHERE id = $1 AND sent_at IS NULL"
-    )
-    .bind(id)
-    .bind(error)
-    .bind(next_attempt_at)
-    .execute(pool)
-    .await
-    .map(|_| ()))
-}
-
-/// Records that a letter can never be sent (its address is no address a
-/// back end can send to): counts the attempt, keeps the error and gives the
-/// letter up at `failed_at`; no worker takes it again.
-pub async fn mark_undeliverable(
-    db: &Db,
-    id: i64,
-    error: &str,
-    failed_at: DjangoDateTime,
-) -> Result<(), sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query(
-        "UPDATE unchained_outbox SET attempts = attempts + 1, last_error = $2, \
-         failed_at = $3 WHERE id = $1 AND sent_at IS NULL"
-    )
-    .bind(id)
-    .bind(error)
-    .bind(failed_at)
-    .execute(pool)
-    .await
-    .map(|_| ()))
+         {column} = $3 WHERE id = $1 AND sent_at IS NULL"
+    );
+    on_pool!(db, |pool| sqlx::query(&sql)
+        .bind(id)
+        .bind(error)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|_| ()))
 }
 
 /// Letters waiting to be sent by an instance with this back end, and the

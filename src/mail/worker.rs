@@ -60,7 +60,7 @@ pub struct Delivery {
     pub attempts: i32,
     /// When it is tried again, after a failure; `None` after a failure
     /// means never: the address can never be sent, and the letter is
-    /// marked failed ([`outbox::mark_undeliverable`]).
+    /// marked failed ([`outbox::AfterFailure::GiveUpAt`]).
     pub retry_at: Option<DjangoDateTime>,
 }
 
@@ -103,7 +103,13 @@ pub async fn deliver(
         }
         Err(error) if permanent => {
             delivery.attempts += 1;
-            outbox::mark_undeliverable(db, row.id, error, DjangoDateTime::now()).await?;
+            outbox::mark_failed(
+                db,
+                row.id,
+                error,
+                outbox::AfterFailure::GiveUpAt(DjangoDateTime::now()),
+            )
+            .await?;
             tracing::error!(
                 "e-mail {} to {:?} can never be sent, marked failed: {error}",
                 row.id,
@@ -114,7 +120,7 @@ pub async fn deliver(
             delivery.attempts += 1;
             let delay = retry_delay(retry_base, delivery.attempts);
             let retry_at = later(DjangoDateTime::now(), delay);
-            outbox::mark_failed(db, row.id, error, retry_at).await?;
+            outbox::mark_failed(db, row.id, error, outbox::AfterFailure::RetryAt(retry_at)).await?;
             delivery.retry_at = Some(retry_at);
             tracing::warn!(
                 "e-mail {} to {} not sent (attempt {}), retrying in {}s: {error}",
