@@ -1,7 +1,10 @@
 //! The `django_session` table.
 
-use crate::db::read::Param;
+use std::collections::HashSet;
+
+use crate::db::read::{Both, Param};
 use crate::db::time::DjangoDateTime;
+use crate::db::users::{self, PermissionNames, User};
 use crate::db::Db;
 use crate::on_pool;
 
@@ -26,6 +29,39 @@ pub async fn load(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
         )
         .await?;
     Ok(row.map(|(data,)| data))
+}
+
+/// A session row that has not expired, read with the user `user_id` and
+/// the permissions they hold: a logged-in page's first two reads in one
+/// round trip, for a caller who knows whose session the row held when it
+/// last read it. `None` when the row is gone or expired, or the user is.
+pub async fn load_with_user(
+    db: &Db,
+    key: &str,
+    user_id: i64,
+) -> Result<Option<(String, User, HashSet<String>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow, serde::Deserialize)]
+    struct Data {
+        session_data: String,
+    }
+    let sql = format!(
+        "SELECT session_data, {}, {} AS permission_names \
+         FROM django_session JOIN users_user ON users_user.id = $3 \
+         WHERE session_key = $1 AND expire_date > $2",
+        users::COLUMNS,
+        crate::db::perms::permission_names_subquery(db, "$3"),
+    );
+    let row: Option<Both<Data, Both<User, PermissionNames>>> = db
+        .read_optional(
+            &sql,
+            &[
+                Param::Text(key),
+                Param::Time(DjangoDateTime::now()),
+                Param::Int(user_id),
+            ],
+        )
+        .await?;
+    Ok(row.map(|Both(data, Both(user, names))| (data.session_data, user, names.into_set())))
 }
 
 /// Inserts a new session row. Returns false when the key is taken (the

@@ -26,7 +26,9 @@ pub struct User {
     pub token: Option<String>,
 }
 
-const COLUMNS: &str =
+/// The columns of [`User`], unqualified (no table joined to them has
+/// columns of these names).
+pub(crate) const COLUMNS: &str =
     "id, password, last_login, is_superuser, first_name, last_name, is_staff, is_active, \
                        date_joined, email, avatar, phone, country, token";
 
@@ -57,20 +59,26 @@ pub async fn by_id_with_permissions(
     db: &Db,
     id: i64,
 ) -> Result<Option<(User, HashSet<String>)>, sqlx::Error> {
-    #[derive(sqlx::FromRow, serde::Deserialize)]
-    struct Permissions {
-        permission_names: Option<String>,
-    }
     let sql = format!(
         "SELECT {COLUMNS}, {} AS permission_names FROM users_user WHERE id = $1",
         crate::db::perms::permission_names_subquery(db, "$1")
     );
-    let row: Option<Both<User, Permissions>> = db.read_optional(&sql, &[Param::Int(id)]).await?;
-    Ok(row.map(|Both(user, permissions)| {
-        let names =
-            crate::db::perms::split_permission_names(permissions.permission_names.as_deref());
-        (user, names)
-    }))
+    let row: Option<Both<User, PermissionNames>> =
+        db.read_optional(&sql, &[Param::Int(id)]).await?;
+    Ok(row.map(|Both(user, names)| (user, names.into_set())))
+}
+
+/// The `permission_names` column a query adds beside a user's columns
+/// (`perms::permission_names_subquery`).
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct PermissionNames {
+    permission_names: Option<String>,
+}
+
+impl PermissionNames {
+    pub(crate) fn into_set(self) -> HashSet<String> {
+        crate::db::perms::split_permission_names(self.permission_names.as_deref())
+    }
 }
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {

@@ -199,6 +199,16 @@ pub fn is_valid_session_key(key: &str) -> bool {
     key.chars().count() >= 8
 }
 
+/// `_get_user_session_key`: the logged-in user's primary key, which Django
+/// stores as a string (`_auth_user_id`) and also accepts as a number.
+pub fn user_id(session: &Map<String, Value>) -> Option<i64> {
+    match session.get(SESSION_KEY)? {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
 /// `user.get_session_auth_hash()` (or with a fallback key): the HMAC-SHA256
 /// hex digest of the `password` column.
 pub fn session_auth_hash(password_column: &str, secret: &str) -> String {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::db::users::{self, User};
 use crate::django::login_redirect::redirect_to_login;
@@ -17,7 +16,7 @@ use crate::django::sessions::{
 };
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
-use crate::web::session::Session;
+use crate::web::session::{Session, UserWithPermissions};
 use crate::web::templates::Page;
 use crate::web::AppState;
 
@@ -26,17 +25,24 @@ use crate::web::AppState;
 /// session (a password change logs out other sessions). A hash made with a
 /// fallback key is renewed under a new session key. The user's permissions
 /// come with it, so every page can ask `has_perm` without another query.
+/// `read_with_session` is the user `session::load` read with the row, if
+/// any: used when it is the session's user, read again otherwise.
 pub async fn load_user(
     app: &AppState,
     session: &Session,
+    read_with_session: Option<UserWithPermissions>,
 ) -> Result<Option<(Arc<User>, Arc<UserPerms>)>, AppError> {
-    let Some(user_id) = session_user_id(session) else {
+    let Some(user_id) = session.user_id() else {
         return Ok(None);
     };
     if session.get_str(BACKEND_SESSION_KEY).as_deref() != Some(MODEL_BACKEND) {
         return Ok(None);
     }
-    let Some((user, permissions)) = users::by_id_with_permissions(&app.db, user_id).await? else {
+    let loaded = match read_with_session {
+        Some(loaded) if loaded.0.id == user_id => Some(loaded),
+        _ => users::by_id_with_permissions(&app.db, user_id).await?,
+    };
+    let Some((user, permissions)) = loaded else {
         return Ok(None);
     };
     if !user.is_active {
@@ -68,16 +74,6 @@ pub async fn load_user(
             session.flush();
             Ok(None)
         }
-    }
-}
-
-/// `_auth_user_id` is the primary key as a string; Django also accepts a
-/// number there.
-fn session_user_id(session: &Session) -> Option<i64> {
-    match session.get(SESSION_KEY)? {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
     }
 }
 
@@ -130,7 +126,7 @@ pub async fn login(
 ) -> Result<(), AppError> {
     let hash = session_auth_hash(&user.password, &app.settings.secret_key);
     if session.contains(SESSION_KEY) {
-        let same_user = session_user_id(session) == Some(user.id);
+        let same_user = session.user_id() == Some(user.id);
         let same_hash = session.get_str(HASH_SESSION_KEY).as_deref() == Some(hash.as_str());
         if !same_user || !same_hash {
             session.flush();

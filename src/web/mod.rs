@@ -198,7 +198,7 @@ async fn pipeline(
         return response;
     }
     let loaded = match session::load(&app, &cookies).await {
-        Ok(session) => auth::load_user(&app, &session)
+        Ok((session, read_with_session)) => auth::load_user(&app, &session, read_with_session)
             .await
             .map(|user| (session, user)),
         Err(e) => Err(e),

@@ -4,7 +4,7 @@
 //! `signed_cookies` (the cookie holds the signed data). The codecs are in
 //! `crate::django::sessions`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::HeaderMap;
@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 use tower_cookies::Cookies;
 
 use crate::config::SessionEngine;
+use crate::db::sessions;
 use crate::db::time::DjangoDateTime;
+use crate::db::users::User;
 use crate::django::sessions as codec;
 use crate::web::error::AppError;
 use crate::web::AppState;
@@ -53,6 +55,11 @@ impl Session {
         state.modified = true;
     }
 
+    /// The logged-in user's primary key, as the session stores it.
+    pub fn user_id(&self) -> Option<i64> {
+        codec::user_id(&self.state().data)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.state().data.contains_key(name)
     }
@@ -78,44 +85,68 @@ impl Session {
     }
 }
 
-/// Session rows' data decoded lately, by the stored text. Decoding (an HMAC
-/// check, zlib, JSON) is a pure function of that text and the keys, and
-/// cost a twelfth of a logged-in page; the row itself is still read every
-/// time, so a session deleted or expired is seen at once.
+/// Session rows decoded lately, by session key: the stored text and its
+/// data. Decoding (an HMAC check, zlib, JSON) is a pure function of that
+/// text and the keys, and cost a twelfth of a logged-in page; the row
+/// itself is still read every time (a session deleted or expired is seen at
+/// once) and its data used only while the text is the same. The data also
+/// says whose session it is before the row is read, so the row and that
+/// user come in one query.
 #[derive(Default)]
-pub struct DecodedSessions(Mutex<HashMap<String, Map<String, Value>>>);
+pub struct DecodedSessions(Mutex<HashMap<String, (String, Map<String, Value>)>>);
 
 /// Rows kept decoded; past it the memory starts over.
 const DECODED_SESSIONS: usize = 1024;
 
 impl DecodedSessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, Map<String, Value>)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The user whose session the row `key` held when last decoded.
+    fn last_user_id(&self, key: &str) -> Option<i64> {
+        self.lock()
+            .get(key)
+            .and_then(|(_, data)| codec::user_id(data))
+    }
+
+    /// The data of the row `key` storing `stored`.
     fn decode(
         &self,
+        key: &str,
         stored: &str,
         decode: impl FnOnce() -> Map<String, Value>,
     ) -> Map<String, Value> {
-        let lock = || {
-            self.0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        if let Some(data) = lock().get(stored) {
-            return data.clone();
+        if let Some((text, data)) = self.lock().get(key) {
+            if text == stored {
+                return data.clone();
+            }
         }
         let data = decode();
-        let mut decoded = lock();
+        let mut decoded = self.lock();
         if decoded.len() >= DECODED_SESSIONS {
             decoded.clear();
         }
-        decoded.insert(stored.to_string(), data.clone());
+        decoded.insert(key.to_string(), (stored.to_string(), data.clone()));
         data
     }
 }
 
+/// A user row and the permissions they hold.
+pub type UserWithPermissions = (User, HashSet<String>);
+
 /// Loads the request's session: with the `db` engine the row the cookie
 /// names, with `signed_cookies` the data the cookie itself holds. A
-/// missing, expired or tampered one is an empty new session.
-pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError> {
+/// missing, expired or tampered one is an empty new session. With the row
+/// comes, when this server has read it before, the user it named then (see
+/// [`DecodedSessions`]); `auth::load_user` decides whether that is the
+/// session's user.
+pub async fn load(
+    app: &AppState,
+    cookies: &Cookies,
+) -> Result<(Session, Option<UserWithPermissions>), AppError> {
     let settings = &app.settings;
     let cookie_value = cookies
         .get(&settings.session.cookie.name)
@@ -124,6 +155,7 @@ pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError
         had_cookie: cookie_value.is_some(),
         ..SessionState::default()
     };
+    let mut user = None;
     // A NUL can be in no session key (and PostgreSQL refuses it in a
     // query); the cookie's value is percent-decoded, so `%00` brings one.
     if let Some(value) = cookie_value
@@ -132,8 +164,20 @@ pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError
     {
         match settings.session.engine {
             SessionEngine::Database => {
-                if let Some(stored) = crate::db::sessions::load(&app.db, value).await? {
-                    state.data = app.decoded_sessions.decode(&stored, || {
+                let mut stored = None;
+                if let Some(user_id) = app.decoded_sessions.last_user_id(value) {
+                    if let Some((data, row, perms)) =
+                        sessions::load_with_user(&app.db, value, user_id).await?
+                    {
+                        stored = Some(data);
+                        user = Some((row, perms));
+                    }
+                }
+                if stored.is_none() {
+                    stored = sessions::load(&app.db, value).await?;
+                }
+                if let Some(stored) = stored {
+                    state.data = app.decoded_sessions.decode(value, &stored, || {
                         codec::decode(
                             &stored,
                             &settings.secret_key,
@@ -155,7 +199,7 @@ pub async fn load(app: &AppState, cookies: &Cookies) -> Result<Session, AppError
             }
         }
     }
-    Ok(Session(Arc::new(Mutex::new(state))))
+    Ok((Session(Arc::new(Mutex::new(state))), user))
 }
 
 /// Saves the session after the handler, as Django's
@@ -183,7 +227,7 @@ pub async fn save(
     let session_settings = &settings.session;
     if session_settings.engine == SessionEngine::Database {
         for old in &retired {
-            crate::db::sessions::delete(&app.db, old).await?;
+            sessions::delete(&app.db, old).await?;
         }
     }
     if data.is_empty() {
@@ -210,7 +254,7 @@ pub async fn save(
             let expire = DjangoDateTime(codec::expiry_date(&data, now, session_settings.age));
             match key {
                 Some(key) => {
-                    if !crate::db::sessions::update(&app.db, &key, &encoded, expire).await? {
+                    if !sessions::update(&app.db, &key, &encoded, expire).await? {
                         return Err(AppError::BadRequest(
                             "Сессия была удалена до завершения запроса. Войдите снова.".into(),
                         ));
@@ -219,7 +263,7 @@ pub async fn save(
                 }
                 None => loop {
                     let key = codec::new_session_key();
-                    if crate::db::sessions::insert(&app.db, &key, &encoded, expire).await? {
+                    if sessions::insert(&app.db, &key, &encoded, expire).await? {
                         session.state().key = Some(key.clone());
                         break key;
                     }
@@ -240,23 +284,27 @@ mod tests {
         let decoded = DecodedSessions::default();
         let data = |n: i64| {
             let mut map = Map::new();
-            map.insert("n".into(), Value::from(n));
+            map.insert(codec::SESSION_KEY.into(), Value::from(n.to_string()));
             map
         };
         let mut calls = 0;
         for _ in 0..3 {
-            let got = decoded.decode("row-a", || {
+            let got = decoded.decode("key-a", "row-a", || {
                 calls += 1;
                 data(1)
             });
             assert_eq!(got, data(1));
         }
         assert_eq!(calls, 1, "decoded once, then remembered");
-        // Another text is another decode, never the first one's data.
-        assert_eq!(decoded.decode("row-b", || data(2)), data(2));
+        assert_eq!(decoded.last_user_id("key-a"), Some(1));
+        assert_eq!(decoded.last_user_id("key-b"), None);
+        // The same key storing another text is decoded again, never given
+        // the first text's data.
+        assert_eq!(decoded.decode("key-a", "row-b", || data(2)), data(2));
+        assert_eq!(decoded.last_user_id("key-a"), Some(2));
         for n in 0..DECODED_SESSIONS * 2 {
-            decoded.decode(&format!("row-{n}"), Map::new);
-            assert!(decoded.0.lock().unwrap().len() <= DECODED_SESSIONS);
+            decoded.decode(&format!("key-{n}"), "row", Map::new);
+            assert!(decoded.lock().len() <= DECODED_SESSIONS);
         }
     }
 }
