@@ -75,20 +75,39 @@ fn markupsafe_formatter(
     escape_into(out, text).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
 }
 
-fn escape_into(out: &mut minijinja::Output, text: &str) -> std::fmt::Result {
+/// markupsafe's `escape`: `& < > " '` become entities. The runs between
+/// are found with memchr (a few bytes at a time) and written whole; a
+/// byte-by-byte loop here was a twentieth of a list page.
+fn escape_into(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
+    let bytes = text.as_bytes();
+    let end = bytes.len();
+    let markup_from =
+        |from: usize| memchr::memchr3(b'&', b'<', b'>', &bytes[from..]).map_or(end, |i| from + i);
+    let quote_from =
+        |from: usize| memchr::memchr2(b'"', b'\'', &bytes[from..]).map_or(end, |i| from + i);
+    // The next of each kind at or after `plain`, each searched again only
+    // once passed, so the whole text is scanned once per kind.
+    let (mut markup, mut quote) = (markup_from(0), quote_from(0));
     let mut plain = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let entity = match byte {
+    loop {
+        let at = markup.min(quote);
+        if at == end {
+            break;
+        }
+        out.write_str(&text[plain..at])?;
+        out.write_str(match bytes[at] {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'"' => "&#34;",
-            b'\'' => "&#39;",
-            _ => continue,
-        };
-        out.write_str(&text[plain..at])?;
-        out.write_str(entity)?;
+            _ => "&#39;",
+        })?;
         plain = at + 1;
+        if markup == at {
+            markup = markup_from(plain);
+        } else {
+            quote = quote_from(plain);
+        }
     }
     out.write_str(&text[plain..])
 }
@@ -202,5 +221,56 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             .get::<Page>()
             .cloned()
             .ok_or_else(|| AppError::Internal("the request pipeline did not run".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_into;
+
+    /// markupsafe's `escape`, one character at a time.
+    fn escaped_slowly(text: &str) -> String {
+        text.chars()
+            .map(|c| match c {
+                '&' => "&amp;".to_string(),
+                '<' => "&lt;".to_string(),
+                '>' => "&gt;".to_string(),
+                '"' => "&#34;".to_string(),
+                '\'' => "&#39;".to_string(),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn escaping_matches_markupsafe_character_by_character() {
+        let pieces = [
+            "&",
+            "<",
+            ">",
+            "\"",
+            "'",
+            "a",
+            "Товар",
+            " ",
+            "&amp;",
+            "<<",
+            "''",
+        ];
+        let mut texts = vec![String::new()];
+        // Every sequence of up to four pieces: specials at the start, the
+        // end, side by side and apart, of one kind and of both.
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| pieces.iter().map(move |p| format!("{t}{p}")))
+                .collect();
+            texts.extend(longer);
+        }
+        for text in &texts {
+            let mut out = String::new();
+            escape_into(&mut out, text).unwrap();
+            assert_eq!(out, escaped_slowly(text), "{text:?}");
+        }
     }
 }
