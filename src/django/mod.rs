@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod email_validator;
 pub mod forms;
+pub mod formsets;
 pub mod hashers;
 pub mod host;
 pub mod http_date;

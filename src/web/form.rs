@@ -104,6 +104,18 @@ impl FormData {
         crate::django::forms::python_strip(self.get(name).unwrap_or("")).to_string()
     }
 
+    /// A form of these fields and no files, as a test submits it.
+    #[cfg(test)]
+    pub fn from_fields(fields: &[(&str, &str)]) -> FormData {
+        FormData {
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            files: Vec::new(),
+        }
+    }
+
     /// A chosen file. A file part with no name and no content (what a
     /// browser sends when nothing was chosen) counts as no file.
     pub fn file(&self, name: &str) -> Option<&UploadedFile> {

@@ -20,6 +20,14 @@ pub fn add_error(errors: &mut Errors, field: &str, message: impl Into<String>) {
         .push(message.into());
 }
 
+/// A cleaner's outcome: the clean value, or `None` with its message
+/// added under `field`.
+pub fn cleaned<T>(errors: &mut Errors, field: &str, result: Result<T, String>) -> Option<T> {
+    result
+        .map_err(|message| add_error(errors, field, message))
+        .ok()
+}
+
 /// One field of a form: its value as `BoundField.value()` gives it (the
 /// submitted text on a bound form, the initial value otherwise).
 pub struct Field {

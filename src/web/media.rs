@@ -163,6 +163,15 @@ pub fn url(name: &str) -> String {
     )
 }
 
+/// A stored image as a template sees its `FieldFile`: `name` and `url`;
+/// none when the column is empty.
+pub fn image_value(image: Option<&str>) -> minijinja::Value {
+    match image.filter(|name| !name.is_empty()) {
+        Some(name) => minijinja::context! { name => name, url => url(name) },
+        None => minijinja::Value::from(()),
+    }
+}
+
 /// Django's `get_valid_filename`: spaces to underscores, only `[-\w.]` kept.
 pub fn valid_filename(name: &str) -> String {
     let base = name

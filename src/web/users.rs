@@ -572,7 +572,7 @@ fn profile_form_view(user: &User, submitted: Option<&FormData>, errors: &Errors)
         // A file input shows the stored file, submitted or not.
         Field::new(
             "avatar",
-            crate::web::catalog::forms::image_value(user.avatar.as_deref()),
+            crate::web::media::image_value(user.avatar.as_deref()),
         ),
     ];
     form_view::form(None, fields, errors)

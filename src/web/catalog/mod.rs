@@ -1,10 +1,14 @@
 //! The `catalog` pages: the product list, a product, creating, editing
 //! (owner form with the versions formset, or the moderator form) and
 //! deleting products, and the contact page. Who may do what is decided in
-//! `access`; the forms are cleaned in `forms`.
+//! `access`; the product's forms are cleaned in `product_form`, its
+//! versions formset in `version_formset`, and `form_views` makes what the
+//! templates show of them.
 
 pub mod access;
-pub mod forms;
+mod form_views;
+mod product_form;
+mod version_formset;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +26,8 @@ use crate::web::urls;
 use crate::web::AppState;
 
 use access::EditForm;
-use forms::{ImageInput, Source};
+use form_views::Source;
+use product_form::ImageInput;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,7 +65,7 @@ impl minijinja::value::Object for ProductView {
             "pk" | "id" => Value::from(product.id),
             "name" => Value::from(product.name.as_str()),
             "description" => Value::from(product.description.clone()),
-            "image" => forms::image_value(product.image.as_deref()),
+            "image" => crate::web::media::image_value(product.image.as_deref()),
             "category" => Value::from(product.category_id.map(|id| {
                 context! { pk => id, id => id, name => product.category_name.clone().unwrap_or_default() }
             })),
@@ -217,7 +222,8 @@ async fn create_page(
     LoggedIn(_user): LoggedIn,
 ) -> Result<Response, AppError> {
     let categories = catalog::categories(&app.db).await?;
-    let form = forms::owner_form_view(&Source::Initial(None), None, &categories, &Errors::new());
+    let form =
+        form_views::owner_form_view(&Source::Initial(None), None, &categories, &Errors::new());
     render_form(&app, &page, None, form, None)
 }
 
@@ -228,11 +234,11 @@ async fn create(
     form: FormData,
 ) -> Result<Response, AppError> {
     let categories = catalog::categories(&app.db).await?;
-    let clean = match forms::clean_owner_form(&form, &categories).await {
+    let clean = match product_form::clean_owner_form(&form, &categories).await {
         Ok(clean) => clean,
         Err(errors) => {
             let view =
-                forms::owner_form_view(&Source::Submitted(&form), None, &categories, &errors);
+                form_views::owner_form_view(&Source::Submitted(&form), None, &categories, &errors);
             return render_form(&app, &page, None, view, None);
         }
     };
@@ -298,12 +304,13 @@ async fn update_page(
     match kind {
         EditForm::Owner => {
             let versions = catalog::versions(&app.db, product.id).await?;
-            let form = forms::owner_form_view(&source, Some(&product), &categories, &Errors::new());
-            let formset = forms::initial_formset_view(product.id, &versions);
+            let form =
+                form_views::owner_form_view(&source, Some(&product), &categories, &Errors::new());
+            let formset = form_views::initial_formset_view(product.id, &versions);
             render_form(&app, &page, Some(&product), form, Some(formset))
         }
         EditForm::Moderator => {
-            let form = forms::moderator_form_view(&source, &categories, &Errors::new());
+            let form = form_views::moderator_form_view(&source, &categories, &Errors::new());
             render_form(&app, &page, Some(&product), form, None)
         }
     }
@@ -329,7 +336,7 @@ async fn update(
     let categories = catalog::categories(&app.db).await?;
     let detail_url = reverse("catalog:product_detail", &[product.id.to_string()]);
     if kind == EditForm::Moderator {
-        return match forms::clean_moderator_form(&form, &categories) {
+        return match product_form::clean_moderator_form(&form, &categories) {
             Ok(fields) => {
                 catalog::update_moderator_fields(&app.db, product.id, &fields).await?;
                 tracing::info!(
@@ -341,16 +348,23 @@ async fn update(
                 Ok(crate::web::redirect(&detail_url))
             }
             Err(errors) => {
-                let view =
-                    forms::moderator_form_view(&Source::Submitted(&form), &categories, &errors);
+                let view = form_views::moderator_form_view(
+                    &Source::Submitted(&form),
+                    &categories,
+                    &errors,
+                );
                 render_form(&app, &page, Some(&product), view, None)
             }
         };
     }
     let versions = catalog::versions(&app.db, product.id).await?;
-    let mut formset =
-        forms::clean_version_formset(&form, product.id, &versions, max_version_number(&app));
-    let clean = forms::clean_owner_form(&form, &categories).await;
+    let mut formset = version_formset::clean_version_formset(
+        &form,
+        product.id,
+        &versions,
+        max_version_number(&app),
+    );
+    let clean = product_form::clean_owner_form(&form, &categories).await;
     if let (Ok(clean), true) = (&clean, formset.is_valid()) {
         let mut tx = app.db.begin_write().await?;
         let current =
@@ -367,10 +381,10 @@ async fn update(
         }
         // Versions left out of the formset were current too: keep nothing.
         drop(tx);
-        formset.add_non_form_error(forms::ONE_CURRENT_VERSION);
+        formset.add_non_form_error(version_formset::ONE_CURRENT_VERSION);
     }
     let errors = clean.err().unwrap_or_default();
-    let view = forms::owner_form_view(
+    let view = form_views::owner_form_view(
         &Source::Submitted(&form),
         Some(&product),
         &categories,
@@ -381,7 +395,9 @@ async fn update(
         &page,
         Some(&product),
         view,
-        Some(formset.view(product.id)),
+        Some(form_views::submitted_formset_view(
+            &form, &formset, product.id,
+        )),
     )
 }
 
