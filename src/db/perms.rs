@@ -26,7 +26,7 @@ pub const MODERATOR_PERMISSIONS: [&str; 3] = [
 /// embeddable in the query that loads the user. Two plain joins rather
 /// than `IN (... UNION ...)`, which made SQLite build two temporary tables
 /// on every logged-in request.
-pub fn permission_names_subquery(db: &Db, user_id: &str) -> String {
+pub fn permission_names_expression(db: &Db, user_id: &str) -> String {
     let aggregate = match db {
         Db::Sqlite(..) => "group_concat(ct.app_label || '.' || p.codename, char(10))",
         Db::Postgres(_) => "string_agg(ct.app_label || '.' || p.codename, chr(10))",
@@ -49,7 +49,7 @@ pub fn permission_names_subquery(db: &Db, user_id: &str) -> String {
     )
 }
 
-/// The names [`permission_names_subquery`] joined, as a set.
+/// The names [`permission_names_expression`] joined, as a set.
 pub fn split_permission_names(joined: Option<&str>) -> HashSet<String> {
     joined
         .unwrap_or("")
@@ -61,7 +61,7 @@ pub fn split_permission_names(joined: Option<&str>) -> HashSet<String> {
 
 /// Every `app_label.codename` a user holds directly or through a group.
 pub async fn user_permission_names(db: &Db, user_id: i64) -> Result<HashSet<String>, sqlx::Error> {
-    let sql = format!("SELECT {}", permission_names_subquery(db, "$1"));
+    let sql = format!("SELECT {}", permission_names_expression(db, "$1"));
     let joined: Option<String> = on_pool!(db, |pool| sqlx::query_scalar(&sql)
         .bind(user_id)
         .fetch_one(pool)

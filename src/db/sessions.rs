@@ -49,7 +49,7 @@ pub async fn load_with_user(
          FROM django_session JOIN users_user ON users_user.id = $3 \
          WHERE session_key = $1 AND expire_date > $2",
         users::COLUMNS,
-        crate::db::perms::permission_names_subquery(db, "$3"),
+        crate::db::perms::permission_names_expression(db, "$3"),
     );
     let row: Option<Both<Data, Both<User, PermissionNames>>> = db
         .read_optional(

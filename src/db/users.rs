@@ -61,7 +61,7 @@ pub async fn by_id_with_permissions(
 ) -> Result<Option<(User, HashSet<String>)>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS}, {} AS permission_names FROM users_user WHERE id = $1",
-        crate::db::perms::permission_names_subquery(db, "$1")
+        crate::db::perms::permission_names_expression(db, "$1")
     );
     let row: Option<Both<User, PermissionNames>> =
         db.read_optional(&sql, &[Param::Int(id)]).await?;
@@ -69,7 +69,7 @@ pub async fn by_id_with_permissions(
 }
 
 /// The `permission_names` column a query adds beside a user's columns
-/// (`perms::permission_names_subquery`).
+/// (`perms::permission_names_expression`).
 #[derive(sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct PermissionNames {
     permission_names: Option<String>,
