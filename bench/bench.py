@@ -35,6 +35,9 @@ COMPAT_KEEP_DBS is set) and each catalog size:
    bench waits until the server has answered what the run left queued.
    Then the median of 5 whole logins one after another (GET the login
    page, POST, expect 302).
+   On PostgreSQL at 1,000 products, the queries each of the two logged-in
+   pages runs (queries_per_page: PostgreSQL's own count of committed
+   transactions over 200 requests one after another).
 4. At 1,000 products, logins under load (unchained, then Django for
    reference): GET / at 32 connections for --seconds while a background
    thread offers whole logins at a fixed open-loop schedule (4/s, 20/s;
@@ -444,6 +447,49 @@ def wrk(server, path, conns, seconds, cookie=None, warmup=0):
     return result
 
 
+# ---------------------------------------------------------------- queries per page
+
+# PostgreSQL counts every committed transaction of a database
+# (pg_stat_database.xact_commit); each statement run outside a transaction
+# is one, so on a page that writes nothing the count is its queries. A
+# backend reports its counts within 10 s of going idle
+# (PGSTAT_IDLE_INTERVAL), or when it exits.
+STATS_SETTLE = 11
+QUERY_COUNT_REQUESTS = 200
+
+
+def committed(database):
+    (count,) = Database(database.url).one(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    return count
+
+
+def queries_per_page(database, server, path, cookie):
+    """The statements one GET of `path` runs on PostgreSQL: the transactions
+    committed over QUERY_COUNT_REQUESTS requests one after another, less
+    those of a window as long with no request (the reads of the count
+    themselves, unchained's mail worker polling the outbox), divided by the
+    requests."""
+    browser = Browser("127.0.0.1", server.port)
+    headers = {"Cookie": cookie} if cookie else {}
+    browser.get(path, headers=headers)
+
+    def window(requests):
+        time.sleep(STATS_SETTLE)
+        start = committed(database)
+        for _ in range(requests):
+            answer = browser.get(path, headers=headers)
+            if answer.status != 200:
+                raise SystemExit(f"{server.name} answered {answer!r} to GET {path} while counting queries")
+        time.sleep(STATS_SETTLE)
+        return committed(database) - start
+
+    idle = window(0)
+    busy = window(QUERY_COUNT_REQUESTS)
+    log(f"  {server.name} GET {path}: {busy} transactions over {QUERY_COUNT_REQUESTS} requests, {idle} without")
+    return (busy - idle) / QUERY_COUNT_REQUESTS
+
+
 # ---------------------------------------------------------------- memory
 
 
@@ -501,6 +547,7 @@ class Run:
     login: dict = field(default_factory=dict)  # side -> median seconds
     loads: dict = field(default_factory=dict)  # (rate, side) -> LoginLoad
     memory: dict = field(default_factory=dict)  # side -> memory()
+    queries: dict = field(default_factory=dict)  # (page, side) -> statements a page (PostgreSQL)
 
 
 def bench_database(opts, backend, size, hashed, workdir):
@@ -525,6 +572,12 @@ def bench_database(opts, backend, size, hashed, workdir):
         for side in SIDES:
             run.login[side] = login_median(servers[side])
             log(f"{backend} {size} {side:9} whole login: median {ms(run.login[side])}")
+        if backend == "postgres" and size == 1000:
+            for page in (LIST, DETAIL):
+                path, _ = paths[page]
+                for side in SIDES:
+                    run.queries[page, side] = queries_per_page(database, servers[side], path, cookies[side])
+                    log(f"{backend} {size} {side:9} {page}: {run.queries[page, side]:.1f} queries a page")
         if size == 1000:
             for rate in opts.rates:
                 for side in ("unchained", "django"):  # Django last: its backlog of logins drains slowly
@@ -642,6 +695,12 @@ def report(opts, runs, targets):
         d, u = run.login["django"], run.login["unchained"]
         out += [f"Whole login (GET the page, POST, 302), median of {LOGIN_SAMPLES}: Django {ms(d)}, "
                 f"unchained {ms(u)}, unchained / Django {ratio(u, d):.2f}.", ""]
+        if run.queries:
+            out += [f"Queries a page, logged in (PostgreSQL's count of committed transactions over "
+                    f"{QUERY_COUNT_REQUESTS} requests one after another): "
+                    + "; ".join(f"{page} Django {run.queries[page, 'django']:.1f}, "
+                                f"unchained {run.queries[page, 'unchained']:.1f}"
+                                for page in (LIST, DETAIL)) + ".", ""]
         if run.loads:
             out += ["Logins in the background (open loop) during GET / at 32 connections:", "", loads_table(run), ""]
         dm, um = run.memory["django"], run.memory["unchained"]
