@@ -153,10 +153,31 @@ async fn assert_login_refused(app: &App, email: &str, password: &str, what: &str
         .assert_contains(LOGIN_ERROR, what);
 }
 
-const LOGIN_ERROR: &str = "Пожалуйста, введите правильные адрес электронной почты и пароль";
+/// Every password input of the page has no `value` (as Django's
+/// `PasswordInput`): a password is never written back into a page.
+fn assert_no_password_shown(body: &str, what: &str) {
+    let inputs: Vec<&str> = body
+        .split("<input ")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('>').unwrap_or(rest.len())])
+        .filter(|input| input.contains("type=\"password\""))
+        .collect();
+    assert!(!inputs.is_empty(), "{what}: no password input");
+    for input in inputs {
+        assert!(
+            !input.contains("value="),
+            "{what}: a password shown: <input {input}>"
+        );
+    }
+}
+
+const LOGIN_ERROR: &str = "Пожалуйста, введите правильные почта и пароль";
 const REQUIRED: &str = "Обязательное поле.";
 const BAD_EMAIL: &str = "Введите правильный адрес электронной почты.";
-const EMAIL_TAKEN: &str = "Пользователь с таким адресом уже зарегистрирован.";
+const EMAIL_TAKEN: &str = "Пользователь с таким Почта уже существует.";
+/// Django's `max_length` message for the 1 MB address of the tests.
+const TOO_LONG_EMAIL: &str =
+    "Убедитесь, что это значение содержит не более 254 символов (сейчас 1048588).";
 const CSRF_PAGE: &str = "CSRF verification failed";
 const CONFIRM_FAILED: &str = "Ссылка недействительна";
 
@@ -772,7 +793,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
             (
                 "mismatched",
                 form("new@example.com", GOOD_PASSWORD, "Correct-Horse-43"),
-                "Пароли не совпадают.",
+                "Введенные пароли не совпадают.",
             ),
             ("too short", form("new@example.com", "Kx9#mP", "Kx9#mP"), "Введённый пароль слишком короткий. Он должен состоять из как минимум 8 символов."),
             ("numeric", form("new@example.com", "8203948571", "8203948571"), "только из цифр"),
@@ -807,14 +828,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
                     r.assert_contains(&format!("value=\"{email}\""), &what);
                 }
             }
-            for (name, value) in &fields {
-                if name.starts_with("password") && !value.is_empty() {
-                    assert!(
-                        !r.body.contains(&format!("value=\"{value}\"")),
-                        "{what}: the password is echoed"
-                    );
-                }
-            }
+            assert_no_password_shown(&r.body, &what);
         }
         // 1 MB e-mail, URL-encoded and multipart.
         let big = format!("{}@example.com", megabyte());
@@ -826,7 +840,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
             )
             .await;
         r.assert_page(200, &what)
-            .assert_contains("Адрес слишком длинный", &what);
+            .assert_contains(TOO_LONG_EMAIL, &what);
         let r = browser
             .submit_multipart(
                 "/users/register/",
@@ -837,7 +851,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
             )
             .await;
         r.assert_page(200, &format!("{what} (multipart)"))
-            .assert_contains("Адрес слишком длинный", &what);
+            .assert_contains(TOO_LONG_EMAIL, &what);
         // A 1 MB password that does not match: refused, not echoed.
         let r = browser
             .submit(
@@ -846,7 +860,7 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
             )
             .await;
         r.assert_page(200, &format!("{backend} register: 1 MB password"))
-            .assert_contains("Пароли не совпадают.", backend);
+            .assert_contains("Введенные пароли не совпадают.", backend);
         assert!(r.body.len() < 100_000, "{backend}: the password is echoed");
 
         // A JSON body is no form: the fields are missing.
@@ -885,6 +899,30 @@ async fn registration_refuses_bad_input_and_keeps_the_email() {
             .assert_form_or_400_page(&format!("{backend} register: broken multipart"));
 
         app.assert_unchanged(&before, backend).await;
+    })
+    .await;
+}
+
+/// As AuthenticationForm's UsernameField: the address is stripped and
+/// NFKC-normalised before it is looked up, and a failed login shows it
+/// back as it was typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_reads_the_address_as_django() {
+    on_each_backend(async |app, backend| {
+        app.create_user("ivan@example.com", GOOD_PASSWORD, true)
+            .await;
+        let typed = " ｉｖａｎ@example.com ";
+        let r = app
+            .browser()
+            .submit("/users/login/", &login_form(typed, "Correct-Horse-43"))
+            .await;
+        r.assert_page(200, backend)
+            .assert_contains(LOGIN_ERROR, backend)
+            .assert_contains(&format!("value=\"{typed}\""), backend);
+        app.browser()
+            .submit("/users/login/", &login_form(typed, GOOD_PASSWORD))
+            .await
+            .assert_redirect("/", backend);
     })
     .await;
 }
@@ -939,10 +977,7 @@ async fn login_refuses_bad_input_with_one_message() {
                 .await;
             r.assert_page(200, &what)
                 .assert_contains(LOGIN_ERROR, &what);
-            assert!(
-                !r.body.contains(&format!("value=\"{password}\"")),
-                "{what}: the password is echoed"
-            );
+            assert_no_password_shown(&r.body, &what);
             assert_eq!(browser.cookie("sessionid"), None, "{what}: a session");
             pages.push(without_tokens(&r.body).replace(email.as_str(), "EMAIL"));
         }
@@ -982,11 +1017,7 @@ async fn password_reset_refuses_bad_input() {
             ("no field", vec![], REQUIRED),
             ("empty", vec![("email", "")], REQUIRED),
             ("not an e-mail", vec![("email", "ivan")], BAD_EMAIL),
-            (
-                "1 MB",
-                vec![("email", big.as_str())],
-                "Адрес слишком длинный",
-            ),
+            ("1 MB", vec![("email", big.as_str())], TOO_LONG_EMAIL),
         ] {
             let what = format!("{backend} reset: {case}");
             let r = browser.submit("/users/password-reset/", &fields).await;
@@ -999,7 +1030,7 @@ async fn password_reset_refuses_bad_input() {
             )
             .await;
         r.assert_page(200, &format!("{backend} reset: multipart 1 MB"))
-            .assert_contains("Адрес слишком длинный", backend);
+            .assert_contains(TOO_LONG_EMAIL, backend);
         app.assert_unchanged(&before, backend).await;
     })
     .await;
@@ -1018,17 +1049,17 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                 multipart::Form::new()
                     .text("first_name", megabyte())
                     .text("last_name", "Петров"),
-                "Не больше 150 символов",
+                "Убедитесь, что это значение содержит не более 150 символов (сейчас 1048576).",
             ),
             (
                 "long phone",
                 multipart::Form::new().text("phone", "1".repeat(36)),
-                "Не больше 35 символов",
+                "Убедитесь, что это значение содержит не более 35 символов (сейчас 36).",
             ),
             (
                 "long country",
                 multipart::Form::new().text("country", "Я".repeat(51)),
-                "Не больше 50 символов",
+                "Убедитесь, что это значение содержит не более 50 символов (сейчас 51).",
             ),
             (
                 "text as avatar",
@@ -1056,7 +1087,7 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
                 multipart::Form::new()
                     .text("phone", "1".repeat(36))
                     .part("avatar", png("me.png")),
-                "Не больше 35 символов",
+                "Убедитесь, что это значение содержит не более 35 символов (сейчас 36).",
             ),
         ];
         for (case, form, expected) in bad {
@@ -1072,7 +1103,10 @@ async fn profile_refuses_bad_input_and_stores_avatars_as_django() {
             .submit("/users/profile/", &[("first_name", megabyte().as_str())])
             .await;
         r.assert_page(200, &format!("{backend} profile: 1 MB URL-encoded"))
-            .assert_contains("Не больше 150 символов", backend);
+            .assert_contains(
+                "Убедитесь, что это значение содержит не более 150 символов (сейчас 1048576).",
+                backend,
+            );
         app.assert_unchanged(&before, backend).await;
 
         // A real PNG: stored under MEDIA_ROOT/users/avatars/, the column as Django's.

@@ -18,7 +18,7 @@ use unchained::db::time::DjangoDateTime;
 
 const EMAIL: &str = "ivan@example.com";
 const WRONG: &str = "Wrong-Horse-13";
-const LOGIN_ERROR: &str = "Пожалуйста, введите правильные адрес электронной почты и пароль";
+const LOGIN_ERROR: &str = "Пожалуйста, введите правильные почта и пароль";
 const LOCKED: &str = "Слишком много неудачных попыток входа. Вход закрыт до ";
 const RESETS_LIMITED: &str = "Слишком много запросов на восстановление пароля";
 const LINK_INVALID: &str = "Ссылка недействительна";

@@ -1,16 +1,21 @@
 //! Django's form-field cleaning for the fields this site's forms use
-//! (`CharField`, `IntegerField`, `DecimalField`, `BooleanField`), with
-//! Django's Russian messages: each cleaner takes the submitted text and
-//! returns the clean value or the message to show beside the field.
+//! (`CharField`, `UsernameField`, `EmailField`, `IntegerField`,
+//! `DecimalField`, `BooleanField`), with Django's Russian messages: each
+//! cleaner takes the submitted text and returns the clean value or the
+//! messages to show beside the field.
+
+use unicode_normalization::UnicodeNormalization;
 
 /// `Field.default_error_messages["required"]`.
 pub const REQUIRED: &str = "Обязательное поле.";
 /// `ProhibitNullCharactersValidator`: every `CharField` has it, and
 /// PostgreSQL cannot store NUL in text anyway.
-pub const NUL_CHARACTER: &str = "Данные содержат запрещённый символ: ноль-байт";
+const NUL_CHARACTER: &str = "Данные содержат запрещённый символ: ноль-байт";
 /// `ModelChoiceField.default_error_messages["invalid_choice"]`.
 pub const INVALID_CHOICE: &str =
     "Выберите корректный вариант. Вашего варианта нет среди допустимых значений.";
+/// `EmailValidator.message`.
+const INVALID_EMAIL: &str = "Введите правильный адрес электронной почты.";
 
 /// Python's `str.strip()`: Unicode white space, and also the four
 /// separators U+001C to U+001F, which Python counts as space and Rust's
@@ -19,31 +24,107 @@ pub fn python_strip(value: &str) -> &str {
     value.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
-/// `CharField(max_length, required)`: stripped; `None` for an empty
-/// optional value (Django stores NULL for an empty nullable field).
+/// `MaxLengthValidator`'s message, `ngettext` by the limit: Russian has
+/// «символ» after 1, 21, 101 … and «символов» after every other number
+/// (its other plural forms are worded the same here).
+fn max_length_message(limit: usize, length: usize) -> String {
+    let noun = if limit % 10 == 1 && limit % 100 != 11 {
+        "символ"
+    } else {
+        "символов"
+    };
+    format!("Убедитесь, что это значение содержит не более {limit} {noun} (сейчас {length}).")
+}
+
+/// `forms.CharField(max_length, required, strip)`. `clean` gives the clean
+/// text (`""` for an empty optional value: a nullable column stores it as
+/// NULL) or every message Django shows, in its order: `required` alone for
+/// an empty value, else `MaxLengthValidator` then
+/// `ProhibitNullCharactersValidator`.
+#[derive(Debug, Clone, Copy)]
+pub struct CharField {
+    pub max_length: Option<usize>,
+    pub required: bool,
+    /// `strip=False` keeps surrounding white space (Django's password fields).
+    pub strip: bool,
+}
+
+impl CharField {
+    pub fn clean(&self, value: Option<&str>) -> Result<String, Vec<String>> {
+        let value = value.unwrap_or("");
+        let value = if self.strip {
+            python_strip(value)
+        } else {
+            value
+        };
+        self.check(value)?;
+        Ok(value.to_string())
+    }
+
+    /// `validate` and `run_validators` on the value `to_python` gave.
+    fn check(&self, value: &str) -> Result<(), Vec<String>> {
+        if value.is_empty() {
+            return if self.required {
+                Err(vec![REQUIRED.into()])
+            } else {
+                Ok(())
+            };
+        }
+        let mut errors = Vec::new();
+        if let Some(limit) = self.max_length {
+            let length = value.chars().count();
+            if length > limit {
+                errors.push(max_length_message(limit, length));
+            }
+        }
+        if value.contains('\0') {
+            errors.push(NUL_CHARACTER.into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// `CharField(max_length, required)` with one message: the first of
+/// `CharField::clean`'s. `None` for an empty optional value (Django stores
+/// NULL for an empty nullable field).
 pub fn clean_char(
     value: Option<&str>,
     max_length: Option<usize>,
     required: bool,
 ) -> Result<Option<String>, String> {
+    let field = CharField {
+        max_length,
+        required,
+        strip: true,
+    };
+    match field.clean(value) {
+        Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
+        Err(mut errors) => Err(errors.remove(0)),
+    }
+}
+
+/// `AuthenticationForm`'s `username`, a required `UsernameField`: stripped,
+/// then NFKC-normalised unless longer than `max_length` (which only skips
+/// the normalisation: the form sets the limit after its validators are
+/// made, so no length is refused).
+pub fn clean_username(value: Option<&str>, max_length: usize) -> Result<String, Vec<String>> {
+    let field = CharField {
+        max_length: None,
+        required: true,
+        strip: true,
+    };
     let value = python_strip(value.unwrap_or(""));
-    if value.contains('\0') {
-        return Err(NUL_CHARACTER.into());
-    }
-    if value.is_empty() {
-        return if required {
-            Err(REQUIRED.into())
-        } else {
-            Ok(None)
-        };
-    }
-    let length = value.chars().count();
-    if let Some(limit) = max_length.filter(|&limit| length > limit) {
-        return Err(format!(
-            "Убедитесь, что это значение содержит не более {limit} символов (сейчас {length})."
-        ));
-    }
-    Ok(Some(value.to_string()))
+    let value = if value.chars().count() > max_length {
+        value.to_string()
+    } else {
+        value.nfkc().collect()
+    };
+    field.check(&value)?;
+    Ok(value)
 }
 
 /// The form field of a model `TextField`, optional: stripped, and an empty
@@ -55,17 +136,29 @@ pub fn clean_text(value: Option<&str>) -> Result<String, String> {
 
 /// What `forms.EmailField(max_length)` finds wrong with a value, in
 /// Django's order (its validators run one after another and every error is
-/// shown): the caller words them.
+/// shown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailError {
     /// `required`: nothing but white space.
     Required,
     /// `invalid`: `validate_email` refuses it.
     Invalid,
-    /// `max_length`: longer than the limit; `length` is its length.
-    MaxLength { length: usize },
+    /// `max_length`: longer than `limit`; `length` is its length.
+    MaxLength { limit: usize, length: usize },
     /// `null_characters_not_allowed`: it holds a NUL.
     NulCharacter,
+}
+
+impl EmailError {
+    /// Django's message for it.
+    pub fn message(self) -> String {
+        match self {
+            EmailError::Required => REQUIRED.into(),
+            EmailError::Invalid => INVALID_EMAIL.into(),
+            EmailError::MaxLength { limit, length } => max_length_message(limit, length),
+            EmailError::NulCharacter => NUL_CHARACTER.into(),
+        }
+    }
 }
 
 /// `forms.EmailField(max_length=...)`, required: the value stripped as
@@ -83,7 +176,10 @@ pub fn clean_email(value: Option<&str>, max_length: usize) -> Result<String, Vec
     }
     let length = value.chars().count();
     if length > max_length {
-        errors.push(EmailError::MaxLength { length });
+        errors.push(EmailError::MaxLength {
+            limit: max_length,
+            length,
+        });
     }
     if value.contains('\0') {
         errors.push(EmailError::NulCharacter);
@@ -320,6 +416,7 @@ mod tests {
                         "required" => EmailError::Required,
                         "invalid" => EmailError::Invalid,
                         "max_length" => EmailError::MaxLength {
+                            limit: 254,
                             length: e["length"].as_u64().expect("a length") as usize,
                         },
                         "null_characters_not_allowed" => EmailError::NulCharacter,
@@ -410,6 +507,10 @@ mod tests {
             clean_char(Some("a\0"), None, true),
             Err(NUL_CHARACTER.into())
         );
+        // Of both errors, the first (Django shows both; `CharField` gives them).
+        assert!(clean_char(Some("ab\0"), Some(2), true)
+            .unwrap_err()
+            .starts_with("Убедитесь"));
         assert!(clean_checkbox(Some("on")));
         assert!(clean_checkbox(Some("0")));
         assert!(!clean_checkbox(Some("False")));
@@ -417,5 +518,104 @@ mod tests {
         assert_eq!(parse_choice_id(Some("")), Ok(None));
         assert_eq!(parse_choice_id(Some("7")), Ok(Some(7)));
         assert!(parse_choice_id(Some("x")).is_err());
+    }
+
+    /// The messages a real Django 5.2 gives (`CharField(...).clean(...)`
+    /// under `LANGUAGE_CODE="ru-ru"`).
+    #[test]
+    fn char_fields_give_every_message_django_gives() {
+        let optional = |max_length| CharField {
+            max_length: Some(max_length),
+            required: false,
+            strip: true,
+        };
+        assert_eq!(optional(150).clean(Some("  Вера ")), Ok("Вера".into()));
+        assert_eq!(optional(150).clean(Some(" \t")), Ok(String::new()));
+        assert_eq!(optional(150).clean(None), Ok(String::new()));
+        assert_eq!(
+            optional(150).clean(Some(&"a".repeat(151))),
+            Err(vec![
+                "Убедитесь, что это значение содержит не более 150 символов (сейчас 151).".into()
+            ])
+        );
+        assert_eq!(
+            optional(150).clean(Some(&"a\0".repeat(100))),
+            Err(vec![
+                "Убедитесь, что это значение содержит не более 150 символов (сейчас 200).".into(),
+                NUL_CHARACTER.into(),
+            ])
+        );
+        // `ngettext` by the limit.
+        for (limit, noun) in [
+            (1, "символ"),
+            (2, "символов"),
+            (4, "символов"),
+            (11, "символов"),
+            (21, "символ"),
+            (101, "символ"),
+            (111, "символов"),
+            (254, "символов"),
+        ] {
+            assert_eq!(
+                optional(limit).clean(Some(&"я".repeat(limit + 1))),
+                Err(vec![format!(
+                    "Убедитесь, что это значение содержит не более {limit} {noun} (сейчас {}).",
+                    limit + 1
+                )])
+            );
+        }
+        let password = CharField {
+            max_length: None,
+            required: true,
+            strip: false,
+        };
+        assert_eq!(password.clean(Some(" secret ")), Ok(" secret ".into()));
+        assert_eq!(password.clean(Some("  ")), Ok("  ".into()));
+        assert_eq!(password.clean(Some("")), Err(vec![REQUIRED.into()]));
+        assert_eq!(password.clean(None), Err(vec![REQUIRED.into()]));
+        assert_eq!(
+            password.clean(Some("a\0b")),
+            Err(vec![NUL_CHARACTER.into()])
+        );
+    }
+
+    #[test]
+    fn usernames_are_normalised_unless_too_long() {
+        assert_eq!(
+            clean_username(Some(" ｉｖａｎ@example.com "), 254),
+            Ok("ivan@example.com".into())
+        );
+        let long = format!("{}ｉ", "a".repeat(254));
+        assert_eq!(clean_username(Some(&long), 254), Ok(long.clone()));
+        assert_eq!(clean_username(Some("  "), 254), Err(vec![REQUIRED.into()]));
+        assert_eq!(clean_username(None, 254), Err(vec![REQUIRED.into()]));
+        assert_eq!(
+            clean_username(Some("a\0"), 254),
+            Err(vec![NUL_CHARACTER.into()])
+        );
+    }
+
+    #[test]
+    fn email_messages_are_djangos() {
+        let messages = |value: &str| {
+            clean_email(Some(value), 254)
+                .unwrap_err()
+                .into_iter()
+                .map(EmailError::message)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(messages(" "), [REQUIRED]);
+        assert_eq!(
+            messages("x"),
+            ["Введите правильный адрес электронной почты."]
+        );
+        assert_eq!(
+            messages(&format!("{}@example.com", "a".repeat(250))),
+            ["Убедитесь, что это значение содержит не более 254 символов (сейчас 262)."]
+        );
+        assert_eq!(
+            messages("a\0@example.com"),
+            ["Введите правильный адрес электронной почты.", NUL_CHARACTER]
+        );
     }
 }

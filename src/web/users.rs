@@ -1,8 +1,6 @@
 //! The `users` pages: registration with e-mail verification, login,
 //! logout, password reset to a generated password, and the profile.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +10,7 @@ use minijinja::{context, Value};
 
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
-use crate::django::forms::{clean_email, EmailError, NUL_CHARACTER, REQUIRED};
+use crate::django::forms::{clean_email, clean_username, CharField, EmailError};
 use crate::django::password_validation::{validate_password, UserAttributes};
 use crate::django::safe_url::url_has_allowed_host_and_scheme;
 use crate::django::tokens::{self, TokenUser};
@@ -22,7 +20,7 @@ use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::form::FormData;
-use crate::web::form_view::{self, add_error, Errors, Field};
+use crate::web::form_view::{self, add_error, Errors, Field, NON_FIELD};
 use crate::web::session::Session;
 use crate::web::templates::Page;
 use crate::web::throttle::{self, Client, LoginAttempt};
@@ -46,34 +44,60 @@ pub fn routes() -> Router<AppState> {
         .route("/users/profile/", get(profile_page).post(profile))
 }
 
-/// Adds the NUL-character error to each named field that holds one.
-fn refuse_nul(form: &FormData, errors: &mut Errors, fields: &[&'static str]) {
-    for &name in fields {
-        if form.get(name).is_some_and(|v| v.contains('\0')) {
-            add_error(errors, name, NUL_CHARACTER);
+/// `UserCreationForm`'s `password_mismatch`, in Russian.
+const PASSWORD_MISMATCH: &str = "Введенные пароли не совпадают.";
+/// `AuthenticationForm`'s `invalid_login`, in Russian, with `%(username)s`
+/// the verbose name of the model's `email` field («почта»). One message for
+/// a wrong password, an unknown address and an inactive account alike.
+const INVALID_LOGIN: &str =
+    "Пожалуйста, введите правильные почта и пароль. Оба поля могут быть чувствительны к регистру.";
+/// Django's `unique_error_message` for `User.email` (`"%(model_name)s с
+/// таким %(field_label)s уже существует."` with both verbose names capitalised).
+const EMAIL_TAKEN: &str = "Пользователь с таким Почта уже существует.";
+
+/// The password fields: `CharField(strip=False)`, required.
+const PASSWORD_FIELD: CharField = CharField {
+    max_length: None,
+    required: true,
+    strip: false,
+};
+
+/// Records a field's cleaning: the clean value, or its messages under `name`.
+fn take<T>(errors: &mut Errors, name: &str, cleaned: Result<T, Vec<String>>) -> Option<T> {
+    match cleaned {
+        Ok(value) => Some(value),
+        Err(messages) => {
+            for message in messages {
+                add_error(errors, name, message);
+            }
+            None
         }
     }
 }
+
 /// The `email` field of the registration and reset forms: Django's
-/// `forms.EmailField(max_length=254)` (`django::forms::clean_email`, with
-/// the model field's length), each of its errors worded as this site words
-/// it. The clean address, or `None` with the errors added.
-fn clean_email_field(form: &FormData, errors: &mut Errors) -> Option<String> {
-    let problems = match clean_email(form.get("email"), users::EMAIL_MAX_LENGTH) {
-        Ok(email) => return Some(email),
-        Err(problems) => problems,
-    };
-    for problem in problems {
-        let message = match problem {
-            EmailError::Required => REQUIRED,
-            EmailError::Invalid => "Введите правильный адрес электронной почты.",
-            EmailError::MaxLength { .. } => "Адрес слишком длинный: не больше 254 символов.",
-            EmailError::NulCharacter => NUL_CHARACTER,
-        };
-        add_error(errors, "email", message);
-    }
-    None
+/// `forms.EmailField(max_length=254)` (the model field's length).
+fn clean_email_field(form: &FormData) -> Result<String, Vec<String>> {
+    clean_email(form.get("email"), users::EMAIL_MAX_LENGTH)
+        .map_err(|problems| problems.into_iter().map(EmailError::message).collect())
 }
+
+/// A form of text fields as the template sees it: each field's
+/// `value()` is the submitted text (as sent, unstripped) when the form
+/// comes back with errors, and nothing on an empty form. A password field
+/// holds its text too, as Django's; the template's `render_value=false`
+/// never writes it.
+fn text_form_view(submitted: Option<&FormData>, names: &[&'static str], errors: &Errors) -> Value {
+    let fields = names
+        .iter()
+        .map(|&name| Field::new(name, submitted.and_then(|form| form.get(name))))
+        .collect();
+    form_view::form(None, fields, errors)
+}
+
+const REGISTER_FIELDS: [&str; 3] = ["email", "password1", "password2"];
+const LOGIN_FIELDS: [&str; 2] = ["username", "password"];
+const RESET_FIELDS: [&str; 1] = ["email"];
 
 /// The site's address for links in letters, from the request's own host.
 fn absolute_url(app: &AppState, headers: &HeaderMap, path: &str) -> Result<String, AppError> {
@@ -87,10 +111,21 @@ fn absolute_url(app: &AppState, headers: &HeaderMap, path: &str) -> Result<Strin
     Ok(format!("{scheme}://{host}{path}"))
 }
 
-async fn register_page(State(app): State<AppState>, page: Page) -> Result<Response, AppError> {
+/// The registration page, empty or with the submitted form's errors.
+fn register_form_page(
+    app: &AppState,
+    page: &Page,
+    submitted: Option<&FormData>,
+    errors: &Errors,
+) -> Result<Response, AppError> {
+    let form = text_form_view(submitted, &REGISTER_FIELDS, errors);
     Ok(page
-        .html(&app, "users/register.html", context! {})?
+        .html(app, "users/register.html", context! { form => form })?
         .into_response())
+}
+
+async fn register_page(State(app): State<AppState>, page: Page) -> Result<Response, AppError> {
+    register_form_page(&app, &page, None, &Errors::new())
 }
 
 async fn register(
@@ -99,42 +134,50 @@ async fn register(
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, AppError> {
+    // As UserCreationForm: the fields are cleaned one by one; clean()
+    // compares the two passwords; _post_clean() puts the address on the
+    // user as the model's clean() leaves it, checks it is free, and runs
+    // the password validators on password2 for that user.
     let mut errors = Errors::new();
-    // Checked as entered, then stored as the model's clean() leaves it.
-    let email = clean_email_field(&form, &mut errors).map(|e| users::normalize_email(&e));
-    let password1 = form.get("password1").unwrap_or("").to_string();
-    let password2 = form.get("password2").unwrap_or("").to_string();
-    refuse_nul(&form, &mut errors, &["password1", "password2"]);
-    if password1.is_empty() {
-        add_error(&mut errors, "password1", REQUIRED);
+    let email = take(&mut errors, "email", clean_email_field(&form));
+    let password1 = take(
+        &mut errors,
+        "password1",
+        PASSWORD_FIELD.clean(form.get("password1")),
+    );
+    let password2 = take(
+        &mut errors,
+        "password2",
+        PASSWORD_FIELD.clean(form.get("password2")),
+    );
+    // An error on a field takes it out of cleaned_data: the validators
+    // below do not run on two passwords that differ.
+    let password2 = match (&password1, password2) {
+        (Some(password1), Some(password2)) if *password1 != password2 => {
+            add_error(&mut errors, "password2", PASSWORD_MISMATCH);
+            None
+        }
+        (_, password2) => password2,
+    };
+    let email = email.map(|e| users::normalize_email(&e));
+    if let Some(email) = &email {
+        if users::by_email(&app.db, email).await?.is_some() {
+            add_error(&mut errors, "email", EMAIL_TAKEN);
+        }
     }
-    if password2.is_empty() {
-        add_error(&mut errors, "password2", REQUIRED);
-    } else if password1 != password2 {
-        add_error(&mut errors, "password2", "Пароли не совпадают.");
-    } else {
+    if let Some(password2) = &password2 {
         // The form's user: without a clean address its e-mail is empty.
         let attributes = UserAttributes {
             email: email.as_deref().unwrap_or(""),
             first_name: "",
             last_name: "",
         };
-        for message in validate_password(&password2, &attributes, app.settings.django_release) {
+        for message in validate_password(password2, &attributes, app.settings.django_release) {
             add_error(&mut errors, "password2", message);
         }
     }
-    if let Some(email) = &email {
-        if users::by_email(&app.db, email).await?.is_some() {
-            add_error(
-                &mut errors,
-                "email",
-                "Пользователь с таким адресом уже зарегистрирован.",
-            );
-        }
-    }
-    let email = match email {
-        Some(email) if errors.is_empty() => email,
-        _ => return invalid_form(&app, &page, "users/register.html", &form, errors),
+    let (Some(email), Some(password1), true) = (email, password1, errors.is_empty()) else {
+        return register_form_page(&app, &page, Some(&form), &errors);
     };
     let token = hex::encode(rand::random::<[u8; 16]>());
     let hashers = app.hashers.clone();
@@ -165,12 +208,8 @@ async fn register(
     match users::insert(&mut tx, &new_user).await {
         Ok(_) => {}
         Err(CreateUserError::EmailTaken) => {
-            add_error(
-                &mut errors,
-                "email",
-                "Пользователь с таким адресом уже зарегистрирован.",
-            );
-            return invalid_form(&app, &page, "users/register.html", &form, errors);
+            add_error(&mut errors, "email", EMAIL_TAKEN);
+            return register_form_page(&app, &page, Some(&form), &errors);
         }
         Err(CreateUserError::Database(e)) => return Err(e.into()),
     }
@@ -180,34 +219,6 @@ async fn register(
     tracing::info!("registered {email:?}; confirmation letter queued");
     // As the original's RegisterView: on to the login page.
     Ok(crate::web::redirect(urls::path("users:login")))
-}
-
-/// Re-renders a form page with its errors and the entered values (never
-/// passwords: the templates do not echo them).
-fn invalid_form(
-    app: &AppState,
-    page: &Page,
-    template: &str,
-    form: &FormData,
-    errors: Errors,
-) -> Result<Response, AppError> {
-    let data: BTreeMap<&str, String> = [
-        "email",
-        "username",
-        "first_name",
-        "last_name",
-        "phone",
-        "country",
-    ]
-    .into_iter()
-    .map(|name| (name, form.get(name).unwrap_or("").to_string()))
-    .collect();
-    let body = page.render(
-        app,
-        template,
-        context! { form => context! { data => data, errors => errors } },
-    )?;
-    Ok((axum::http::StatusCode::OK, axum::response::Html(body)).into_response())
 }
 
 async fn email_confirm(
@@ -268,9 +279,25 @@ async fn login_page(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let next = safe_next(&app, &headers, query_next(query.as_deref()).as_deref());
+    login_form_page(&app, &page, None, &Errors::new(), next)
+}
+
+/// The login page, empty or with the submitted form's errors.
+fn login_form_page(
+    app: &AppState,
+    page: &Page,
+    submitted: Option<&FormData>,
+    errors: &Errors,
+    next: Option<String>,
+) -> Result<Response, AppError> {
+    let form = text_form_view(submitted, &LOGIN_FIELDS, errors);
     Ok(crate::web::never_cache(
-        page.html(&app, "users/login.html", context! { next => next })?
-            .into_response(),
+        page.html(
+            app,
+            "users/login.html",
+            context! { form => form, next => next },
+        )?
+        .into_response(),
     ))
 }
 
@@ -284,8 +311,6 @@ async fn login(
     RawQuery(query): RawQuery,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let email = form.text("username");
-    let password = form.get("password").unwrap_or("");
     // As Django's LoginView: the form's `next`, else the query string's,
     // if it is safe.
     let next = safe_next(
@@ -293,46 +318,38 @@ async fn login(
         &headers,
         posted_next(&form, query.as_deref()).as_deref(),
     );
+    // As AuthenticationForm: the address is a UsernameField as long as the
+    // model's field, the password a CharField(strip=False); both clean, the
+    // user is authenticated.
     let mut errors = Errors::new();
-    if email.is_empty() {
-        add_error(&mut errors, "username", REQUIRED);
-    }
-    if password.is_empty() {
-        add_error(&mut errors, "password", REQUIRED);
-    }
-    refuse_nul(&form, &mut errors, &["username", "password"]);
-    if errors.is_empty() {
+    let email = take(
+        &mut errors,
+        "username",
+        clean_username(form.get("username"), users::EMAIL_MAX_LENGTH),
+    );
+    let password = take(
+        &mut errors,
+        "password",
+        PASSWORD_FIELD.clean(form.get("password")),
+    );
+    if let (Some(email), Some(password)) = (email, password) {
         // A locked-out login is refused before its password is hashed.
         let attempt = LoginAttempt::begin(&app, &client, &email).await?;
-        match auth::authenticate(&app, &email, password).await? {
+        match auth::authenticate(&app, &email, &password).await? {
             Some(user) => {
                 attempt.succeeded(&app).await?;
                 auth::login(&app, &session, &csrf, &user).await?;
                 let target = next.unwrap_or_else(|| app.urls.login_redirect.clone());
                 return Ok(crate::web::never_cache(crate::web::redirect(&target)));
             }
-            // One message for a wrong password, an unknown address and an
-            // inactive account alike, as AuthenticationForm (until the
-            // failure that reaches the limit: that one gets the 429).
+            // Until the failure that reaches the limit: that one gets the 429.
             None => {
                 attempt.failed(&app).await?;
-                add_error(
-                    &mut errors,
-                    "__all__",
-                    "Пожалуйста, введите правильные адрес электронной почты и пароль. Оба поля могут быть чувствительны к регистру.",
-                )
+                add_error(&mut errors, NON_FIELD, INVALID_LOGIN);
             }
         }
     }
-    let data: BTreeMap<&str, String> = [("username", email)].into_iter().collect();
-    let body = page.render(
-        &app,
-        "users/login.html",
-        context! { form => context! { data => data, errors => errors }, next => next },
-    )?;
-    Ok(crate::web::never_cache(
-        axum::response::Html(body).into_response(),
-    ))
+    login_form_page(&app, &page, Some(&form), &errors, next)
 }
 
 /// As LogoutView: a safe `next` (form, else query string), else
@@ -358,11 +375,22 @@ async fn password_reset_page(
     State(app): State<AppState>,
     page: Page,
 ) -> Result<Response, AppError> {
+    reset_form_page(&app, &page, None, &Errors::new())
+}
+
+/// The password-reset page, empty or with the submitted form's errors.
+fn reset_form_page(
+    app: &AppState,
+    page: &Page,
+    submitted: Option<&FormData>,
+    errors: &Errors,
+) -> Result<Response, AppError> {
+    let form = text_form_view(submitted, &RESET_FIELDS, errors);
     Ok(page
         .html(
-            &app,
+            app,
             "users/password_reset.html",
-            context! { confirm => app.settings.password_reset_confirm },
+            context! { form => form, confirm => app.settings.password_reset_confirm },
         )?
         .into_response())
 }
@@ -415,8 +443,8 @@ async fn password_reset(
     form: FormData,
 ) -> Result<Response, AppError> {
     let mut errors = Errors::new();
-    let Some(email) = clean_email_field(&form, &mut errors) else {
-        return invalid_form(&app, &page, "users/password_reset.html", &form, errors);
+    let Some(email) = take(&mut errors, "email", clean_email_field(&form)) else {
+        return reset_form_page(&app, &page, Some(&form), &errors);
     };
     // Counted (or refused with a 429) before anything is hashed or mailed.
     throttle::reserve_reset(&app, &client, &email).await?;
@@ -578,13 +606,14 @@ fn profile_form_view(user: &User, submitted: Option<&FormData>, errors: &Errors)
     form_view::form(None, fields, errors)
 }
 
-/// Field limits of the model (`CharField(max_length=...)`).
-const PROFILE_FIELDS: [(&str, usize); 4] = [
-    ("first_name", 150),
-    ("last_name", 150),
-    ("phone", 35),
-    ("country", 50),
-];
+/// The model's `CharField(max_length=..., blank=True)` as a form field.
+const fn optional_text(max_length: usize) -> CharField {
+    CharField {
+        max_length: Some(max_length),
+        required: false,
+        strip: true,
+    }
+}
 
 async fn profile(
     State(app): State<AppState>,
@@ -593,21 +622,18 @@ async fn profile(
     form: FormData,
 ) -> Result<Response, AppError> {
     let mut errors = Errors::new();
-    refuse_nul(
-        &form,
-        &mut errors,
-        &["first_name", "last_name", "phone", "country"],
-    );
-    for (name, limit) in PROFILE_FIELDS {
-        let length = form.text(name).chars().count();
-        if length > limit {
-            add_error(
-                &mut errors,
-                name,
-                format!("Не больше {limit} символов (сейчас {length})."),
-            );
-        }
-    }
+    let mut clean = |name: &str, max_length: usize| {
+        take(
+            &mut errors,
+            name,
+            optional_text(max_length).clean(form.get(name)),
+        )
+    };
+    let first_name = clean("first_name", 150);
+    let last_name = clean("last_name", 150);
+    // Nullable columns: an empty value is stored as NULL.
+    let phone = clean("phone", 35).map(|v| Some(v).filter(|v| !v.is_empty()));
+    let country = clean("country", 50).map(|v| Some(v).filter(|v| !v.is_empty()));
     let avatar = match form.file("avatar") {
         Some(file) => match crate::web::media::check_image(file).await {
             Ok(()) => Some(file),
@@ -618,28 +644,62 @@ async fn profile(
         },
         None => None,
     };
-    if !errors.is_empty() {
+    let (Some(first_name), Some(last_name), Some(phone), Some(country), true) =
+        (first_name, last_name, phone, country, errors.is_empty())
+    else {
         let view = profile_form_view(&user, Some(&form), &errors);
         return Ok(page
             .html(&app, "users/profile.html", context! { form => view })?
             .into_response());
-    }
+    };
     let avatar_path = match avatar {
         Some(file) => Some(
             crate::web::media::save_upload(&app.settings.media_root, "users/avatars", file).await?,
         ),
         None => None,
     };
-    let optional = |name: &str| Some(form.text(name)).filter(|v| !v.is_empty());
     let update = users::ProfileUpdate {
-        first_name: form.text("first_name"),
-        last_name: form.text("last_name"),
-        phone: optional("phone"),
-        country: optional("country"),
+        first_name,
+        last_name,
+        phone,
+        country,
         avatar: avatar_path,
     };
     users::update_profile(&app.db, user.id, &update).await?;
     Ok(crate::web::redirect(
         &urls::reverse("users:profile", &[]).expect("route exists"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::django::releases::Release;
+
+    /// The auth forms' messages as every supported release words them
+    /// (`auth_form_messages_ru` of `compat-tests/vectors/release-*.json`).
+    #[test]
+    fn auth_form_messages_are_each_releases() {
+        for release in Release::ALL {
+            let path = format!(
+                "{}/compat-tests/vectors/release-{}.json",
+                env!("CARGO_MANIFEST_DIR"),
+                release.name()
+            );
+            let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let vectors: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            let messages = &vectors["auth_form_messages_ru"];
+            assert_eq!(
+                messages["UserCreationForm.password_mismatch"], PASSWORD_MISMATCH,
+                "{path}"
+            );
+            assert_eq!(
+                messages["AuthenticationForm.invalid_login"]
+                    .as_str()
+                    .map(|m| m.replace("%(username)s", "почта")),
+                Some(INVALID_LOGIN.to_string()),
+                "{path}"
+            );
+        }
+    }
 }
