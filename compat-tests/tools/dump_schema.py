@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Dump the schema and rows Django's `migrate` creates for the reference project.
 
-Run with the compat venv's python (it needs psycopg):
+Run with the compat venv's python (it needs psycopg and mysqlclient):
 
     compat-tests/.venv/bin/python compat-tests/tools/dump_schema.py [--check]
 
-It migrates a fresh SQLite and a fresh PostgreSQL database (started with
-scripts/postgres.sh) with `manage.py migrate`, and writes
+It migrates a fresh SQLite, a fresh PostgreSQL database (started with
+scripts/postgres.sh) and a fresh MariaDB database (scripts/mariadb.sh) with
+`manage.py migrate`, and writes
 
     schema/sqlite/schema.sql    DDL from sqlite_master: tables, then indexes
     schema/postgres/schema.sql  pg_dump --schema-only, cleaned: no SET lines, no
                                 comments, no `public.`; tables, identity
                                 sequences, primary keys/uniques, indexes,
                                 foreign keys
+    schema/mysql/schema.sql     SHOW CREATE TABLE of each table (MariaDB), without
+                                AUTO_INCREMENT counters; tables in dependency
+                                order (referenced tables first, else by name),
+                                foreign keys inline
     schema/rows.json            django_migrations, content types, permissions
 
 then checks that each schema.sql replays on an empty database to the same
@@ -28,18 +33,24 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+import MySQLdb
 import psycopg
 
 REPO = Path(__file__).resolve().parents[2]
 REFPROJECT = REPO / "compat-tests" / "refproject"
 POSTGRES_SH = REPO / "scripts" / "postgres.sh"
+MARIADB_SH = REPO / "scripts" / "mariadb.sh"
 SCHEMA_DIR = REPO / "schema"
 SECRET_KEY = "dump-schema-not-secret"
 
 PG_DB_DJANGO = "unchained_dump_schema"
 PG_DB_REPLAY = "unchained_dump_schema_replay"
 PG_DB_REPLAY_SCHEMA = "unchained_dump_schema_replay2"
+
+MY_DB_DJANGO = "unchained_dump_schema"
+MY_DB_REPLAY = "unchained_dump_schema_replay"
 
 
 def run(cmd, **kwargs):
@@ -203,6 +214,101 @@ def check_pg_replay(bindir, schema_sql, django_url, tmp):
     pg_dropdb(PG_DB_REPLAY_SCHEMA)
 
 
+# --------------------------------------------------------------- MariaDB
+
+
+def my_createdb(name):
+    return run(["bash", MARIADB_SH, "createdb", name]).stdout.strip()
+
+
+def my_connect(url):
+    parts = urlsplit(url)
+    return MySQLdb.connect(
+        host=parts.hostname,
+        port=parts.port,
+        user=unquote(parts.username),
+        password=unquote(parts.password),
+        database=unquote(parts.path.lstrip("/")),
+        charset="utf8mb4",
+    )
+
+
+def my_dropdb(url):
+    con = my_connect(url)
+    try:
+        con.cursor().execute(f"DROP DATABASE IF EXISTS `{my_dbname(url)}`")
+    finally:
+        con.close()
+
+
+def my_dbname(url):
+    return unquote(urlsplit(url).path.lstrip("/"))
+
+
+def my_create_tables(url):
+    """{table: SHOW CREATE TABLE without its AUTO_INCREMENT=n counter}."""
+    con = my_connect(url)
+    try:
+        cur = con.cursor()
+        cur.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE()"
+        )
+        tables = cur.fetchall()
+        others = [t for t in tables if t[1] != "BASE TABLE"]
+        assert not others, f"mysql: unexpected relations (views?): {others}"
+        out = {}
+        for (name, _type) in tables:
+            cur.execute(f"SHOW CREATE TABLE `{name}`")
+            (_name, ddl) = cur.fetchone()
+            out[name] = re.sub(r" AUTO_INCREMENT=\d+(?= )", "", ddl).strip()
+        return out
+    finally:
+        con.close()
+
+
+def my_references(ddl):
+    return set(re.findall(r"FOREIGN KEY \(.*?\) REFERENCES `([^`]+)`", ddl))
+
+
+def my_schema_sql(tables, dbname):
+    """CREATE TABLEs in dependency order: each after the tables it references
+    (itself aside), otherwise by name, so the file replays with foreign key
+    checks on."""
+    pending = dict(sorted(tables.items()))
+    statements = []
+    while pending:
+        ready = [n for n, ddl in pending.items() if not (my_references(ddl) - {n}) & pending.keys()]
+        if not ready:
+            raise SystemExit(f"mysql: foreign key cycle among {sorted(pending)}")
+        name = ready[0]
+        ddl = pending.pop(name)
+        assert ";" not in ddl, f"unexpected ';' in DDL of {name}"
+        statements.append(ddl + ";")
+    text = "\n\n".join(statements) + "\n"
+    assert f"`{dbname}`" not in text, "database name left in mysql schema.sql"
+    assert "AUTO_INCREMENT=" not in text, "AUTO_INCREMENT counter left in mysql schema.sql"
+    return text
+
+
+def check_my_replay(schema_sql, django_url, tmp):
+    schema_file = tmp / "mysql_schema.sql"
+    schema_file.write_text(schema_sql)
+    replay_url = my_createdb(MY_DB_REPLAY)
+    parts = urlsplit(replay_url)
+    with schema_file.open() as f:
+        run(
+            [
+                "mariadb", "--no-defaults", "--protocol=tcp", f"--host={parts.hostname}", f"--port={parts.port}",
+                f"--user={unquote(parts.username)}", f"--password={unquote(parts.password)}",
+                "--default-character-set=utf8mb4", my_dbname(replay_url),
+            ],
+            stdin=f,
+        )
+    if my_create_tables(replay_url) != my_create_tables(django_url):
+        raise SystemExit("mysql: replayed schema.sql shows other tables than Django's database")
+    my_dropdb(replay_url)
+
+
 # ------------------------------------------------------------------ rows
 
 ROW_QUERIES = {
@@ -228,6 +334,19 @@ def rows_postgres(url):
         return {key: [list(r) for r in con.execute(q)] for key, q in ROW_QUERIES.items()}
 
 
+def rows_mysql(url):
+    con = my_connect(url)
+    try:
+        cur = con.cursor()
+        out = {}
+        for key, q in ROW_QUERIES.items():
+            cur.execute(q)
+            out[key] = [list(r) for r in cur.fetchall()]
+        return out
+    finally:
+        con.close()
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -250,6 +369,14 @@ def generate():
             raise SystemExit("rows differ between SQLite and PostgreSQL after migrate")
         pg_dropdb(PG_DB_DJANGO)
 
+        my_url = my_createdb(MY_DB_DJANGO)
+        django_migrate(my_url)
+        mysql_sql = my_schema_sql(my_create_tables(my_url), MY_DB_DJANGO)
+        check_my_replay(mysql_sql, my_url, tmp)
+        if rows_mysql(my_url) != rows:
+            raise SystemExit("rows differ between SQLite and MariaDB after migrate")
+        my_dropdb(my_url)
+
     rows_json = "{\n" + ",\n".join(
         f'  "{key}": [\n'
         + ",\n".join("    " + json.dumps(r, ensure_ascii=False) for r in rows[key])
@@ -260,6 +387,7 @@ def generate():
     return {
         SCHEMA_DIR / "sqlite" / "schema.sql": sqlite_sql,
         SCHEMA_DIR / "postgres" / "schema.sql": postgres_sql,
+        SCHEMA_DIR / "mysql" / "schema.sql": mysql_sql,
         SCHEMA_DIR / "rows.json": rows_json,
     }
 

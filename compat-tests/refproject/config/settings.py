@@ -70,7 +70,7 @@ def env_list(name, default=""):
 
 
 def parse_database_url(url):
-    """A dependency-free subset of dj-database-url: sqlite and postgres URLs."""
+    """A dependency-free subset of dj-database-url: sqlite, postgres and mysql URLs."""
     if url in ("sqlite://", "sqlite://:memory:", "sqlite:///:memory:"):
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     if url.startswith("sqlite:///"):
@@ -92,6 +92,23 @@ def parse_database_url(url):
         options = dict(parse_qsl(parts.query))
         if options:
             config["OPTIONS"] = options
+        return config
+    if parts.scheme in ("mysql", "mariadb"):
+        # Django's MySQL/MariaDB backend (the mysqlclient driver). utf8mb4:
+        # the connection's character set, Django 5.2's default, explicit for
+        # the older releases (4.2 connects with utf8, i.e. utf8mb3, which
+        # cannot hold 4-byte characters). Tables take the database's
+        # character set (scripts/mariadb.sh creates utf8mb4 databases).
+        # Query parameters are further connect() options.
+        config = {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": unquote(parts.hostname or ""),
+            "PORT": str(parts.port or ""),
+            "OPTIONS": {"charset": "utf8mb4", **dict(parse_qsl(parts.query))},
+        }
         return config
     raise ValueError(f"unsupported DATABASE_URL: {url!r}")
 
