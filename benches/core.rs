@@ -28,7 +28,7 @@ use unchained::django::perms::UserPerms;
 use unchained::django::{csrf, hashers::Hashers, sessions};
 use unchained::web::catalog::list_context;
 use unchained::web::csrf::Csrf;
-use unchained::web::templates::{Page, Templates};
+use unchained::web::templates::{RequestContext, Templates};
 
 const SECRET_KEY: &str = "bench-secret-key-with-enough-entropy-0123456789-abcdefghij";
 
@@ -116,13 +116,13 @@ fn render_list(
     number: i64,
     count: i64,
 ) -> String {
-    let page = Page {
+    let ctx = RequestContext {
         user: Some(Arc::new(viewer())),
         csrf: Csrf::default(),
         path: "/".into(),
         perms: Arc::clone(perms),
     };
-    page.render_with(
+    ctx.render_with(
         templates,
         "catalog/product_list.html",
         list_context(products.to_vec(), number, count),

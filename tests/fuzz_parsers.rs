@@ -30,7 +30,7 @@ use unchained::django::hashers::{self, HasherParams, Hashers};
 use unchained::django::signing::{self, Signer};
 use unchained::django::{host, python_json, sessions, zlib};
 use unchained::web::error::AppError;
-use unchained::web::form::FormData;
+use unchained::web::form_data::FormData;
 
 /// The form body parser as the CSRF middleware calls it. The body arrives
 /// in pieces of 1 to 17 bytes (so boundaries fall across pieces); files go

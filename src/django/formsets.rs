@@ -3,7 +3,7 @@
 //! objects, with Django's Russian messages, for a formset with the default
 //! limits (`max_num` 1000, `absolute_max` 2000).
 
-use crate::django::forms::clean_integer;
+use crate::django::form_fields::clean_integer;
 
 /// `DEFAULT_MAX_NUM`: the `max_num` a formset has unless given one.
 pub const DEFAULT_MAX_NUM: usize = 1000;

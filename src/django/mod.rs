@@ -11,7 +11,7 @@
 pub mod crypto;
 pub mod csrf;
 pub mod email_validator;
-pub mod forms;
+pub mod form_fields;
 pub mod formsets;
 pub mod hashers;
 pub mod host;

@@ -3,7 +3,7 @@
 //! `next`) may be redirected to. Built on the `urlsplit` port, as Django's
 //! is on Python's.
 
-use super::forms::python_strip;
+use super::form_fields::python_strip;
 use super::unicodedata;
 use super::urlparse::urlsplit;
 

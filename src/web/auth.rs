@@ -17,7 +17,7 @@ use crate::django::sessions::{
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
 use crate::web::session::{Session, UserWithPermissions};
-use crate::web::templates::Page;
+use crate::web::templates::RequestContext;
 use crate::web::AppState;
 
 /// Django's `get_user`: the session's user while it is active and the
@@ -158,10 +158,10 @@ impl FromRequestParts<AppState> for LoggedIn {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let page = Page::from_request_parts(parts, app)
+        let ctx = RequestContext::from_request_parts(parts, app)
             .await
             .map_err(IntoResponse::into_response)?;
-        if let Some(user) = page.user {
+        if let Some(user) = ctx.user {
             return Ok(LoggedIn(user));
         }
         let full_path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
 use crate::web::error::AppError;
-use crate::web::form::{FileReader, UploadedFile};
+use crate::web::form_data::{FileReader, UploadedFile};
 
 /// Largest accepted image.
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;

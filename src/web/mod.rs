@@ -28,7 +28,7 @@ pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 pub mod error;
-pub mod form;
+pub mod form_data;
 pub mod form_view;
 pub mod hashing;
 pub mod health;
@@ -46,7 +46,7 @@ pub mod urls;
 pub mod users;
 
 use error::AppError;
-use templates::{Page, Templates};
+use templates::{RequestContext, Templates};
 
 /// Shared by every request; built once at start-up. A handle: cloning it
 /// (each layer and handler takes one, several times a request) is one
@@ -208,13 +208,13 @@ async fn pipeline(
         // The session or the user could not be read (the database is
         // down): the error page, as an anonymous visitor sees it.
         Err(e) => {
-            let page = Page {
+            let ctx = RequestContext {
                 user: None,
                 csrf: csrf::Csrf::load(&app, &cookies, &session::Session::default()),
                 path: request.uri().path().to_string(),
                 perms: Arc::new(UserPerms::anonymous()),
             };
-            let mut response = with_error_page(&app, &page, e.into_response());
+            let mut response = with_error_page(&app, &ctx, e.into_response());
             app.security_headers
                 .add_page_headers(response.headers_mut());
             return response;
@@ -225,7 +225,7 @@ async fn pipeline(
         Some((user, perms)) => (Some(user), perms),
         None => (None, Arc::new(UserPerms::anonymous())),
     };
-    let page = Page {
+    let ctx = RequestContext {
         user,
         csrf: csrf.clone(),
         path: request.uri().path().to_string(),
@@ -233,12 +233,12 @@ async fn pipeline(
     };
     request.extensions_mut().insert(session.clone());
     request.extensions_mut().insert(csrf.clone());
-    request.extensions_mut().insert(page.clone());
+    request.extensions_mut().insert(ctx.clone());
     let response = match check_csrf_and_read_form(&app, &cookies, &session, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     };
-    let response = with_error_page(&app, &page, response);
+    let response = with_error_page(&app, &ctx, response);
     // As Django's middleware order has it: the CSRF secret is stored (in
     // the session, with CSRF_USE_SESSIONS) before the session is saved.
     let mut response = response;
@@ -247,7 +247,7 @@ async fn pipeline(
     if let Err(e) = session::save(&app, &session, status, response.headers_mut()).await {
         return e.into_response();
     }
-    if let Some(user) = &page.user {
+    if let Some(user) = &ctx.user {
         response
             .extensions_mut()
             .insert(request_log::AccessUser(user.id));
@@ -279,7 +279,7 @@ async fn check_csrf_and_read_form(
             return Err(e);
         }
     };
-    let form = form::FormData::read(&parts.headers, body, &app.settings.uploads).await?;
+    let form = form_data::FormData::read(&parts.headers, body, &app.settings.uploads).await?;
     csrf::check_token(app, &parts, &secret, form.get(CSRF_FORM_FIELD))?;
     parts.extensions.insert(form);
     Ok(Request::from_parts(parts, axum::body::Body::empty()))
@@ -295,13 +295,13 @@ fn disallowed_host() -> Response {
 
 /// An error response with its page rendered for this request (navigation,
 /// the user); any other response as it is.
-fn with_error_page(app: &AppState, page: &Page, response: Response) -> Response {
+fn with_error_page(app: &AppState, ctx: &RequestContext, response: Response) -> Response {
     match response.extensions().get::<error::ErrorPage>().cloned() {
         Some(error) => error::render_error(
             &error,
             app.settings.debug,
             |name| app.templates.has(name),
-            |name, context| page.render(app, name, context),
+            |name, context| ctx.render(app, name, context),
         )
         .unwrap_or(response),
         None => response,

@@ -146,7 +146,7 @@ fn url(name: String, args: minijinja::value::Rest<Value>) -> Result<String, Erro
 /// Put in the request by the request pipeline; handlers take it as an
 /// extractor and render through it.
 #[derive(Clone)]
-pub struct Page {
+pub struct RequestContext {
     pub user: Option<Arc<User>>,
     pub csrf: Csrf,
     pub path: String,
@@ -155,7 +155,7 @@ pub struct Page {
     pub perms: Arc<UserPerms>,
 }
 
-impl Page {
+impl RequestContext {
     /// `request.user.has_perm` and `has_perms` for a template.
     fn perm_functions(&self) -> (Value, Value) {
         let one = Arc::clone(&self.perms);
@@ -172,7 +172,7 @@ impl Page {
         self.render_with(&app.templates, name, extra)
     }
 
-    /// [`Page::render`] with these templates.
+    /// [`RequestContext::render`] with these templates.
     pub fn render_with(
         &self,
         templates: &Templates,
@@ -212,13 +212,13 @@ impl Page {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Page {
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Page>()
+            .get::<RequestContext>()
             .cloned()
             .ok_or_else(|| AppError::Internal("the request pipeline did not run".into()))
     }

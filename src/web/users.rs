@@ -10,7 +10,7 @@ use minijinja::{context, Value};
 
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::django::crypto::{get_random_string, ASCII_LETTERS_AND_DIGITS};
-use crate::django::forms::{clean_email, clean_username, CharField, EmailError};
+use crate::django::form_fields::{clean_email, clean_username, CharField, EmailError};
 use crate::django::password_validation::{validate_password, UserAttributes};
 use crate::django::safe_url::url_has_allowed_host_and_scheme;
 use crate::django::tokens::{self, TokenUser};
@@ -19,10 +19,10 @@ use crate::mail::Email;
 use crate::web::auth::{self, LoggedIn};
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
-use crate::web::form::FormData;
+use crate::web::form_data::FormData;
 use crate::web::form_view::{self, add_error, Errors, Field, NON_FIELD};
 use crate::web::session::Session;
-use crate::web::templates::Page;
+use crate::web::templates::RequestContext;
 use crate::web::throttle::{self, Client, LoginAttempt};
 use crate::web::urls;
 use crate::web::AppState;
@@ -114,23 +114,26 @@ fn absolute_url(app: &AppState, headers: &HeaderMap, path: &str) -> Result<Strin
 /// The registration page, empty or with the submitted form's errors.
 fn register_form_page(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     submitted: Option<&FormData>,
     errors: &Errors,
 ) -> Result<Response, AppError> {
     let form = text_form_view(submitted, &REGISTER_FIELDS, errors);
-    Ok(page
+    Ok(ctx
         .html(app, "users/register.html", context! { form => form })?
         .into_response())
 }
 
-async fn register_page(State(app): State<AppState>, page: Page) -> Result<Response, AppError> {
-    register_form_page(&app, &page, None, &Errors::new())
+async fn register_page(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+) -> Result<Response, AppError> {
+    register_form_page(&app, &ctx, None, &Errors::new())
 }
 
 async fn register(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, AppError> {
@@ -177,7 +180,7 @@ async fn register(
         }
     }
     let (Some(email), Some(password1), true) = (email, password1, errors.is_empty()) else {
-        return register_form_page(&app, &page, Some(&form), &errors);
+        return register_form_page(&app, &ctx, Some(&form), &errors);
     };
     let token = hex::encode(rand::random::<[u8; 16]>());
     let hashers = app.hashers.clone();
@@ -209,7 +212,7 @@ async fn register(
         Ok(_) => {}
         Err(CreateUserError::EmailTaken) => {
             add_error(&mut errors, "email", EMAIL_TAKEN);
-            return register_form_page(&app, &page, Some(&form), &errors);
+            return register_form_page(&app, &ctx, Some(&form), &errors);
         }
         Err(CreateUserError::Database(e)) => return Err(e.into()),
     }
@@ -223,14 +226,14 @@ async fn register(
 
 async fn email_confirm(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
     // A NUL can be no token (and PostgreSQL refuses it in a query).
     if !token.contains('\0') && users::activate_by_token(&app.db, &token).await? {
         return Ok(crate::web::redirect(urls::path("users:login")));
     }
-    let body = page.render(&app, "users/email_confirm_failed.html", context! {})?;
+    let body = ctx.render(&app, "users/email_confirm_failed.html", context! {})?;
     Ok((
         axum::http::StatusCode::NOT_FOUND,
         axum::response::Html(body),
@@ -274,25 +277,25 @@ fn safe_next(app: &AppState, headers: &HeaderMap, next: Option<&str>) -> Option<
 /// only, so the form never carries another site's address.
 async fn login_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let next = safe_next(&app, &headers, query_next(query.as_deref()).as_deref());
-    login_form_page(&app, &page, None, &Errors::new(), next)
+    login_form_page(&app, &ctx, None, &Errors::new(), next)
 }
 
 /// The login page, empty or with the submitted form's errors.
 fn login_form_page(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     submitted: Option<&FormData>,
     errors: &Errors,
     next: Option<String>,
 ) -> Result<Response, AppError> {
     let form = text_form_view(submitted, &LOGIN_FIELDS, errors);
     Ok(crate::web::never_cache(
-        page.html(
+        ctx.html(
             app,
             "users/login.html",
             context! { form => form, next => next },
@@ -303,7 +306,7 @@ fn login_form_page(
 
 async fn login(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     session: Session,
     csrf: Csrf,
     client: Client,
@@ -349,7 +352,7 @@ async fn login(
             }
         }
     }
-    login_form_page(&app, &page, Some(&form), &errors, next)
+    login_form_page(&app, &ctx, Some(&form), &errors, next)
 }
 
 /// As LogoutView: a safe `next` (form, else query string), else
@@ -373,20 +376,20 @@ async fn logout(
 
 async fn password_reset_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
 ) -> Result<Response, AppError> {
-    reset_form_page(&app, &page, None, &Errors::new())
+    reset_form_page(&app, &ctx, None, &Errors::new())
 }
 
 /// The password-reset page, empty or with the submitted form's errors.
 fn reset_form_page(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     submitted: Option<&FormData>,
     errors: &Errors,
 ) -> Result<Response, AppError> {
     let form = text_form_view(submitted, &RESET_FIELDS, errors);
-    Ok(page
+    Ok(ctx
         .html(
             app,
             "users/password_reset.html",
@@ -437,14 +440,14 @@ async fn set_and_mail_password(
 
 async fn password_reset(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     client: Client,
     headers: HeaderMap,
     form: FormData,
 ) -> Result<Response, AppError> {
     let mut errors = Errors::new();
     let Some(email) = take(&mut errors, "email", clean_email_field(&form)) else {
-        return reset_form_page(&app, &page, Some(&form), &errors);
+        return reset_form_page(&app, &ctx, Some(&form), &errors);
     };
     // Counted (or refused with a 429) before anything is hashed or mailed.
     throttle::reserve_reset(&app, &client, &email).await?;
@@ -534,8 +537,12 @@ async fn reset_link_user(
 
 /// The page of a reset link: a button (opening the link changes nothing:
 /// mail scanners open links), or a 404 page for a used or expired link.
-fn reset_link_page(app: &AppState, page: &Page, valid: bool) -> Result<Response, AppError> {
-    let body = page.render(
+fn reset_link_page(
+    app: &AppState,
+    ctx: &RequestContext,
+    valid: bool,
+) -> Result<Response, AppError> {
+    let body = ctx.render(
         app,
         "users/password_reset_confirm.html",
         context! { validlink => valid },
@@ -550,37 +557,37 @@ fn reset_link_page(app: &AppState, page: &Page, valid: bool) -> Result<Response,
 
 async fn password_reset_confirm_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     Path((uidb64, token)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let user = reset_link_user(&app, &uidb64, &token).await?;
-    reset_link_page(&app, &page, user.is_some())
+    reset_link_page(&app, &ctx, user.is_some())
 }
 
 /// The button: the new password is set and mailed, as the original's reset
 /// does; the link is used up with it (its token depended on the old hash).
 async fn password_reset_confirm(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     Path((uidb64, token)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let Some(user) = reset_link_user(&app, &uidb64, &token).await? else {
-        return reset_link_page(&app, &page, false);
+        return reset_link_page(&app, &ctx, false);
     };
     let (password, hash) = new_password(&app).await?;
     if !set_and_mail_password(&app, &user, &password, &hash).await? {
-        return reset_link_page(&app, &page, false);
+        return reset_link_page(&app, &ctx, false);
     }
     Ok(crate::web::redirect(urls::path("users:login")))
 }
 
 async fn profile_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
 ) -> Result<Response, AppError> {
     let form = profile_form_view(&user, None, &Errors::new());
-    Ok(page
+    Ok(ctx
         .html(&app, "users/profile.html", context! { form => form })?
         .into_response())
 }
@@ -617,7 +624,7 @@ const fn optional_text(max_length: usize) -> CharField {
 
 async fn profile(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     form: FormData,
 ) -> Result<Response, AppError> {
@@ -648,7 +655,7 @@ async fn profile(
         (first_name, last_name, phone, country, errors.is_empty())
     else {
         let view = profile_form_view(&user, Some(&form), &errors);
-        return Ok(page
+        return Ok(ctx
             .html(&app, "users/profile.html", context! { form => view })?
             .into_response());
     };

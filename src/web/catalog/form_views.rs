@@ -6,9 +6,9 @@
 use minijinja::Value;
 
 use crate::db::catalog::{Category, Product, Version};
-use crate::django::forms::clean_checkbox;
+use crate::django::form_fields::clean_checkbox;
 use crate::django::formsets::DEFAULT_MAX_NUM;
-use crate::web::form::FormData;
+use crate::web::form_data::FormData;
 use crate::web::form_view::{self, Errors, Field};
 use crate::web::media;
 

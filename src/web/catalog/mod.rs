@@ -19,9 +19,9 @@ use minijinja::{context, Value};
 use crate::db::catalog::{self, ImageChange, Product};
 use crate::web::auth::LoggedIn;
 use crate::web::error::AppError;
-use crate::web::form::FormData;
+use crate::web::form_data::FormData;
 use crate::web::form_view::Errors;
-use crate::web::templates::Page;
+use crate::web::templates::RequestContext;
 use crate::web::urls;
 use crate::web::AppState;
 
@@ -113,7 +113,7 @@ fn requested_page(query: Option<&str>) -> Result<PageRequest, AppError> {
         None => Ok(PageRequest::Number(1)),
         Some((_, raw)) if raw.is_empty() => Ok(PageRequest::Number(1)),
         Some((_, raw)) if raw == "last" => Ok(PageRequest::Last),
-        Some((_, raw)) => crate::django::forms::clean_integer(Some(raw), i64::MIN, i64::MAX)
+        Some((_, raw)) => crate::django::form_fields::clean_integer(Some(raw), i64::MIN, i64::MAX)
             .map(PageRequest::Number)
             .map_err(|_| AppError::NotFound),
     }
@@ -126,11 +126,11 @@ fn num_pages(count: i64) -> i64 {
 
 async fn home(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let visibility = access::list_visibility(user.id, &page.perms);
+    let visibility = access::list_visibility(user.id, &ctx.perms);
     let number = match requested_page(query.as_deref())? {
         PageRequest::Number(number) => number,
         PageRequest::Last => num_pages(catalog::count_visible(&app.db, visibility).await?),
@@ -147,7 +147,7 @@ async fn home(
     if products.is_empty() && number > 1 {
         return Err(AppError::NotFound);
     }
-    Ok(page
+    Ok(ctx
         .html(
             &app,
             "catalog/product_list.html",
@@ -182,7 +182,7 @@ pub fn list_context(products: Vec<Product>, number: i64, count: i64) -> Value {
 
 async fn detail(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(_user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
@@ -194,7 +194,7 @@ async fn detail(
     });
     product_page(
         &app,
-        &page,
+        &ctx,
         "catalog/product_detail.html",
         Some(&product),
         context! { current_version => current_version },
@@ -206,30 +206,30 @@ async fn detail(
 /// `extra`.
 fn product_page(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     template: &str,
     product: Option<&Product>,
     extra: Value,
 ) -> Result<Response, AppError> {
     let product = product.cloned().map(product_value);
     let context = context! { product => product.clone(), object => product, ..extra };
-    Ok(page.html(app, template, context)?.into_response())
+    Ok(ctx.html(app, template, context)?.into_response())
 }
 
 async fn create_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(_user): LoggedIn,
 ) -> Result<Response, AppError> {
     let categories = catalog::categories(&app.db).await?;
     let form =
         form_views::owner_form_view(&Source::Initial(None), None, &categories, &Errors::new());
-    render_form(&app, &page, None, form, None)
+    render_form(&app, &ctx, None, form, None)
 }
 
 async fn create(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     form: FormData,
 ) -> Result<Response, AppError> {
@@ -239,7 +239,7 @@ async fn create(
         Err(errors) => {
             let view =
                 form_views::owner_form_view(&Source::Submitted(&form), None, &categories, &errors);
-            return render_form(&app, &page, None, view, None);
+            return render_form(&app, &ctx, None, view, None);
         }
     };
     let image = match clean.image {
@@ -253,7 +253,7 @@ async fn create(
 
 async fn save_image(
     app: &AppState,
-    file: &crate::web::form::UploadedFile,
+    file: &crate::web::form_data::UploadedFile,
 ) -> Result<String, AppError> {
     crate::web::media::save_upload(&app.settings.media_root, "products", file).await
 }
@@ -265,14 +265,14 @@ fn reverse(name: &str, args: &[String]) -> String {
 /// Renders `catalog/product_form.html` (create and update share it).
 fn render_form(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     product: Option<&Product>,
     form: Value,
     formset: Option<Value>,
 ) -> Result<Response, AppError> {
     product_page(
         app,
-        page,
+        ctx,
         "catalog/product_form.html",
         product,
         context! { form => form, formset => formset },
@@ -282,23 +282,23 @@ fn render_form(
 /// The product and which form its editor gets; 403 for anyone else.
 async fn editable_product(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     user: &crate::db::users::User,
     pk: &str,
 ) -> Result<(Product, EditForm), AppError> {
     let product = product_or_404(app, pk).await?;
     let kind =
-        access::edit_form(user.id, &page.perms, product.owner_id).ok_or(AppError::Forbidden)?;
+        access::edit_form(user.id, &ctx.perms, product.owner_id).ok_or(AppError::Forbidden)?;
     Ok((product, kind))
 }
 
 async fn update_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let (product, kind) = editable_product(&app, &page, &user, &pk).await?;
+    let (product, kind) = editable_product(&app, &ctx, &user, &pk).await?;
     let categories = catalog::categories(&app.db).await?;
     let source = Source::Initial(Some(&product));
     match kind {
@@ -307,11 +307,11 @@ async fn update_page(
             let form =
                 form_views::owner_form_view(&source, Some(&product), &categories, &Errors::new());
             let formset = form_views::initial_formset_view(product.id, &versions);
-            render_form(&app, &page, Some(&product), form, Some(formset))
+            render_form(&app, &ctx, Some(&product), form, Some(formset))
         }
         EditForm::Moderator => {
             let form = form_views::moderator_form_view(&source, &categories, &Errors::new());
-            render_form(&app, &page, Some(&product), form, None)
+            render_form(&app, &ctx, Some(&product), form, None)
         }
     }
 }
@@ -327,12 +327,12 @@ fn max_version_number(app: &AppState) -> i64 {
 
 async fn update(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
     form: FormData,
 ) -> Result<Response, AppError> {
-    let (product, kind) = editable_product(&app, &page, &user, &pk).await?;
+    let (product, kind) = editable_product(&app, &ctx, &user, &pk).await?;
     let categories = catalog::categories(&app.db).await?;
     let detail_url = reverse("catalog:product_detail", &[product.id.to_string()]);
     if kind == EditForm::Moderator {
@@ -353,7 +353,7 @@ async fn update(
                     &categories,
                     &errors,
                 );
-                render_form(&app, &page, Some(&product), view, None)
+                render_form(&app, &ctx, Some(&product), view, None)
             }
         };
     }
@@ -392,7 +392,7 @@ async fn update(
     );
     render_form(
         &app,
-        &page,
+        &ctx,
         Some(&product),
         view,
         Some(form_views::submitted_formset_view(
@@ -404,12 +404,12 @@ async fn update(
 /// The product, if this user may delete it; 403 otherwise.
 async fn deletable_product(
     app: &AppState,
-    page: &Page,
+    ctx: &RequestContext,
     user: &crate::db::users::User,
     pk: &str,
 ) -> Result<Product, AppError> {
     let product = product_or_404(app, pk).await?;
-    if !access::may_delete(user.id, &page.perms, product.owner_id) {
+    if !access::may_delete(user.id, &ctx.perms, product.owner_id) {
         return Err(AppError::Forbidden);
     }
     Ok(product)
@@ -417,14 +417,14 @@ async fn deletable_product(
 
 async fn delete_page(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let product = deletable_product(&app, &page, &user, &pk).await?;
+    let product = deletable_product(&app, &ctx, &user, &pk).await?;
     product_page(
         &app,
-        &page,
+        &ctx,
         "catalog/product_confirm_delete.html",
         Some(&product),
         context! {},
@@ -433,18 +433,18 @@ async fn delete_page(
 
 async fn delete(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     LoggedIn(user): LoggedIn,
     Path(pk): Path<String>,
 ) -> Result<Response, AppError> {
-    let product = deletable_product(&app, &page, &user, &pk).await?;
+    let product = deletable_product(&app, &ctx, &user, &pk).await?;
     catalog::delete_product(&app.db, product.id).await?;
     tracing::info!("product {} deleted by user {}", product.id, user.id);
     Ok(crate::web::redirect(&reverse("catalog:home", &[])))
 }
 
-async fn contacts(State(app): State<AppState>, page: Page) -> Result<Response, AppError> {
-    Ok(page
+async fn contacts(State(app): State<AppState>, ctx: RequestContext) -> Result<Response, AppError> {
+    Ok(ctx
         .html(&app, "catalog/contacts.html", context! {})?
         .into_response())
 }
@@ -454,7 +454,7 @@ async fn contacts(State(app): State<AppState>, page: Page) -> Result<Response, A
 /// start a log line of its own).
 async fn contacts_sent(
     State(app): State<AppState>,
-    page: Page,
+    ctx: RequestContext,
     form: FormData,
 ) -> Result<Response, AppError> {
     tracing::info!(
@@ -463,5 +463,5 @@ async fn contacts_sent(
         form.text("phone"),
         form.text("message")
     );
-    contacts(State(app), page).await
+    contacts(State(app), ctx).await
 }

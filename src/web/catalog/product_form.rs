@@ -4,10 +4,10 @@
 //! reads only its own fields: anything else posted is ignored.
 
 use crate::db::catalog::{Category, ModeratorFields, OwnerFields};
-use crate::django::forms::{
+use crate::django::form_fields::{
     clean_char, clean_checkbox, clean_decimal, clean_text, parse_choice_id, INVALID_CHOICE,
 };
-use crate::web::form::{FormData, UploadedFile};
+use crate::web::form_data::{FormData, UploadedFile};
 use crate::web::form_view::{cleaned, Errors};
 use crate::web::media;
 

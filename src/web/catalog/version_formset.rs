@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use crate::db::catalog::{Version, VersionChanges, VersionFields};
-use crate::django::forms::{
+use crate::django::form_fields::{
     clean_char, clean_checkbox, clean_integer, parse_choice_id, INVALID_CHOICE, REQUIRED,
 };
 use crate::django::formsets::ManagementForm;
-use crate::web::form::FormData;
+use crate::web::form_data::FormData;
 use crate::web::form_view::{add_error, cleaned, Errors};
 
 /// The formset's prefix: a row's fields are `versions-<index>-<field>`.

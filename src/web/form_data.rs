@@ -101,7 +101,7 @@ impl FormData {
     /// The value stripped as Python strips it, or "" when missing
     /// (Django's CharField cleaning).
     pub fn text(&self, name: &str) -> String {
-        crate::django::forms::python_strip(self.get(name).unwrap_or("")).to_string()
+        crate::django::form_fields::python_strip(self.get(name).unwrap_or("")).to_string()
     }
 
     /// A form of these fields and no files, as a test submits it.
