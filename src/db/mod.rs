@@ -27,6 +27,13 @@ pub mod users;
 /// it is lent.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// How long a page waits for a PostgreSQL connection, and for the answer
+/// to one of its reads (`read.rs`): past it the page is a 503. A read is a
+/// lookup by key or an index scan of a page's rows (milliseconds); a
+/// network that swallows everything would otherwise hold the request for
+/// as long as TCP keeps trying.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Copy)]
 enum Access {
     ReadWrite,
@@ -168,7 +175,7 @@ impl Db {
                     })
                     // A database that is down answers a page with 503 in
                     // about this long, rather than holding every request.
-                    .acquire_timeout(Duration::from_secs(2))
+                    .acquire_timeout(PATIENCE)
                     .connect_with(options)
                     .await?;
                 Ok(Db::Postgres(pool))

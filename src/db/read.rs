@@ -223,6 +223,21 @@ fn bind_pg<'q>(
     query
 }
 
+/// A PostgreSQL read, or an I/O error (a 503 to the page) when the
+/// database has not answered within [`PATIENCE`](crate::db::PATIENCE).
+async fn within_patience<T>(
+    read: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(crate::db::PATIENCE, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the database did not answer in time",
+            )))
+        })
+}
+
 impl Db {
     /// Every row of a read.
     pub async fn read_all<T: ReadRow>(
@@ -232,12 +247,13 @@ impl Db {
     ) -> Result<Vec<T>, sqlx::Error> {
         match self {
             Db::Sqlite(_, reader) => reader.query(sql, params, None),
-            Db::Postgres(pool) => bind_pg(sqlx::query(sql), params)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(T::from_postgres)
-                .collect(),
+            Db::Postgres(pool) => {
+                within_patience(bind_pg(sqlx::query(sql), params).fetch_all(pool))
+                    .await?
+                    .iter()
+                    .map(T::from_postgres)
+                    .collect()
+            }
         }
     }
 
@@ -249,12 +265,13 @@ impl Db {
     ) -> Result<Option<T>, sqlx::Error> {
         match self {
             Db::Sqlite(_, reader) => Ok(reader.query(sql, params, Some(1))?.pop()),
-            Db::Postgres(pool) => bind_pg(sqlx::query(sql), params)
-                .fetch_optional(pool)
-                .await?
-                .as_ref()
-                .map(T::from_postgres)
-                .transpose(),
+            Db::Postgres(pool) => {
+                within_patience(bind_pg(sqlx::query(sql), params).fetch_optional(pool))
+                    .await?
+                    .as_ref()
+                    .map(T::from_postgres)
+                    .transpose()
+            }
         }
     }
 }

@@ -158,13 +158,7 @@ mod tests {
     fn hashes_are_upgraded_exactly_as_each_release_upgrades_them() {
         const PASSWORD: &str = "correct horse battery staple";
         for release in Release::ALL {
-            let path = format!(
-                "{}/compat-tests/vectors/release-{}.json",
-                env!("CARGO_MANIFEST_DIR"),
-                release.name()
-            );
-            let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            let vectors: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            let vectors = crate::django::vectors::release(release);
             let pbkdf2 = vectors["default_hashers"][0]["iterations"]
                 .as_u64()
                 .unwrap();
@@ -172,8 +166,18 @@ mod tests {
                 .as_u64()
                 .unwrap();
             let params = release.hasher_params();
-            assert_eq!(u64::from(params.pbkdf2_iterations), pbkdf2, "{path}");
-            assert_eq!(u64::from(params.scrypt_parallelism), scrypt, "{path}");
+            assert_eq!(
+                u64::from(params.pbkdf2_iterations),
+                pbkdf2,
+                "{}",
+                release.name()
+            );
+            assert_eq!(
+                u64::from(params.scrypt_parallelism),
+                scrypt,
+                "{}",
+                release.name()
+            );
             let hashers = Hashers::default().with_params(params);
             for case in vectors["stored"].as_array().unwrap() {
                 let encoded = case["encoded"].as_str().unwrap();
@@ -194,16 +198,6 @@ mod tests {
         }
     }
 
-    fn release_vectors(release: Release) -> serde_json::Value {
-        let path = format!(
-            "{}/compat-tests/vectors/release-{}.json",
-            env!("CARGO_MANIFEST_DIR"),
-            release.name()
-        );
-        let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&raw).unwrap()
-    }
-
     /// `stored_with_all_hashers`: with every hasher class the release
     /// ships listed (the SHA1 and unsalted ones too in 4.2 and 5.0), each
     /// stored hash logs in, and is replaced, exactly as that release does.
@@ -211,7 +205,7 @@ mod tests {
     fn legacy_hashers_verify_and_upgrade_where_the_release_has_them() {
         const PASSWORD: &str = "correct horse battery staple";
         for release in Release::ALL {
-            let vectors = release_vectors(release);
+            let vectors = crate::django::vectors::release(release);
             let all = &vectors["stored_with_all_hashers"];
             let names: Vec<&str> = all["PASSWORD_HASHERS"]
                 .as_array()

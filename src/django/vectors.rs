@@ -1,5 +1,6 @@
 //! Test access to the vectors a real Django produced
-//! (`compat-tests/vectors/django.json` and `validators.json`).
+//! (`compat-tests/vectors/django.json`, `validators.json` and each
+//! release's `release-*.json`).
 
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -60,4 +61,16 @@ pub fn validators_list(name: &str) -> &'static Vec<Value> {
     validators()[name]
         .as_array()
         .unwrap_or_else(|| panic!("no vector list {name:?} in validators.json"))
+}
+
+/// `compat-tests/vectors/release-<name>.json`: what one supported Django
+/// release stores and answers (`compat-tests/tools/release_vectors.py`).
+pub fn release(release: crate::django::releases::Release) -> Value {
+    let path = format!(
+        "{}/compat-tests/vectors/release-{}.json",
+        env!("CARGO_MANIFEST_DIR"),
+        release.name()
+    );
+    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
