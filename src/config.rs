@@ -97,18 +97,19 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 /// A URL with the password of its user information replaced by stars, to
-/// show in errors and logs.
+/// show in errors and logs. The user information is taken to end at the
+/// last `@`: a password with an unencoded `/`, `?` or `#` (which end the
+/// authority of a well-formed URL) is still hidden, and an `@` further on
+/// hides more than the password, never less.
 fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:********@{host}{path}"),
-            None => url.to_string(),
-        },
+    let Some((userinfo, after)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:********@{after}"),
         None => url.to_string(),
     }
 }
@@ -1464,6 +1465,17 @@ mod tests {
             let err = DatabaseUrl::parse(url).unwrap_err().to_string();
             assert!(!err.contains("s3cr"), "{err}");
             assert!(err.contains("shop:********@"), "{err}");
+        }
+        // Characters that end a URL's authority, unencoded in the password.
+        for url in [
+            "postgres://shop:s3cr/t@db.internal/x",
+            "postgres://shop:s3cr?t@db.internal",
+            "postgres://shop:s3cr#t@db.internal",
+            "postgres://shop:s3cr/t@db.internal/x?application_name=a@b",
+        ] {
+            let shown = without_password(url);
+            assert!(!shown.contains("s3cr"), "{shown}");
+            assert!(shown.starts_with("postgres://shop:********@"), "{shown}");
         }
         let url = DatabaseUrl::parse("postgres://shop:s3cret@db/x").unwrap();
         assert_eq!(
