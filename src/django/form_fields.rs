@@ -88,23 +88,21 @@ impl CharField {
     }
 }
 
-/// `CharField(max_length, required)` with one message: the first of
-/// `CharField::clean`'s. `None` for an empty optional value (Django stores
-/// NULL for an empty nullable field).
+/// `CharField(max_length, required)`, stripped. `None` for an empty
+/// optional value (Django stores NULL for an empty nullable field).
 pub fn clean_char(
     value: Option<&str>,
     max_length: Option<usize>,
     required: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Vec<String>> {
     let field = CharField {
         max_length,
         required,
         strip: true,
     };
-    match field.clean(value) {
-        Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
-        Err(mut errors) => Err(errors.remove(0)),
-    }
+    field
+        .clean(value)
+        .map(|value| Some(value).filter(|v| !v.is_empty()))
 }
 
 /// `AuthenticationForm`'s `username`, a required `UsernameField`: stripped,
@@ -130,7 +128,7 @@ pub fn clean_username(value: Option<&str>, max_length: usize) -> Result<String, 
 /// The form field of a model `TextField`, optional: stripped, and an empty
 /// value stays `""` even when the column is nullable (only a model
 /// `CharField(null=True)` turns it into NULL).
-pub fn clean_text(value: Option<&str>) -> Result<String, String> {
+pub fn clean_text(value: Option<&str>) -> Result<String, Vec<String>> {
     Ok(clean_char(value, None, false)?.unwrap_or_default())
 }
 
@@ -499,18 +497,24 @@ mod tests {
         );
         assert_eq!(clean_char(Some(""), Some(3), false), Ok(None));
         assert_eq!(clean_text(Some("  ")), Ok(String::new()));
-        assert_eq!(clean_char(None, Some(3), true), Err(REQUIRED.into()));
-        assert!(clean_char(Some("abcd"), Some(3), true)
-            .unwrap_err()
-            .contains("не более 3 символов (сейчас 4)"));
+        assert_eq!(
+            clean_char(None, Some(3), true),
+            Err(vec![REQUIRED.to_string()])
+        );
+        assert_eq!(
+            clean_char(Some("abcd"), Some(3), true),
+            Err(vec![max_length_message(3, 4)])
+        );
+        assert!(max_length_message(3, 4).contains("не более 3 символов (сейчас 4)"));
         assert_eq!(
             clean_char(Some("a\0"), None, true),
-            Err(NUL_CHARACTER.into())
+            Err(vec![NUL_CHARACTER.to_string()])
         );
-        // Of both errors, the first (Django shows both; `CharField` gives them).
-        assert!(clean_char(Some("ab\0"), Some(2), true)
-            .unwrap_err()
-            .starts_with("Убедитесь"));
+        // Both, in the order of Django's validators.
+        assert_eq!(
+            clean_char(Some("ab\0"), Some(2), true),
+            Err(vec![max_length_message(2, 3), NUL_CHARACTER.to_string()])
+        );
         assert!(clean_checkbox(Some("on")));
         assert!(clean_checkbox(Some("0")));
         assert!(!clean_checkbox(Some("False")));

@@ -20,12 +20,35 @@ pub fn add_error(errors: &mut Errors, field: &str, message: impl Into<String>) {
         .push(message.into());
 }
 
-/// A cleaner's outcome: the clean value, or `None` with its message
-/// added under `field`.
-pub fn cleaned<T>(errors: &mut Errors, field: &str, result: Result<T, String>) -> Option<T> {
-    result
-        .map_err(|message| add_error(errors, field, message))
-        .ok()
+/// What a field's cleaning refused it with: one message, or several
+/// (Django runs every validator of a field and shows each message).
+pub trait Messages {
+    fn into_messages(self) -> Vec<String>;
+}
+
+impl Messages for String {
+    fn into_messages(self) -> Vec<String> {
+        vec![self]
+    }
+}
+
+impl Messages for Vec<String> {
+    fn into_messages(self) -> Vec<String> {
+        self
+    }
+}
+
+/// The cleaned value of `field`, or its messages added to `errors`.
+pub fn cleaned<T>(errors: &mut Errors, field: &str, result: Result<T, impl Messages>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(messages) => {
+            for message in messages.into_messages() {
+                add_error(errors, field, message);
+            }
+            None
+        }
+    }
 }
 
 /// One field of a form: its value as `BoundField.value()` gives it (the
