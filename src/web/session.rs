@@ -93,13 +93,16 @@ impl Session {
 /// says whose session it is before the row is read, so the row and that
 /// user come in one query.
 #[derive(Default)]
-pub struct DecodedSessions(Mutex<HashMap<String, (String, Map<String, Value>)>>);
+pub struct DecodedSessions(Mutex<HashMap<String, Decoded>>);
+
+/// A row's stored text and the data it decodes to.
+type Decoded = (String, Map<String, Value>);
 
 /// Rows kept decoded; past it the memory starts over.
 const DECODED_SESSIONS: usize = 1024;
 
 impl DecodedSessions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, Map<String, Value>)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Decoded>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

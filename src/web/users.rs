@@ -191,7 +191,7 @@ async fn register(
     let link = absolute_url(
         &app,
         &headers,
-        &urls::reverse("users:email_confirm", &[token.clone()]).expect("route exists"),
+        &urls::reverse("users:email_confirm", std::slice::from_ref(&token)).expect("route exists"),
     )?;
     let letter = Email {
         to: email.clone(),
