@@ -96,8 +96,8 @@ async fn collectstatic_writes_what_static_serves_and_runs_again_unchanged() {
 
     // `/static/` is served from the binary before anything is collected.
     let log = t.path("serve.log");
-    let (server, port) = serve(&t, &env, &log).await;
-    let _server = Stopped(server);
+    // Stopped when the test ends, also on a failure.
+    let (_server, port) = serve(&t, &env, &log).await;
     let browser = Browser::new(&format!("http://127.0.0.1:{port}"));
     let names: Vec<&str> = collectstatic::files().iter().map(|(n, _)| *n).collect();
     assert_eq!(names.len(), source_files().len(), "{names:?}");
@@ -426,8 +426,7 @@ async fn nginx_site_serves_pages_static_files_and_uploads() {
     let collected = collectstatic_run(&t, &static_root, &["--noinput"], None);
     assert!(collected.status.success(), "{}", text(&collected));
     let log = dir.join("serve.log");
-    let (server, upstream) = serve(&t, &settings, &log).await;
-    let _server = Stopped(server);
+    let (_server, upstream) = serve(&t, &settings, &log).await;
 
     let (http, https) = (free_port(), free_port());
     std::fs::write(

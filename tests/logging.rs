@@ -6,21 +6,20 @@
 mod common;
 
 use std::path::Path;
-use std::process::Child;
 
 use common::app::{Browser, GOOD_PASSWORD};
 use common::{backends, TestDb, SECRET_KEY};
 use serde_json::Value;
 
 /// `serve` with these settings, its stderr into `log`, answering.
-async fn serve(t: &TestDb, log: &Path, settings: &[(&str, &str)]) -> (Child, Browser) {
+async fn serve(t: &TestDb, log: &Path, settings: &[(&str, &str)]) -> (common::Server, Browser) {
     let (child, port) = common::serve(t, settings, log).await;
     (child, Browser::new(&format!("http://127.0.0.1:{port}")))
 }
 
 /// SIGTERM, as a service manager stops it: the lines still queued for
 /// the log's writer thread are written before the process ends.
-fn stop(mut child: Child, log: &Path) -> String {
+fn stop(mut child: common::Server, log: &Path) -> String {
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();
     assert!(status.success(), "serve after SIGTERM: {status:?}");

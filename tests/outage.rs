@@ -58,13 +58,14 @@ async fn pages_answer_503_while_the_database_is_down_and_recover() {
         1,
     );
     let port = free_port();
-    let mut server = t
-        .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &proxied)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = common::Server(
+        t.command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", &proxied)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

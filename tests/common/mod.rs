@@ -206,9 +206,33 @@ pub async fn wait_until_up(child: &mut Child, url: &str, log: &dyn Fn() -> Strin
     panic!("{url} did not answer within 30 s: {}", log());
 }
 
+/// A server process a test started: stopped when dropped, so a test that
+/// panics leaves no server behind.
+pub struct Server(pub Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `unchained serve` on a free loopback port with these settings, its
 /// standard error into `log`, once it answers. Returns it and its port.
-pub async fn serve(t: &TestDb, settings: &[(&str, &str)], log: &Path) -> (Child, u16) {
+pub async fn serve(t: &TestDb, settings: &[(&str, &str)], log: &Path) -> (Server, u16) {
     let port = free_port();
     let mut child = t
         .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
@@ -223,5 +247,5 @@ pub async fn serve(t: &TestDb, settings: &[(&str, &str)], log: &Path) -> (Child,
         std::fs::read_to_string(log).unwrap_or_default()
     })
     .await;
-    (child, port)
+    (Server(child), port)
 }
