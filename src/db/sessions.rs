@@ -1,10 +1,8 @@
 //! The `django_session` table.
 
-use std::collections::HashSet;
-
 use crate::db::read::{Both, Param};
 use crate::db::time::DjangoDateTime;
-use crate::db::users::{self, PermissionNames, User};
+use crate::db::users::{self, PermissionNames, User, UserWithPermissions};
 use crate::db::Db;
 use crate::on_pool;
 
@@ -39,7 +37,7 @@ pub async fn load_with_user(
     db: &Db,
     key: &str,
     user_id: i64,
-) -> Result<Option<(String, User, HashSet<String>)>, sqlx::Error> {
+) -> Result<Option<(String, UserWithPermissions)>, sqlx::Error> {
     #[derive(sqlx::FromRow, serde::Deserialize)]
     struct Data {
         session_data: String,
@@ -61,7 +59,7 @@ pub async fn load_with_user(
             ],
         )
         .await?;
-    Ok(row.map(|Both(data, Both(user, names))| (data.session_data, user, names.into_set())))
+    Ok(row.map(|Both(data, Both(user, names))| (data.session_data, (user, names.into_set()))))
 }
 
 /// Inserts a new session row. Returns false when the key is taken (the

@@ -53,12 +53,15 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error>
         .await)
 }
 
-/// A user with the permissions they hold (see `perms`), in one query: what
-/// every logged-in request needs.
+/// A user row and every `app_label.codename` they hold (see `perms`).
+pub type UserWithPermissions = (User, HashSet<String>);
+
+/// A user with the permissions they hold, in one query: what every
+/// logged-in request needs.
 pub async fn by_id_with_permissions(
     db: &Db,
     id: i64,
-) -> Result<Option<(User, HashSet<String>)>, sqlx::Error> {
+) -> Result<Option<UserWithPermissions>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS}, {} AS permission_names FROM users_user WHERE id = $1",
         crate::db::perms::permission_names_expression(db, "$1")

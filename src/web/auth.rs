@@ -7,7 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::db::users::{self, User};
+use crate::db::users::{self, User, UserWithPermissions};
 use crate::django::login_redirect::redirect_to_login;
 use crate::django::perms::UserPerms;
 use crate::django::sessions::{
@@ -16,7 +16,7 @@ use crate::django::sessions::{
 };
 use crate::web::csrf::Csrf;
 use crate::web::error::AppError;
-use crate::web::session::{Session, UserWithPermissions};
+use crate::web::session::Session;
 use crate::web::templates::RequestContext;
 use crate::web::AppState;
 

@@ -4,7 +4,7 @@
 //! `signed_cookies` (the cookie holds the signed data). The codecs are in
 //! `crate::django::sessions`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::HeaderMap;
@@ -14,7 +14,7 @@ use tower_cookies::Cookies;
 use crate::config::SessionEngine;
 use crate::db::sessions;
 use crate::db::time::DjangoDateTime;
-use crate::db::users::User;
+use crate::db::users::UserWithPermissions;
 use crate::django::sessions as codec;
 use crate::web::error::AppError;
 use crate::web::AppState;
@@ -137,9 +137,6 @@ impl DecodedSessions {
     }
 }
 
-/// A user row and the permissions they hold.
-pub type UserWithPermissions = (User, HashSet<String>);
-
 /// Loads the request's session: with the `db` engine the row the cookie
 /// names, with `signed_cookies` the data the cookie itself holds. A
 /// missing, expired or tampered one is an empty new session. With the row
@@ -169,11 +166,11 @@ pub async fn load(
             SessionEngine::Database => {
                 let mut stored = None;
                 if let Some(user_id) = app.decoded_sessions.last_user_id(value) {
-                    if let Some((data, row, perms)) =
+                    if let Some((data, read_with_it)) =
                         sessions::load_with_user(&app.db, value, user_id).await?
                     {
                         stored = Some(data);
-                        user = Some((row, perms));
+                        user = Some(read_with_it);
                     }
                 }
                 if stored.is_none() {

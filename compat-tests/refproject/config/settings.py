@@ -80,16 +80,17 @@ def parse_database_url(url):
             "NAME": unquote(url[len("sqlite:///"):].split("?", 1)[0]),
         }
     parts = urlsplit(url)
+    # The server, the account and the database, as every server back end takes them.
+    server = {
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": unquote(parts.hostname or ""),
+        "PORT": str(parts.port or ""),
+    }
+    options = dict(parse_qsl(parts.query))
     if parts.scheme in ("postgres", "postgresql", "pgsql"):
-        config = {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parts.path.lstrip("/")),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": unquote(parts.hostname or ""),
-            "PORT": str(parts.port or ""),
-        }
-        options = dict(parse_qsl(parts.query))
+        config = {"ENGINE": "django.db.backends.postgresql", **server}
         if options:
             config["OPTIONS"] = options
         return config
@@ -100,16 +101,7 @@ def parse_database_url(url):
         # cannot hold 4-byte characters). Tables take the database's
         # character set (scripts/mariadb.sh creates utf8mb4 databases).
         # Query parameters are further connect() options.
-        config = {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": unquote(parts.path.lstrip("/")),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": unquote(parts.hostname or ""),
-            "PORT": str(parts.port or ""),
-            "OPTIONS": {"charset": "utf8mb4", **dict(parse_qsl(parts.query))},
-        }
-        return config
+        return {"ENGINE": "django.db.backends.mysql", **server, "OPTIONS": {"charset": "utf8mb4", **options}}
     raise ValueError(f"unsupported DATABASE_URL: {url!r}")
 
 
