@@ -12,7 +12,10 @@ use std::time::Duration;
 use crate::django::hashers::{Hashers, DEFAULT_PASSWORD_HASHERS};
 use crate::django::releases::Release;
 
+mod mysql_url;
 mod security;
+
+pub use mysql_url::{MySqlServer, MySqlSslMode, MySqlUrl};
 pub use security::SecuritySettings;
 
 /// Django's `check_secret_key` thresholds (security.W009 and W025): a key
@@ -81,6 +84,7 @@ impl std::error::Error for ConfigError {}
 pub enum DatabaseUrl {
     Sqlite(PathBuf),
     Postgres(String),
+    MySql(MySqlUrl),
 }
 
 /// Never prints a password.
@@ -92,6 +96,7 @@ impl fmt::Debug for DatabaseUrl {
                 .debug_tuple("Postgres")
                 .field(&without_password(url))
                 .finish(),
+            DatabaseUrl::MySql(url) => f.debug_tuple("MySql").field(url).finish(),
         }
     }
 }
@@ -154,20 +159,28 @@ impl DatabaseUrl {
                 return Ok(DatabaseUrl::Postgres(format!("postgres://{rest}")));
             }
         }
+        for scheme in mysql_url::SCHEMES {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                return MySqlUrl::parse(rest)
+                    .map(DatabaseUrl::MySql)
+                    .map_err(|problem| bad(&problem));
+            }
+        }
         Err(bad(
-            "expected sqlite:///path or postgres://user:pass@host:port/name",
+            "expected sqlite:///path, postgres://user:pass@host:port/name or \
+             mysql://user:pass@host:port/name",
         ))
     }
 
     /// The folder a generated secret key is kept in: beside the SQLite file,
-    /// or the working directory for PostgreSQL.
+    /// or the working directory for a database server.
     fn key_dir(&self) -> PathBuf {
         match self {
             DatabaseUrl::Sqlite(path) => match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
                 _ => PathBuf::from("."),
             },
-            DatabaseUrl::Postgres(_) => PathBuf::from("."),
+            DatabaseUrl::Postgres(_) | DatabaseUrl::MySql(_) => PathBuf::from("."),
         }
     }
 }
@@ -1439,7 +1452,8 @@ mod tests {
             );
         }
         for bad in [
-            "mysql://x/y",
+            "mysql://x/",
+            "oracle://x/y",
             "sqlite:///",
             "postgres://host",
             "postgres://host/",
@@ -1459,7 +1473,7 @@ mod tests {
     fn database_passwords_are_never_shown() {
         for url in [
             "postgres://shop:s3cr%40t:pw@db.internal",
-            "mysql://shop:s3cr%40t:pw@db/x",
+            "mysql://shop:s3cr%40t:pw@db:port/x",
             "postgres://shop:s3cr%40t:pw@host:5432",
         ] {
             let err = DatabaseUrl::parse(url).unwrap_err().to_string();

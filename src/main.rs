@@ -358,6 +358,7 @@ fn describe_db(settings: &Settings) -> String {
         unchained::config::DatabaseUrl::Sqlite(path) => format!("SQLite file {}", path.display()),
         // The URL may carry a password: name the back end only.
         unchained::config::DatabaseUrl::Postgres(_) => "PostgreSQL".to_string(),
+        unchained::config::DatabaseUrl::MySql(_) => "MySQL/MariaDB".to_string(),
     }
 }
 

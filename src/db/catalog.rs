@@ -7,7 +7,7 @@
 
 use crate::db::read::{Both, Param};
 use crate::db::time::DjangoDateTime;
-use crate::db::{Db, Tx};
+use crate::db::{Backend, Db, Tx};
 use crate::{on_pool, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
@@ -51,6 +51,7 @@ fn price_text(db: &Db) -> &'static str {
         // leaves it); printf gives the two places Django's converter shows.
         Db::Sqlite(..) => "printf('%.2f', p.price)",
         Db::Postgres(_) => "p.price::text",
+        Db::MySql(_) => "CAST(p.price AS CHAR)",
     }
 }
 
@@ -93,30 +94,36 @@ pub enum Visibility {
 impl Visibility {
     /// The parts the list is the union of, each a filter that one index of
     /// `schema/unchained/product_list_*.sql` reads in order; `$1` is the
-    /// owner's id when there is one.
-    fn parts(self) -> &'static [&'static str] {
-        match self {
-            Visibility::All => &[""],
-            Visibility::PublishedOrOwnedBy(_) => &[
+    /// owner's id when there is one. MySQL has no partial indexes: its
+    /// indexes begin with the columns compared for equality.
+    fn parts(self, backend: Backend) -> &'static [&'static str] {
+        match (self, backend) {
+            (Visibility::All, _) => &[""],
+            (Visibility::PublishedOrOwnedBy(_), Backend::Sqlite | Backend::Postgres) => &[
                 " WHERE is_moderated",
                 " WHERE owner_id = $1 AND NOT is_moderated",
+            ],
+            (Visibility::PublishedOrOwnedBy(_), Backend::MySql) => &[
+                " WHERE is_moderated = TRUE",
+                " WHERE owner_id = $1 AND is_moderated = FALSE",
             ],
         }
     }
 
     /// How many products the list has, from the counts the database's
     /// triggers keep (`unchained_product_count`): no scan of the catalog.
-    fn count_sql(self) -> &'static str {
-        match self {
-            Visibility::All => {
-                "SELECT CAST(coalesce(sum(published + unpublished), 0) AS BIGINT) \
-                 FROM unchained_product_count WHERE owner_id = -1"
-            }
-            Visibility::PublishedOrOwnedBy(_) => {
-                "SELECT CAST(coalesce(sum(CASE WHEN owner_id = -1 THEN published ELSE unpublished END), 0) AS BIGINT) \
-                 FROM unchained_product_count WHERE owner_id IN (-1, $1)"
-            }
-        }
+    fn count_sql(self, backend: Backend) -> String {
+        let (sum, owners) = match self {
+            Visibility::All => ("published + unpublished", "= -1"),
+            Visibility::PublishedOrOwnedBy(_) => (
+                "CASE WHEN owner_id = -1 THEN published ELSE unpublished END",
+                "IN (-1, $1)",
+            ),
+        };
+        format!(
+            "SELECT {} FROM unchained_product_count WHERE owner_id {owners}",
+            backend.bigint(&format!("coalesce(sum({sum}), 0)"))
+        )
     }
 
     fn params(self) -> Vec<Param<'static>> {
@@ -155,7 +162,7 @@ pub async fn fold_product_counts(db: &Db) -> Result<u64, sqlx::Error> {
 
 pub async fn count_visible(db: &Db, visibility: Visibility) -> Result<i64, sqlx::Error> {
     let (count,): (i64,) = db
-        .read_optional(visibility.count_sql(), &visibility.params())
+        .read_optional(&visibility.count_sql(db.backend()), &visibility.params())
         .await?
         .unwrap_or((0,));
     Ok(count)
@@ -196,14 +203,17 @@ pub async fn page_visible(
     let order = if newest_first { "DESC" } else { "ASC" };
     let mut params = visibility.params();
     let first = params.len() + 1;
-    let columns = product_columns(db, &format!("({}) AS total", visibility.count_sql()));
+    let columns = product_columns(
+        db,
+        &format!("({}) AS total", visibility.count_sql(db.backend())),
+    );
     let sql = match db {
         // SQLite merges the parts of a compound select as they come, each
         // read in its index's order, and joins only the rows it takes; the
         // PostgreSQL form below would make it copy and sort them first.
         Db::Sqlite(..) => {
             let parts: Vec<String> = visibility
-                .parts()
+                .parts(Backend::Sqlite)
                 .iter()
                 .map(|filter| {
                     format!("SELECT {columns} FROM catalog_product p {PRODUCT_JOINS}{filter}")
@@ -217,10 +227,11 @@ pub async fn page_visible(
             )
         }
         // PostgreSQL merges the parts (Merge Append) only when each is a bare
-        // index read, so the join comes after the merge.
-        Db::Postgres(_) => {
+        // index read, so the join comes after the merge. MySQL reads each
+        // part in index order up to its LIMIT and sorts only those rows.
+        Db::Postgres(_) | Db::MySql(_) => {
             let parts: Vec<String> = visibility
-                .parts()
+                .parts(db.backend())
                 .iter()
                 .enumerate()
                 .map(|(i, filter)| {
@@ -275,8 +286,10 @@ pub async fn product_with_current_version(
          WHERE product_id = p.id AND is_current ORDER BY id LIMIT 1) WHERE p.id = $1",
         product_select(
             db,
-            "v.id AS version_id, CAST(v.version_number AS BIGINT) AS version_number, \
-             v.version_name AS version_name"
+            &format!(
+                "v.id AS version_id, {} AS version_number, v.version_name AS version_name",
+                db.backend().bigint("v.version_number")
+            )
         )
     );
     let row: Option<Both<Product, CurrentVersion>> =
@@ -305,14 +318,14 @@ pub async fn categories(db: &Db) -> Result<Vec<Category>, sqlx::Error> {
         .await
 }
 
-/// `version_number` is `integer` on PostgreSQL: read it as a bigint.
-const VERSION_COLUMNS: &str =
-    "id, product_id, CAST(version_number AS BIGINT) AS version_number, version_name, is_current";
-
 /// A product's versions in the order Django's inline formset lists them.
 pub async fn versions(db: &Db, product_id: i64) -> Result<Vec<Version>, sqlx::Error> {
-    let sql =
-        format!("SELECT {VERSION_COLUMNS} FROM catalog_version WHERE product_id = $1 ORDER BY id");
+    // `version_number` is `integer` on PostgreSQL: read it as a bigint.
+    let sql = format!(
+        "SELECT id, product_id, {} AS version_number, version_name, is_current \
+         FROM catalog_version WHERE product_id = $1 ORDER BY id",
+        db.backend().bigint("version_number")
+    );
     db.read_all(&sql, &[Param::Int(product_id)]).await
 }
 
@@ -343,15 +356,19 @@ pub async fn insert_product(
     owner_id: i64,
 ) -> Result<i64, sqlx::Error> {
     let now = DjangoDateTime::now();
-    let sql = "INSERT INTO catalog_product \
-               (name, description, image, category_id, price, created_at, updated_at, is_moderated, owner_id) \
-               VALUES ($1, $2, $3, $4, CAST($5 AS NUMERIC), $6, $6, FALSE, $7) RETURNING id";
-    on_pool!(db, |pool| sqlx::query_scalar(sql)
+    let sql = format!(
+        "INSERT INTO catalog_product \
+         (name, description, image, category_id, price, created_at, updated_at, is_moderated, owner_id) \
+         VALUES ($1, $2, $3, $4, {}, $6, $7, FALSE, $8) RETURNING id",
+        db.backend().decimal("$5")
+    );
+    on_pool!(db, |pool| sqlx::query_scalar(&db.sql(&sql))
         .bind(&fields.name)
         .bind(&fields.description)
         .bind(image)
         .bind(fields.category_id)
         .bind(&fields.price)
+        .bind(now)
         .bind(now)
         .bind(owner_id)
         .fetch_one(pool)
@@ -366,35 +383,31 @@ pub async fn update_owner_fields(
     image: &ImageChange,
 ) -> Result<(), sqlx::Error> {
     let now = DjangoDateTime::now();
-    let (sql, new_image) = match image {
-        ImageChange::Keep => (
-            "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
-             price = CAST($4 AS NUMERIC), updated_at = $5 WHERE id = $6",
-            None,
-        ),
-        ImageChange::Clear => (
-            "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
-             price = CAST($4 AS NUMERIC), updated_at = $5, image = $7 WHERE id = $6",
-            Some(""),
-        ),
-        ImageChange::Set(path) => (
-            "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
-             price = CAST($4 AS NUMERIC), updated_at = $5, image = $7 WHERE id = $6",
-            Some(path.as_str()),
-        ),
+    let new_image = match image {
+        ImageChange::Keep => None,
+        ImageChange::Clear => Some(""),
+        ImageChange::Set(path) => Some(path.as_str()),
     };
+    let backend = tx.backend();
+    let sql = format!(
+        "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
+         price = {}, updated_at = $5{} WHERE id = ${}",
+        backend.decimal("$4"),
+        if new_image.is_some() { ", image = $6" } else { "" },
+        if new_image.is_some() { 7 } else { 6 },
+    );
+    let sql = backend.sql(&sql);
     on_tx!(tx, |conn| {
-        let mut query = sqlx::query(sql)
+        let mut query = sqlx::query(&sql)
             .bind(&fields.name)
             .bind(&fields.description)
             .bind(fields.category_id)
             .bind(&fields.price)
-            .bind(now)
-            .bind(id);
+            .bind(now);
         if let Some(image) = new_image {
             query = query.bind(image);
         }
-        query.execute(conn).await.map(|_| ())
+        query.bind(id).execute(conn).await.map(|_| ())
     })?;
     Ok(())
 }
@@ -414,7 +427,7 @@ pub async fn update_moderator_fields(
 ) -> Result<(), sqlx::Error> {
     let sql = "UPDATE catalog_product SET is_moderated = $1, description = $2, category_id = $3, \
                updated_at = $4 WHERE id = $5";
-    on_pool!(db, |pool| sqlx::query(sql)
+    on_pool!(db, |pool| sqlx::query(&db.sql(sql))
         .bind(fields.is_moderated)
         .bind(&fields.description)
         .bind(fields.category_id)
@@ -429,12 +442,13 @@ pub async fn update_moderator_fields(
 /// Deletes a product and, as Django's collector does before it, its versions.
 pub async fn delete_product(db: &Db, id: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
+    let backend = tx.backend();
     on_tx!(&mut tx, |conn| {
-        sqlx::query("DELETE FROM catalog_version WHERE product_id = $1")
+        sqlx::query(&backend.sql("DELETE FROM catalog_version WHERE product_id = $1"))
             .bind(id)
             .execute(&mut *conn)
             .await?;
-        sqlx::query("DELETE FROM catalog_product WHERE id = $1")
+        sqlx::query(&backend.sql("DELETE FROM catalog_product WHERE id = $1"))
             .bind(id)
             .execute(&mut *conn)
             .await
@@ -462,32 +476,37 @@ pub struct VersionChanges {
 /// Applies the changes (only to this product's rows) and returns how many
 /// versions are current afterwards, so the caller can refuse more than one.
 /// Saves of one product's versions take turns (the product's row locked on
-/// PostgreSQL; on SQLite the transaction must come from
+/// PostgreSQL and MySQL; on SQLite the transaction must come from
 /// [`Db::begin_write`]), so the count sees every earlier save's versions.
 pub async fn apply_version_changes(
     tx: &mut Tx,
     product_id: i64,
     changes: &VersionChanges,
 ) -> Result<i64, sqlx::Error> {
-    if let Tx::Postgres(transaction) = tx {
-        sqlx::query("SELECT 1 FROM catalog_product WHERE id = $1 FOR UPDATE")
-            .bind(product_id)
-            .execute(&mut **transaction)
-            .await?;
-    }
+    let backend = tx.backend();
     on_tx!(tx, |conn| {
+        if backend != Backend::Sqlite {
+            sqlx::query(&backend.sql(
+                "SELECT 1 FROM catalog_product WHERE id = $1 FOR UPDATE",
+            ))
+            .bind(product_id)
+            .execute(&mut *conn)
+            .await?;
+        }
         for id in &changes.delete {
-            sqlx::query("DELETE FROM catalog_version WHERE id = $1 AND product_id = $2")
+            sqlx::query(&backend.sql(
+                "DELETE FROM catalog_version WHERE id = $1 AND product_id = $2",
+            ))
                 .bind(id)
                 .bind(product_id)
                 .execute(&mut *conn)
                 .await?;
         }
         for (id, fields) in &changes.update {
-            sqlx::query(
+            sqlx::query(&backend.sql(
                 "UPDATE catalog_version SET version_number = $1, version_name = $2, is_current = $3 \
                  WHERE id = $4 AND product_id = $5",
-            )
+            ))
             .bind(fields.version_number)
             .bind(&fields.version_name)
             .bind(fields.is_current)
@@ -497,10 +516,10 @@ pub async fn apply_version_changes(
             .await?;
         }
         for fields in &changes.create {
-            sqlx::query(
+            sqlx::query(&backend.sql(
                 "INSERT INTO catalog_version (product_id, version_number, version_name, is_current) \
                  VALUES ($1, $2, $3, $4)",
-            )
+            ))
             .bind(product_id)
             .bind(fields.version_number)
             .bind(&fields.version_name)
@@ -508,9 +527,9 @@ pub async fn apply_version_changes(
             .execute(&mut *conn)
             .await?;
         }
-        sqlx::query_scalar(
+        sqlx::query_scalar(&backend.sql(
             "SELECT COUNT(*) FROM catalog_version WHERE product_id = $1 AND is_current",
-        )
+        ))
         .bind(product_id)
         .fetch_one(&mut *conn)
         .await

@@ -1,12 +1,16 @@
 //! Database access: one module per table family, each with plain async
-//! functions over [`Db`], which is either an SQLite or a PostgreSQL pool.
+//! functions over [`Db`], which is an SQLite, a PostgreSQL or a MySQL
+//! (MariaDB) pool.
 //!
 //! Queries are written once with `$N` placeholders (SQLite reads them as
-//! numbered parameters) and run on either pool through [`on_pool!`].
+//! numbered parameters; [`Backend::sql`] turns them into MySQL's `?`) and
+//! run on any pool through [`on_pool!`].
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
@@ -15,6 +19,8 @@ use crate::config::DatabaseUrl;
 pub mod catalog;
 pub mod outbox;
 pub mod perms;
+mod mysql;
+mod placeholders;
 pub mod read;
 pub mod schema;
 pub mod sessions;
@@ -23,11 +29,11 @@ pub mod throttle;
 pub mod time;
 pub mod users;
 
-/// A pooled PostgreSQL connection idle longer than this is pinged before
+/// A pooled PostgreSQL or MySQL connection idle longer than this is pinged before
 /// it is lent.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-/// How long a page waits for a PostgreSQL connection, and for the answer
+/// How long a page waits for a PostgreSQL or MySQL connection, and for the answer
 /// to one of its reads (`read.rs`): past it the page is a 503. A read is a
 /// lookup by key or an index scan of a page's rows (milliseconds); a
 /// network that swallows everything would otherwise hold the request for
@@ -46,6 +52,53 @@ pub enum Db {
     /// The sqlx pool for writes, and the connections of the read path.
     Sqlite(SqlitePool, std::sync::Arc<read::SqliteReader>),
     Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// Which kind of database a pool or transaction talks to, for the few
+/// places whose SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    /// A query written with `$N` placeholders in the form this back end
+    /// reads. For MySQL each `$N` becomes `?`, bound in text order: the
+    /// query must use `$1`, `$2`, … each once and in order, as the binds
+    /// that follow it come (the read path, `read.rs`, binds any order).
+    pub fn sql(self, sql: &str) -> Cow<'_, str> {
+        match self {
+            Backend::Sqlite | Backend::Postgres => Cow::Borrowed(sql),
+            Backend::MySql => {
+                let (marked, order) = placeholders::to_question_marks(sql);
+                assert!(
+                    order.iter().copied().eq(1..=order.len()),
+                    "placeholders out of order for MySQL: {sql}"
+                );
+                Cow::Owned(marked)
+            }
+        }
+    }
+
+    /// An integer expression as a 64-bit integer (PostgreSQL's `integer`
+    /// columns and SUM's results would decode as other types).
+    pub fn bigint(self, expr: &str) -> String {
+        match self {
+            Backend::Sqlite | Backend::Postgres => format!("CAST({expr} AS BIGINT)"),
+            Backend::MySql => format!("CAST({expr} AS SIGNED)"),
+        }
+    }
+
+    /// A decimal text parameter as the price column's number, exactly.
+    pub fn decimal(self, parameter: &str) -> String {
+        match self {
+            Backend::Sqlite | Backend::Postgres => format!("CAST({parameter} AS NUMERIC)"),
+            Backend::MySql => format!("CAST({parameter} AS DECIMAL(10,2))"),
+        }
+    }
 }
 
 /// Runs the same body against whichever pool `db` holds; the body is
@@ -56,6 +109,7 @@ macro_rules! on_pool {
         match $db {
             $crate::db::Db::Sqlite($pool, _) => $body,
             $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::MySql($pool) => $body,
         }
     };
 }
@@ -78,6 +132,7 @@ pub struct PoolUse {
 pub enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
 }
 
 /// Runs the same body against the connection of whichever transaction `tx`
@@ -94,6 +149,10 @@ macro_rules! on_tx {
                 let $conn = &mut **transaction;
                 $body
             }
+            $crate::db::Tx::MySql(transaction) => {
+                let $conn = &mut **transaction;
+                $body
+            }
         }
     };
 }
@@ -104,6 +163,15 @@ impl Tx {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
+            Tx::MySql(tx) => tx.commit().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+            Tx::MySql(_) => Backend::MySql,
         }
     }
 }
@@ -180,13 +248,46 @@ impl Db {
                     .await?;
                 Ok(Db::Postgres(pool))
             }
+            DatabaseUrl::MySql(url) => {
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(10)
+                    // As on PostgreSQL above.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_IF_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
+                    .after_connect(|conn, _| Box::pin(mysql::prepare_session(conn)))
+                    .acquire_timeout(PATIENCE)
+                    .connect_with(mysql::connect_options(url))
+                    .await?;
+                Ok(Db::MySql(pool))
+            }
         }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(..) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+            Db::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// [`Backend::sql`] for this pool's back end.
+    pub fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        self.backend().sql(sql)
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::MySql(pool) => Tx::MySql(pool.begin().await?),
         })
     }
 
@@ -197,6 +298,7 @@ impl Db {
         Ok(match self {
             Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::MySql(pool) => Tx::MySql(pool.begin().await?),
         })
     }
 
@@ -205,11 +307,12 @@ impl Db {
         match self {
             Db::Sqlite(pool, _) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
             Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Db::MySql(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
         }
     }
 
     /// The connections of each pool, for the metrics: `main` (sqlx's:
-    /// every query on PostgreSQL, writes on SQLite) and, on SQLite, `read`
+    /// every query on PostgreSQL and MySQL, writes on SQLite) and, on SQLite, `read`
     /// (the read path's own connections, `read.rs`, which has no maximum).
     pub fn pool_use(&self) -> Vec<PoolUse> {
         fn sqlx_pool<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolUse {
@@ -236,6 +339,7 @@ impl Db {
                 ]
             }
             Db::Postgres(pool) => vec![sqlx_pool(pool)],
+            Db::MySql(pool) => vec![sqlx_pool(pool)],
         }
     }
 
@@ -243,6 +347,7 @@ impl Db {
         match self {
             Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgresql",
+            Db::MySql(_) => "mysql",
         }
     }
 
@@ -268,6 +373,7 @@ impl Db {
                 pool.close().await
             }
             Db::Postgres(pool) => pool.close().await,
+            Db::MySql(pool) => pool.close().await,
         }
     }
 }

@@ -68,12 +68,14 @@ pub async fn enqueue(tx: &mut Tx, email: &Email, backend: &str) -> Result<i64, s
     let now = DjangoDateTime::now();
     let sql = "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
                next_attempt_at, sent_at, last_error, backend) \
-               VALUES ($1, $2, $3, $4, 0, $4, NULL, NULL, $5) RETURNING id";
+               VALUES ($1, $2, $3, $4, 0, $5, NULL, NULL, $6) RETURNING id";
+    let dialect = tx.backend();
     on_tx!(tx, |conn| {
-        sqlx::query_scalar(sql)
+        sqlx::query_scalar(&dialect.sql(sql))
             .bind(&email.to)
             .bind(&email.subject)
             .bind(&email.body)
+            .bind(now)
             .bind(now)
             .bind(backend)
             .fetch_one(conn)
@@ -83,7 +85,7 @@ pub async fn enqueue(tx: &mut Tx, email: &Email, backend: &str) -> Result<i64, s
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<OutboxRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM unchained_outbox WHERE id = $1");
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
         .bind(id)
         .fetch_optional(pool)
         .await)
@@ -99,13 +101,13 @@ pub async fn due(
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM unchained_outbox \
-         WHERE {UNSENT} AND next_attempt_at <= $1 AND {} ORDER BY id LIMIT $2",
-        FOR_BACKEND.replace("$BACKEND", "$3")
+         WHERE {UNSENT} AND next_attempt_at <= $1 AND {} ORDER BY id LIMIT $3",
+        FOR_BACKEND.replace("$BACKEND", "$2")
     );
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
         .bind(now)
-        .bind(limit)
         .bind(backend)
+        .bind(limit)
         .fetch_all(pool)
         .await)
 }
@@ -120,7 +122,7 @@ pub async fn next_due_at(db: &Db, backend: &str) -> Result<Option<DjangoDateTime
          ORDER BY next_attempt_at LIMIT 1",
         FOR_BACKEND.replace("$BACKEND", "$1")
     );
-    on_pool!(db, |pool| sqlx::query_scalar(&sql)
+    on_pool!(db, |pool| sqlx::query_scalar(&db.sql(&sql))
         .bind(backend)
         .fetch_optional(pool)
         .await)
@@ -139,14 +141,14 @@ pub async fn claim(
     lease_until: DjangoDateTime,
 ) -> Result<bool, sqlx::Error> {
     let sql = format!(
-        "UPDATE unchained_outbox SET next_attempt_at = $3 \
-         WHERE id = $1 AND {UNSENT} AND next_attempt_at <= $2 AND {}",
+        "UPDATE unchained_outbox SET next_attempt_at = $1 \
+         WHERE id = $2 AND {UNSENT} AND next_attempt_at <= $3 AND {}",
         FOR_BACKEND.replace("$BACKEND", "$4")
     );
-    let affected = on_pool!(db, |pool| sqlx::query(&sql)
+    let affected = on_pool!(db, |pool| sqlx::query(&db.sql(&sql))
+        .bind(lease_until)
         .bind(id)
         .bind(now)
-        .bind(lease_until)
         .bind(backend)
         .execute(pool)
         .await
@@ -156,11 +158,11 @@ pub async fn claim(
 
 /// Records that a letter was sent.
 pub async fn mark_sent(db: &Db, id: i64, sent_at: DjangoDateTime) -> Result<(), sqlx::Error> {
-    on_pool!(db, |pool| sqlx::query(
-        "UPDATE unchained_outbox SET sent_at = $2, last_error = NULL WHERE id = $1"
-    )
-    .bind(id)
+    on_pool!(db, |pool| sqlx::query(&db.sql(
+        "UPDATE unchained_outbox SET sent_at = $1, last_error = NULL WHERE id = $2"
+    ))
     .bind(sent_at)
+    .bind(id)
     .execute(pool)
     .await
     .map(|_| ()))
@@ -189,13 +191,13 @@ pub async fn mark_failed(
         AfterFailure::GiveUpAt(at) => ("failed_at", at),
     };
     let sql = format!(
-        "UPDATE unchained_outbox SET attempts = attempts + 1, last_error = $2, \
-         {column} = $3 WHERE id = $1 AND sent_at IS NULL"
+        "UPDATE unchained_outbox SET attempts = attempts + 1, last_error = $1, \
+         {column} = $2 WHERE id = $3 AND sent_at IS NULL"
     );
-    on_pool!(db, |pool| sqlx::query(&sql)
-        .bind(id)
+    on_pool!(db, |pool| sqlx::query(&db.sql(&sql))
         .bind(error)
         .bind(at)
+        .bind(id)
         .execute(pool)
         .await
         .map(|_| ()))
@@ -221,6 +223,18 @@ pub async fn waiting(db: &Db, backend: &str) -> Result<(i64, Option<f64>), sqlx:
                  FROM unchained_outbox WHERE {UNSENT} AND {filter}"
             );
             sqlx::query_as(&sql).bind(backend).fetch_one(pool).await
+        }
+        Db::MySql(pool) => {
+            // The stored times are UTC wall times, as UTC_TIMESTAMP is.
+            let sql = format!(
+                "SELECT COUNT(*), \
+                 TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)) / 1000000e0 \
+                 FROM unchained_outbox WHERE {UNSENT} AND {filter}"
+            );
+            sqlx::query_as(&db.sql(&sql))
+                .bind(backend)
+                .fetch_one(pool)
+                .await
         }
     }
 }

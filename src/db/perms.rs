@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use crate::django::perms::UserPerms;
 
+use crate::db::read::Param;
 use crate::db::Db;
 use crate::on_pool;
 
@@ -30,23 +31,27 @@ pub fn permission_names_expression(db: &Db, user_id: &str) -> String {
     let aggregate = match db {
         Db::Sqlite(..) => "group_concat(ct.app_label || '.' || p.codename, char(10))",
         Db::Postgres(_) => "string_agg(ct.app_label || '.' || p.codename, chr(10))",
+        // Up to group_concat_max_len bytes, which `db::mysql` raises.
+        Db::MySql(_) => "group_concat(concat(ct.app_label, '.', p.codename) SEPARATOR '\\n')",
     };
-    let newline = match db {
-        Db::Sqlite(..) => "char(10)",
-        Db::Postgres(_) => "chr(10)",
-    };
-    format!(
-        "(coalesce((SELECT {aggregate} FROM users_user_user_permissions up \
-                    JOIN auth_permission p ON p.id = up.permission_id \
-                    JOIN django_content_type ct ON ct.id = p.content_type_id \
-                    WHERE up.user_id = {user_id}), '') \
-          || {newline} || \
-          coalesce((SELECT {aggregate} FROM users_user_groups ug \
-                    JOIN auth_group_permissions gp ON gp.group_id = ug.group_id \
-                    JOIN auth_permission p ON p.id = gp.permission_id \
-                    JOIN django_content_type ct ON ct.id = p.content_type_id \
-                    WHERE ug.user_id = {user_id}), ''))"
-    )
+    let direct = format!(
+        "coalesce((SELECT {aggregate} FROM users_user_user_permissions up \
+                   JOIN auth_permission p ON p.id = up.permission_id \
+                   JOIN django_content_type ct ON ct.id = p.content_type_id \
+                   WHERE up.user_id = {user_id}), '')"
+    );
+    let through_groups = format!(
+        "coalesce((SELECT {aggregate} FROM users_user_groups ug \
+                   JOIN auth_group_permissions gp ON gp.group_id = ug.group_id \
+                   JOIN auth_permission p ON p.id = gp.permission_id \
+                   JOIN django_content_type ct ON ct.id = p.content_type_id \
+                   WHERE ug.user_id = {user_id}), '')"
+    );
+    match db {
+        Db::Sqlite(..) => format!("({direct} || char(10) || {through_groups})"),
+        Db::Postgres(_) => format!("({direct} || chr(10) || {through_groups})"),
+        Db::MySql(_) => format!("concat({direct}, '\\n', {through_groups})"),
+    }
 }
 
 /// The names [`permission_names_expression`] joined, as a set.
@@ -62,18 +67,18 @@ pub fn split_permission_names(joined: Option<&str>) -> HashSet<String> {
 /// Every `app_label.codename` a user holds directly or through a group.
 pub async fn user_permission_names(db: &Db, user_id: i64) -> Result<HashSet<String>, sqlx::Error> {
     let sql = format!("SELECT {}", permission_names_expression(db, "$1"));
-    let joined: Option<String> = on_pool!(db, |pool| sqlx::query_scalar(&sql)
-        .bind(user_id)
-        .fetch_one(pool)
-        .await)?;
-    Ok(split_permission_names(joined.as_deref()))
+    let joined: Option<(Option<String>,)> =
+        db.read_optional(&sql, &[Param::Int(user_id)]).await?;
+    Ok(split_permission_names(joined.and_then(|(names,)| names).as_deref()))
 }
 
 /// What the permission core needs to decide for a user: flags and held
 /// permissions. `None` when the user does not exist.
 pub async fn user_perms(db: &Db, user_id: i64) -> Result<Option<UserPerms>, sqlx::Error> {
     let flags: Option<(bool, bool)> = on_pool!(db, |pool| {
-        sqlx::query_as("SELECT is_active, is_superuser FROM users_user WHERE id = $1")
+        sqlx::query_as(&db.sql(
+            "SELECT is_active, is_superuser FROM users_user WHERE id = $1",
+        ))
             .bind(user_id)
             .fetch_optional(pool)
             .await
@@ -93,9 +98,12 @@ pub async fn permission_id(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Err
     let Some((app_label, codename)) = name.split_once('.') else {
         return Ok(None);
     };
-    let sql = "SELECT CAST(p.id AS BIGINT) FROM auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id \
-               WHERE ct.app_label = $1 AND p.codename = $2";
-    on_pool!(db, |pool| sqlx::query_scalar(sql)
+    let sql = format!(
+        "SELECT {} FROM auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id \
+         WHERE ct.app_label = $1 AND p.codename = $2",
+        db.backend().bigint("p.id")
+    );
+    on_pool!(db, |pool| sqlx::query_scalar(&db.sql(&sql))
         .bind(app_label)
         .bind(codename)
         .fetch_optional(pool)
@@ -103,8 +111,12 @@ pub async fn permission_id(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Err
 }
 
 pub async fn group_id(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {} FROM auth_group WHERE name = $1",
+        db.backend().bigint("id")
+    );
     on_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT CAST(id AS BIGINT) FROM auth_group WHERE name = $1")
+        sqlx::query_scalar(&db.sql(&sql))
             .bind(name)
             .fetch_optional(pool)
             .await
@@ -116,8 +128,12 @@ pub async fn ensure_group(db: &Db, name: &str) -> Result<(i64, bool), sqlx::Erro
     if let Some(id) = group_id(db, name).await? {
         return Ok((id, false));
     }
+    let sql = format!(
+        "INSERT INTO auth_group (name) VALUES ($1) RETURNING {}",
+        db.backend().bigint("id")
+    );
     let id = on_pool!(db, |pool| {
-        sqlx::query_scalar("INSERT INTO auth_group (name) VALUES ($1) RETURNING CAST(id AS BIGINT)")
+        sqlx::query_scalar(&db.sql(&sql))
             .bind(name)
             .fetch_one(pool)
             .await
@@ -160,11 +176,13 @@ async fn link(
     (b, b_id): (&str, i64),
 ) -> Result<bool, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO {table} ({a}, {b}) SELECT $1, $2 \
-         WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {a} = $1 AND {b} = $2)"
+        "INSERT INTO {table} ({a}, {b}) SELECT $1, $2 FROM (SELECT 1 AS one) AS one \
+         WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {a} = $3 AND {b} = $4)"
     );
     let affected = on_pool!(db, |pool| {
-        sqlx::query(&sql)
+        sqlx::query(&db.sql(&sql))
+            .bind(a_id)
+            .bind(b_id)
             .bind(a_id)
             .bind(b_id)
             .execute(pool)

@@ -6,8 +6,9 @@
 //! queries those thread hand-offs cost more than SQLite's own work. So
 //! reads here run on the calling thread through rusqlite connections of
 //! their own (WAL mode: they never wait for a writer; each read takes
-//! microseconds), mapped with serde; writes stay on sqlx. On PostgreSQL the
-//! same reads go through sqlx, which is already asynchronous there.
+//! microseconds), mapped with serde; writes stay on sqlx. On PostgreSQL and
+//! MySQL the same reads go through sqlx, which is already asynchronous
+//! there.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,8 +16,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use sqlx::mysql::MySqlRow;
 use sqlx::postgres::PgRow;
 
+use crate::db::placeholders::to_question_marks;
 use crate::db::sqlite_row::{self, RowError};
 use crate::db::time::DjangoDateTime;
 use crate::db::Db;
@@ -30,16 +33,21 @@ pub enum Param<'a> {
 }
 
 /// What a row of a read maps to. Any struct that is `sqlx::FromRow` (for
-/// PostgreSQL) and serde's `Deserialize` (for SQLite), with field names for
-/// column names, is one; so is [`Both`] of two such.
+/// PostgreSQL and MySQL) and serde's `Deserialize` (for SQLite), with field
+/// names for column names, is one; so is [`Both`] of two such.
 pub trait ReadRow: Sized + Send + Unpin {
     fn from_sqlite(row: &rusqlite::Row, columns: &[String]) -> Result<Self, RowError>;
     fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error>;
+    fn from_mysql(row: &MySqlRow) -> Result<Self, sqlx::Error>;
 }
 
 impl<T> ReadRow for T
 where
-    T: DeserializeOwned + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    T: DeserializeOwned
+        + for<'r> sqlx::FromRow<'r, PgRow>
+        + for<'r> sqlx::FromRow<'r, MySqlRow>
+        + Send
+        + Unpin,
 {
     fn from_sqlite(row: &rusqlite::Row, columns: &[String]) -> Result<Self, RowError> {
         sqlite_row::from_row(row, columns)
@@ -47,6 +55,10 @@ where
 
     fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error> {
         <T as sqlx::FromRow<PgRow>>::from_row(row)
+    }
+
+    fn from_mysql(row: &MySqlRow) -> Result<Self, sqlx::Error> {
+        <T as sqlx::FromRow<MySqlRow>>::from_row(row)
     }
 }
 
@@ -66,6 +78,10 @@ impl<A: ReadRow, B: ReadRow> ReadRow for Both<A, B> {
 
     fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Both(A::from_postgres(row)?, B::from_postgres(row)?))
+    }
+
+    fn from_mysql(row: &MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Both(A::from_mysql(row)?, B::from_mysql(row)?))
     }
 }
 
@@ -223,7 +239,28 @@ fn bind_pg<'q>(
     query
 }
 
-/// A PostgreSQL read, or an I/O error (a 503 to the page) when the
+/// A MySQL read's parameters bound to its `?` in text order (a number
+/// used twice is bound twice), from [`to_question_marks`]'s `order`.
+fn bind_mysql<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    params: &[Param<'q>],
+    order: &[usize],
+) -> Result<sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>, sqlx::Error> {
+    for &number in order {
+        let param = number
+            .checked_sub(1)
+            .and_then(|i| params.get(i))
+            .ok_or_else(|| sqlx::Error::Protocol(format!("no parameter ${number}")))?;
+        query = match *param {
+            Param::Int(value) => query.bind(value),
+            Param::Text(value) => query.bind(value),
+            Param::Time(value) => query.bind(value),
+        };
+    }
+    Ok(query)
+}
+
+/// A PostgreSQL or MySQL read, or an I/O error (a 503 to the page) when the
 /// database has not answered within [`PATIENCE`](crate::db::PATIENCE).
 async fn within_patience<T>(
     read: impl std::future::Future<Output = Result<T, sqlx::Error>>,
@@ -254,6 +291,15 @@ impl Db {
                     .map(T::from_postgres)
                     .collect()
             }
+            Db::MySql(pool) => {
+                let (sql, order) = to_question_marks(sql);
+                let query = bind_mysql(sqlx::query(&sql), params, &order)?;
+                within_patience(query.fetch_all(pool))
+                    .await?
+                    .iter()
+                    .map(T::from_mysql)
+                    .collect()
+            }
         }
     }
 
@@ -270,6 +316,15 @@ impl Db {
                     .await?
                     .as_ref()
                     .map(T::from_postgres)
+                    .transpose()
+            }
+            Db::MySql(pool) => {
+                let (sql, order) = to_question_marks(sql);
+                let query = bind_mysql(sqlx::query(&sql), params, &order)?;
+                within_patience(query.fetch_optional(pool))
+                    .await?
+                    .as_ref()
+                    .map(T::from_mysql)
                     .transpose()
             }
         }

@@ -6,28 +6,35 @@
 //! table is not written down a second time: it is read back from a scratch
 //! copy of that DDL (an in-memory SQLite database, or a throw-away PostgreSQL
 //! schema inside a transaction that is rolled back) with the same
-//! introspection that reads the real database.
+//! introspection that reads the real database. MySQL commits DDL at once,
+//! so there is no scratch copy to roll back: its expected shape is read
+//! from the DDL text, which is `SHOW CREATE TABLE`'s own form.
 //!
 //! This project also has tables of its own (`schema/unchained/`, such as the
 //! mail outbox). They are not Django's: `migrate` creates them when missing,
 //! and the comparison neither expects them nor reports them as extra.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use sqlx::{Connection, Executor, Row};
 
+use crate::db::mysql::NamedLock;
 use crate::db::time::DjangoDateTime;
 use crate::db::Db;
 
 const SQLITE_DDL: &str = include_str!("../../schema/sqlite/schema.sql");
 const POSTGRES_DDL: &str = include_str!("../../schema/postgres/schema.sql");
+const MYSQL_DDL: &str = include_str!("../../schema/mysql/schema.sql");
 const DJANGO_ROWS: &str = include_str!("../../schema/rows.json");
 const SQLITE_OWN_DDL: &str = include_str!("../../schema/unchained/sqlite.sql");
 const POSTGRES_OWN_DDL: &str = include_str!("../../schema/unchained/postgres.sql");
+const MYSQL_OWN_DDL: &str = include_str!("../../schema/unchained/mysql.sql");
 const SQLITE_PRODUCT_LIST: &str = include_str!("../../schema/unchained/product_list_sqlite.sql");
 const POSTGRES_PRODUCT_LIST: &str =
     include_str!("../../schema/unchained/product_list_postgres.sql");
+const MYSQL_PRODUCT_LIST: &str = include_str!("../../schema/unchained/product_list_mysql.sql");
 
 /// One DDL statement and the table it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +95,7 @@ fn table_of(sql: &str) -> Option<String> {
             i += 1;
         }
         let name = words.get(i)?.split('(').next()?;
-        let name = name.trim_matches('"');
+        let name = name.trim_matches(['"', '`']);
         Some(
             name.strip_prefix("public.")
                 .unwrap_or(name)
@@ -110,6 +117,7 @@ fn ddl(db: &Db) -> Vec<Statement> {
     let text = match db {
         Db::Sqlite(..) => SQLITE_DDL,
         Db::Postgres(_) => POSTGRES_DDL,
+        Db::MySql(_) => MYSQL_DDL,
     };
     parse_ddl(text).expect("the schema/ DDL parses")
 }
@@ -119,6 +127,7 @@ fn own_ddl(db: &Db) -> Vec<Statement> {
     let text = match db {
         Db::Sqlite(..) => SQLITE_OWN_DDL,
         Db::Postgres(_) => POSTGRES_OWN_DDL,
+        Db::MySql(_) => MYSQL_OWN_DDL,
     };
     parse_ddl(text).expect("the schema/unchained DDL parses")
 }
@@ -207,6 +216,82 @@ async fn postgres_shape(
     Ok(shape)
 }
 
+/// A MySQL column type as this comparison reads it: integer display
+/// widths go (MySQL 8 no longer shows them), but for `tinyint(1)`, which
+/// is how a boolean shows.
+fn mysql_type(column_type: &str) -> String {
+    let lower = column_type.to_ascii_lowercase();
+    for integer in ["bigint", "int", "smallint", "mediumint"] {
+        if let Some(rest) = lower.strip_prefix(&format!("{integer}(")) {
+            if let Some((_, after)) = rest.split_once(')') {
+                return format!("{integer}{after}");
+            }
+        }
+    }
+    lower
+}
+
+/// The columns of each `CREATE TABLE` in `SHOW CREATE TABLE`'s form: one
+/// line a column, `` `name` type [unsigned] [NOT NULL] [DEFAULT x] ...``.
+fn mysql_ddl_shape(ddl: &str) -> Shape {
+    let mut shape = Shape::new();
+    for statement in parse_ddl(ddl).expect("the MySQL DDL parses") {
+        if !statement.sql.starts_with("CREATE TABLE") {
+            continue;
+        }
+        let columns = statement
+            .sql
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let line = line.trim().trim_end_matches(',');
+                let (name, rest) = line.strip_prefix('`')?.split_once('`')?;
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let mut sql_type = words.first()?.to_string();
+                if words.get(1) == Some(&"unsigned") {
+                    sql_type.push_str(" unsigned");
+                }
+                let default = words
+                    .iter()
+                    .position(|w| *w == "DEFAULT")
+                    .and_then(|i| words.get(i + 1))
+                    .filter(|value| **value != "NULL")
+                    .map(|value| value.to_string());
+                Some(Column {
+                    name: name.to_string(),
+                    sql_type: mysql_type(&sql_type),
+                    not_null: rest.contains("NOT NULL"),
+                    default,
+                })
+            })
+            .collect();
+        shape.insert(statement.table, columns);
+    }
+    shape
+}
+
+async fn mysql_shape(pool: &sqlx::MySqlPool) -> Result<Shape, sqlx::Error> {
+    let rows: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
+                CAST(IS_NULLABLE AS CHAR), CAST(COLUMN_DEFAULT AS CHAR) \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+         ORDER BY TABLE_NAME, ORDINAL_POSITION",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut shape = Shape::new();
+    for (table, name, column_type, nullable, default) in rows {
+        shape.entry(table).or_insert_with(Vec::new).push(Column {
+            name,
+            sql_type: mysql_type(&column_type),
+            not_null: nullable == "NO",
+            // MariaDB shows a default of NULL as the text NULL.
+            default: default.filter(|d| d != "NULL"),
+        });
+    }
+    Ok(shape)
+}
+
 /// The shape of the live database.
 pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
     match db {
@@ -218,6 +303,7 @@ pub async fn actual_shape(db: &Db) -> Result<Shape, sqlx::Error> {
                 .await?;
             postgres_shape(&mut conn, &namespace).await
         }
+        Db::MySql(pool) => mysql_shape(pool).await,
     }
 }
 
@@ -230,6 +316,7 @@ pub async fn expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
     let cell = match db {
         Db::Sqlite(..) => &SQLITE,
         Db::Postgres(_) => &POSTGRES,
+        Db::MySql(_) => return Ok(mysql_ddl_shape(MYSQL_DDL)),
     };
     cell.get_or_try_init(|| read_expected_shape(db))
         .await
@@ -260,6 +347,7 @@ async fn read_expected_shape(db: &Db) -> Result<Shape, sqlx::Error> {
             tx.rollback().await?;
             shape
         }
+        Db::MySql(_) => Ok(mysql_ddl_shape(MYSQL_DDL)),
     }
 }
 
@@ -400,8 +488,40 @@ pub async fn schema_findings(db: &Db) -> Result<Vec<Finding>, sqlx::Error> {
             "migration {app}.{name} is recorded but unknown to this backend"
         )));
     }
+    if let Db::MySql(pool) = db {
+        findings.extend(mysql_character_sets(pool, &actual).await?);
+    }
     findings.sort_by(|a, b| a.severity.cmp(&b.severity));
     Ok(findings)
+}
+
+/// Django's tables on MySQL whose character set is not `utf8mb4`, which
+/// Django connects with: text outside it (emoji, and any character past
+/// three bytes in `utf8mb3`) cannot be stored there.
+async fn mysql_character_sets(
+    pool: &sqlx::MySqlPool,
+    actual: &Shape,
+) -> Result<Vec<Finding>, sqlx::Error> {
+    let tables: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT CAST(TABLE_NAME AS CHAR), CAST(TABLE_COLLATION AS CHAR) \
+         FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME",
+    )
+    .fetch_all(pool)
+    .await?;
+    let django = mysql_ddl_shape(MYSQL_DDL);
+    Ok(tables
+        .into_iter()
+        .filter(|(table, _)| django.contains_key(table) && actual.contains_key(table))
+        .filter_map(|(table, collation)| {
+            let collation = collation.unwrap_or_default();
+            (!collation.starts_with("utf8mb4_")).then(|| {
+                Finding::warning(format!(
+                    "table {table} has the collation {collation:?}, not one of utf8mb4: \
+                     text outside its character set cannot be stored"
+                ))
+            })
+        })
+        .collect())
 }
 
 /// What `migrate` did.
@@ -442,12 +562,36 @@ pub enum MigrateError {
 /// An existing table that differs from Django's is never touched: migrate
 /// refuses and lists the differences.
 pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
-    let (actual, mut report) = crate::on_pool!(db, |pool| {
+    // MySQL commits each CREATE TABLE at once, so there the transaction
+    // below only holds the rows; a named lock keeps two servers apart.
+    let lock = match db {
+        Db::MySql(pool) => Some(NamedLock::acquire(pool, MIGRATE_LOCK, MIGRATE_PATIENCE).await?),
+        _ => None,
+    };
+    let migrated = create_and_record(db).await;
+    if let Some(lock) = lock {
+        lock.release().await?;
+    }
+    let (actual, mut report) = migrated?;
+    report.added_columns = add_own_columns(db, &actual).await?;
+    report.made_product_list = ensure_product_list(db).await?;
+    Ok(report)
+}
+
+/// What holds off a second server's `migrate`, and its product-list
+/// script, on MySQL.
+const MIGRATE_LOCK: &str = "unchained_migrate";
+/// How long `migrate` waits for another server's to finish.
+const MIGRATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `migrate`'s tables and rows; returns the shape it found them in.
+async fn create_and_record(db: &Db) -> Result<(Shape, MigrateReport), MigrateError> {
+    crate::on_pool!(db, |pool| {
         // The lock comes before the plan: a second server starting on the
         // same empty database waits, then finds the tables made.
         let mut tx = match db {
             Db::Sqlite(..) => pool.begin_with("BEGIN IMMEDIATE").await?,
-            Db::Postgres(_) => pool.begin_with("BEGIN").await?,
+            Db::Postgres(_) | Db::MySql(_) => pool.begin_with("BEGIN").await?,
         };
         if matches!(db, Db::Postgres(_)) {
             sqlx::raw_sql("SELECT pg_advisory_xact_lock(8240533)")
@@ -482,12 +626,16 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
         // CREATE TABLE statements come first in the dumps; indexes and
         // constraints follow, so file order is creation-safe.
         for statement in &statements {
-            sqlx::raw_sql(&statement.sql).execute(&mut *tx).await?;
+            sqlx::raw_sql(&creatable(&statement.sql))
+                .execute(&mut *tx)
+                .await?;
         }
         let now = DjangoDateTime::now();
         for (app, name) in rows.migrations.iter().filter(|m| !applied.contains(*m)) {
-            sqlx::query("INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, $3)")
-                .bind(app)
+            sqlx::query(&db.sql(
+                "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, $3)",
+            ))
+            .bind(app)
                 .bind(name)
                 .bind(now)
                 .execute(&mut *tx)
@@ -495,10 +643,12 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
             report.recorded_migrations.push(format!("{app}.{name}"));
         }
         for (app_label, model) in &rows.content_types {
-            report.added_content_types += sqlx::query(
-                "INSERT INTO django_content_type (app_label, model) SELECT $1, $2 \
-                 WHERE NOT EXISTS (SELECT 1 FROM django_content_type WHERE app_label = $1 AND model = $2)",
-            )
+            report.added_content_types += sqlx::query(&db.sql(
+                "INSERT INTO django_content_type (app_label, model) SELECT $1, $2 FROM (SELECT 1 AS one) AS one \
+                 WHERE NOT EXISTS (SELECT 1 FROM django_content_type WHERE app_label = $3 AND model = $4)",
+            ))
+            .bind(app_label)
+            .bind(model)
             .bind(app_label)
             .bind(model)
             .execute(&mut *tx)
@@ -506,43 +656,59 @@ pub async fn migrate(db: &Db) -> Result<MigrateReport, MigrateError> {
             .rows_affected();
         }
         for (app_label, model, codename, name) in &rows.permissions {
-            report.added_permissions += sqlx::query(
+            report.added_permissions += sqlx::query(&db.sql(
                 "INSERT INTO auth_permission (name, content_type_id, codename) \
-                 SELECT $4, ct.id, $3 FROM django_content_type ct \
-                 WHERE ct.app_label = $1 AND ct.model = $2 AND NOT EXISTS ( \
-                     SELECT 1 FROM auth_permission p WHERE p.content_type_id = ct.id AND p.codename = $3)",
-            )
+                 SELECT $1, ct.id, $2 FROM django_content_type ct \
+                 WHERE ct.app_label = $3 AND ct.model = $4 AND NOT EXISTS ( \
+                     SELECT 1 FROM auth_permission p WHERE p.content_type_id = ct.id AND p.codename = $5)",
+            ))
+            .bind(name)
+            .bind(codename)
             .bind(app_label)
             .bind(model)
             .bind(codename)
-            .bind(name)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         }
         tx.commit().await?;
-        Ok::<_, MigrateError>((actual, report))
-    })?;
-    report.added_columns = add_own_columns(db, &actual).await?;
-    report.made_product_list = ensure_product_list(db).await?;
-    Ok(report)
+        Ok((actual, report))
+    })
+}
+
+/// A statement of a `schema/` dump as `migrate` runs it. MySQL's dump
+/// names the character set and collation its tables got from the database;
+/// Django names none, so tables take the database's own (`check` then
+/// compares them, `mysql_findings`).
+fn creatable(sql: &str) -> Cow<'_, str> {
+    match sql.find(") ENGINE=InnoDB DEFAULT CHARSET=") {
+        Some(at) => Cow::Owned(format!("{}) ENGINE=InnoDB", &sql[..at])),
+        None => Cow::Borrowed(sql),
+    }
 }
 
 /// Columns added to this project's own tables after they were first made,
-/// with their SQL type on SQLite and on PostgreSQL (as `schema/unchained/`
-/// declares them): added to a table an older version made.
-const OWN_ADDED_COLUMNS: [(&str, &str, &str, &str); 2] = [
+/// with their SQL type on SQLite, PostgreSQL and MySQL (as
+/// `schema/unchained/` declares them): added to a table an older version
+/// made.
+const OWN_ADDED_COLUMNS: [(&str, &str, [&str; 3]); 2] = [
     (
         "unchained_outbox",
         "backend",
-        "varchar(300) NULL",
-        "character varying(300)",
+        [
+            "varchar(300) NULL",
+            "character varying(300)",
+            "varchar(300) DEFAULT NULL",
+        ],
     ),
     (
         "unchained_outbox",
         "failed_at",
-        "datetime NULL",
-        "timestamp with time zone",
+        [
+            "datetime NULL",
+            "timestamp with time zone",
+            "datetime(6) DEFAULT NULL",
+        ],
     ),
 ];
 
@@ -550,10 +716,11 @@ const OWN_ADDED_COLUMNS: [(&str, &str, &str, &str); 2] = [
 /// lacks. Returns them as `table.column`.
 async fn add_own_columns(db: &Db, actual: &Shape) -> Result<Vec<String>, sqlx::Error> {
     let mut added = Vec::new();
-    for (table, column, sqlite_type, postgres_type) in OWN_ADDED_COLUMNS {
+    for (table, column, [sqlite_type, postgres_type, mysql_type]) in OWN_ADDED_COLUMNS {
         let sql_type = match db {
             Db::Sqlite(..) => sqlite_type,
             Db::Postgres(_) => postgres_type,
+            Db::MySql(_) => mysql_type,
         };
         let lacks = actual
             .get(table)
@@ -618,6 +785,7 @@ fn product_list_script(db: &Db) -> &'static str {
     match db {
         Db::Sqlite(..) => SQLITE_PRODUCT_LIST,
         Db::Postgres(_) => POSTGRES_PRODUCT_LIST,
+        Db::MySql(_) => MYSQL_PRODUCT_LIST,
     }
 }
 
@@ -631,7 +799,7 @@ fn product_list_objects(script: &str) -> BTreeSet<String> {
             ["CREATE", "TRIGGER", name, ..] => name,
             _ => continue,
         };
-        names.insert(name.trim_matches('"').to_string());
+        names.insert(name.trim_matches(['"', '`']).to_string());
     }
     names
 }
@@ -646,6 +814,22 @@ const POSTGRES_PRODUCT_OBJECTS: &str = "SELECT indexname::text FROM pg_indexes \
      JOIN pg_class c ON c.oid = t.tgrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE n.nspname = current_schema() AND c.relname = 'catalog_product' AND NOT t.tgisinternal";
+const MYSQL_PRODUCT_OBJECTS: &str = "SELECT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'catalog_product' \
+     UNION ALL \
+     SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS \
+     WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'catalog_product'";
+
+/// The product counts made afresh on MySQL, where the script cannot hold
+/// writers off itself: [`ensure_product_list`] runs it under `LOCK TABLES`.
+/// (A table under `LOCK TABLES` may be named once a statement.)
+const MYSQL_PRODUCT_RECOUNT: &str = "DELETE FROM unchained_product_count; \
+     INSERT INTO unchained_product_count (owner_id, published, unpublished) \
+     SELECT -1, coalesce(sum(is_moderated <> 0), 0), coalesce(sum(is_moderated = 0), 0) \
+     FROM catalog_product; \
+     INSERT INTO unchained_product_count (owner_id, published, unpublished) \
+     SELECT coalesce(owner_id, 0), sum(is_moderated <> 0), sum(is_moderated = 0) \
+     FROM catalog_product GROUP BY coalesce(owner_id, 0)";
 
 /// Makes the product list's indexes and count triggers on a database that
 /// lacks any of them (a new one, one Django migrated, or one where a Django
@@ -663,6 +847,11 @@ pub async fn ensure_product_list(db: &Db) -> Result<bool, sqlx::Error> {
         }
         Db::Postgres(pool) => {
             sqlx::query_scalar(POSTGRES_PRODUCT_OBJECTS)
+                .fetch_all(pool)
+                .await?
+        }
+        Db::MySql(pool) => {
+            sqlx::query_scalar(MYSQL_PRODUCT_OBJECTS)
                 .fetch_all(pool)
                 .await?
         }
@@ -700,8 +889,45 @@ pub async fn ensure_product_list(db: &Db) -> Result<bool, sqlx::Error> {
             }
             tx.commit().await?;
         }
+        Db::MySql(pool) => {
+            let lock = NamedLock::acquire(pool, MIGRATE_LOCK, MIGRATE_PATIENCE).await?;
+            let made = make_mysql_product_list(pool, script, &wanted).await;
+            lock.release().await?;
+            made?;
+        }
     }
     Ok(true)
+}
+
+/// The product list's objects on MySQL (another server may have made them
+/// while this one waited for the lock), then the counts, with writers to
+/// catalog_product waiting on `LOCK TABLES` meanwhile.
+async fn make_mysql_product_list(
+    pool: &sqlx::MySqlPool,
+    script: &str,
+    wanted: &BTreeSet<String>,
+) -> Result<(), sqlx::Error> {
+    let present: Vec<String> = sqlx::query_scalar(MYSQL_PRODUCT_OBJECTS)
+        .fetch_all(pool)
+        .await?;
+    if wanted.iter().all(|name| present.contains(name)) {
+        return Ok(());
+    }
+    sqlx::raw_sql(script).execute(pool).await?;
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql("LOCK TABLES catalog_product READ, unchained_product_count WRITE")
+        .execute(&mut *conn)
+        .await?;
+    let counted = sqlx::raw_sql(MYSQL_PRODUCT_RECOUNT)
+        .execute(&mut *conn)
+        .await;
+    let unlocked = sqlx::raw_sql("UNLOCK TABLES").execute(&mut *conn).await;
+    if unlocked.is_err() {
+        // Its session ends, and with it the table locks.
+        drop(conn.detach());
+    }
+    counted?;
+    unlocked.map(drop)
 }
 
 /// True when the database holds no tables at all (a fresh file or database).

@@ -9,7 +9,7 @@ use crate::on_pool;
 /// Deletes expired sessions, as `manage.py clearsessions`. Returns how many.
 pub async fn clear_expired(db: &Db) -> Result<u64, sqlx::Error> {
     let affected = on_pool!(db, |pool| {
-        sqlx::query("DELETE FROM django_session WHERE expire_date < $1")
+        sqlx::query(&db.sql("DELETE FROM django_session WHERE expire_date < $1"))
             .bind(DjangoDateTime::now())
             .execute(pool)
             .await
@@ -71,7 +71,9 @@ pub async fn insert(
     expire: DjangoDateTime,
 ) -> Result<bool, sqlx::Error> {
     let inserted = on_pool!(db, |pool| {
-        sqlx::query("INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, $2, $3)")
+        sqlx::query(&db.sql(
+            "INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, $2, $3)",
+        ))
             .bind(key)
             .bind(data)
             .bind(expire)
@@ -95,9 +97,9 @@ pub async fn update(
     expire: DjangoDateTime,
 ) -> Result<bool, sqlx::Error> {
     let affected = on_pool!(db, |pool| {
-        sqlx::query(
+        sqlx::query(&db.sql(
             "UPDATE django_session SET session_data = $1, expire_date = $2 WHERE session_key = $3",
-        )
+        ))
         .bind(data)
         .bind(expire)
         .bind(key)
@@ -110,7 +112,7 @@ pub async fn update(
 
 pub async fn delete(db: &Db, key: &str) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
-        sqlx::query("DELETE FROM django_session WHERE session_key = $1")
+        sqlx::query(&db.sql("DELETE FROM django_session WHERE session_key = $1"))
             .bind(key)
             .execute(pool)
             .await

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::db::time::DjangoDateTime;
-use crate::db::{Db, Tx};
+use crate::db::{Backend, Db, Tx};
 use crate::{on_pool, on_tx};
 
 /// One lock key: the attributes that are not part of it are empty.
@@ -71,7 +71,7 @@ pub async fn failures_of(
     );
     let mut rows = Vec::new();
     for key in keys {
-        let row: Option<LoginFailures> = on_pool!(db, |pool| sqlx::query_as(&sql)
+        let row: Option<LoginFailures> = on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
             .bind(&key.username)
             .bind(&key.ip_address)
             .bind(since)
@@ -91,25 +91,64 @@ pub async fn record_failure(
     now: DjangoDateTime,
     since: DjangoDateTime,
 ) -> Result<i32, sqlx::Error> {
-    let sql = "INSERT INTO unchained_login_failure (username, ip_address, failures, \
-               first_failure_at, last_failure_at) VALUES ($1, $2, 1, $3, $3) \
-               ON CONFLICT (username, ip_address) DO UPDATE SET \
-               failures = CASE WHEN unchained_login_failure.last_failure_at < $4 THEN 1 \
-                          ELSE unchained_login_failure.failures + 1 END, \
-               first_failure_at = CASE WHEN unchained_login_failure.last_failure_at < $4 THEN $3 \
-                          ELSE unchained_login_failure.first_failure_at END, \
-               last_failure_at = $3 \
-               RETURNING failures";
-    let failures = on_pool!(db, |pool| sqlx::query_scalar(sql)
-        .bind(&key.username)
-        .bind(&key.ip_address)
-        .bind(now)
-        .bind(since)
-        .fetch_one(pool)
-        .await)?;
-    on_pool!(db, |pool| sqlx::query(
+    let failures = match db.backend() {
+        Backend::Sqlite | Backend::Postgres => {
+            let sql = "INSERT INTO unchained_login_failure (username, ip_address, failures, \
+                       first_failure_at, last_failure_at) VALUES ($1, $2, 1, $3, $3) \
+                       ON CONFLICT (username, ip_address) DO UPDATE SET \
+                       failures = CASE WHEN unchained_login_failure.last_failure_at < $4 THEN 1 \
+                                  ELSE unchained_login_failure.failures + 1 END, \
+                       first_failure_at = CASE WHEN unchained_login_failure.last_failure_at < $4 THEN $3 \
+                                  ELSE unchained_login_failure.first_failure_at END, \
+                       last_failure_at = $3 \
+                       RETURNING failures";
+            on_pool!(db, |pool| sqlx::query_scalar(sql)
+                .bind(&key.username)
+                .bind(&key.ip_address)
+                .bind(now)
+                .bind(since)
+                .fetch_one(pool)
+                .await)?
+        }
+        // No RETURNING after an upsert: the count is read back in the same
+        // transaction, while the upsert's row lock keeps others off it.
+        // MySQL assigns left to right, so last_failure_at is still the old
+        // one where the first two assignments read it.
+        Backend::MySql => {
+            let mut tx = db.begin().await?;
+            let failures = on_tx!(&mut tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO unchained_login_failure (username, ip_address, failures, \
+                     first_failure_at, last_failure_at) VALUES (?, ?, 1, ?, ?) \
+                     ON DUPLICATE KEY UPDATE \
+                     failures = IF(last_failure_at < ?, 1, failures + 1), \
+                     first_failure_at = IF(last_failure_at < ?, VALUES(first_failure_at), first_failure_at), \
+                     last_failure_at = VALUES(last_failure_at)",
+                )
+                .bind(&key.username)
+                .bind(&key.ip_address)
+                .bind(now)
+                .bind(now)
+                .bind(since)
+                .bind(since)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query_scalar(
+                    "SELECT failures FROM unchained_login_failure \
+                     WHERE username = ? AND ip_address = ?",
+                )
+                .bind(&key.username)
+                .bind(&key.ip_address)
+                .fetch_one(&mut *conn)
+                .await
+            })?;
+            tx.commit().await?;
+            failures
+        }
+    };
+    on_pool!(db, |pool| sqlx::query(&db.sql(
         "DELETE FROM unchained_login_failure WHERE last_failure_at < $1"
-    )
+    ))
     .bind(since)
     .execute(pool)
     .await
@@ -120,9 +159,9 @@ pub async fn record_failure(
 /// Forgets the failures of these keys (a login succeeded).
 pub async fn clear(db: &Db, keys: &[LockKey]) -> Result<(), sqlx::Error> {
     for key in keys {
-        on_pool!(db, |pool| sqlx::query(
+        on_pool!(db, |pool| sqlx::query(&db.sql(
             "DELETE FROM unchained_login_failure WHERE username = $1 AND ip_address = $2"
-        )
+        ))
         .bind(&key.username)
         .bind(&key.ip_address)
         .execute(pool)
@@ -142,7 +181,7 @@ pub async fn current_failures(
         "SELECT {FAILURE_COLUMNS} FROM unchained_login_failure \
          WHERE last_failure_at >= $1 ORDER BY last_failure_at DESC, username, ip_address"
     );
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
         .bind(since)
         .fetch_all(pool)
         .await)
@@ -181,6 +220,7 @@ pub async fn lift(db: &Db, which: &Lift) -> Result<u64, sqlx::Error> {
         sql.push_str(&format!(" {joint} {column} = ${}", i + 1));
     }
     on_pool!(db, |pool| {
+        let sql = db.sql(&sql);
         let mut query = sqlx::query(&sql);
         for (_, value) in &filters {
             query = query.bind(*value);
@@ -208,9 +248,39 @@ pub struct ResetLimits {
 /// its client has had its limit of requests within the window; otherwise
 /// records nothing and returns when the fuller of the two has room again.
 /// Requests are counted one at a time (the write lock is taken first on
-/// SQLite, an advisory lock on PostgreSQL), so racing requests cannot pass
-/// a limit together.
+/// SQLite, an advisory lock on PostgreSQL, a named lock on MySQL), so
+/// racing requests cannot pass a limit together.
 pub async fn reserve_reset(
+    db: &Db,
+    request: &ResetRequest<'_>,
+    limits: &ResetLimits,
+    now: DjangoDateTime,
+) -> Result<Result<(), DjangoDateTime>, sqlx::Error> {
+    // MySQL's advisory locks belong to a session, not to a transaction.
+    let lock = match db {
+        Db::MySql(pool) => Some(
+            crate::db::mysql::NamedLock::acquire(
+                pool,
+                "unchained_password_reset",
+                crate::db::PATIENCE,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let reserved = reserve_reset_in_turn(db, request, limits, now).await;
+    if let Some(lock) = lock {
+        if let Err(e) = lock.release().await {
+            tracing::warn!("the password-reset lock was released by closing its connection: {e}");
+        }
+    }
+    reserved
+}
+
+/// [`reserve_reset`]'s count and insert, with no other request counting at
+/// once: the write lock on SQLite, an advisory lock on PostgreSQL, and on
+/// MySQL the caller's named lock.
+async fn reserve_reset_in_turn(
     db: &Db,
     request: &ResetRequest<'_>,
     limits: &ResetLimits,
@@ -231,7 +301,8 @@ pub async fn reserve_reset(
     let offset = |limit: Option<u32>| limit.map_or(i64::MAX, |n| i64::from(n) - 1);
     let (email_offset, client_offset) = (offset(limits.per_email), offset(limits.per_client));
     let mut tx = db.begin().await?;
-    if matches!(db, Db::Postgres(_)) {
+    let backend = tx.backend();
+    if backend == Backend::Postgres {
         // `query`, not `raw_sql`: a handler's future holding raw_sql's
         // execute could not be proven `Send`.
         on_tx!(&mut tx, |conn| sqlx::query(
@@ -243,9 +314,9 @@ pub async fn reserve_reset(
     }
     // A write first: on SQLite it takes the write lock (waiting its turn)
     // before anything is read.
-    on_tx!(&mut tx, |conn| sqlx::query(
+    on_tx!(&mut tx, |conn| sqlx::query(&backend.sql(
         "DELETE FROM unchained_password_reset WHERE requested_at < $1"
-    )
+    ))
     .bind(since)
     .execute(conn)
     .await
@@ -256,9 +327,9 @@ pub async fn reserve_reset(
         tx.commit().await?;
         return Ok(Err(after(at, limits.window)));
     }
-    on_tx!(&mut tx, |conn| sqlx::query(
+    on_tx!(&mut tx, |conn| sqlx::query(&backend.sql(
         "INSERT INTO unchained_password_reset (email, client, requested_at) VALUES ($1, $2, $3)"
-    )
+    ))
     .bind(request.email)
     .bind(request.client)
     .bind(now)
@@ -278,7 +349,8 @@ async fn nth_latest(
     since: DjangoDateTime,
     offset: i64,
 ) -> Result<Option<DjangoDateTime>, sqlx::Error> {
-    on_tx!(tx, |conn| sqlx::query_scalar(sql)
+    let backend = tx.backend();
+    on_tx!(tx, |conn| sqlx::query_scalar(&backend.sql(sql))
         .bind(value)
         .bind(since)
         .bind(offset)

@@ -1,10 +1,12 @@
 //! Datetimes stored the way Django stores them with `USE_TZ = True`: a naive
 //! UTC text `YYYY-MM-DD HH:MM:SS[.ffffff]` on SQLite (Python's `str()` of the
-//! datetime), `timestamp with time zone` on PostgreSQL.
+//! datetime), `timestamp with time zone` on PostgreSQL, a naive UTC
+//! `datetime(6)` on MySQL.
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
+use sqlx::mysql::{MySql, MySqlTypeInfo, MySqlValueRef};
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Type};
@@ -138,6 +140,31 @@ impl<'r> Decode<'r, Postgres> for DjangoDateTime {
         Ok(DjangoDateTime(<DateTime<Utc> as Decode<Postgres>>::decode(
             value,
         )?))
+    }
+}
+
+/// Django on MySQL with `USE_TZ` writes the UTC wall time into a column
+/// without a zone, and reads it back as UTC.
+impl Type<MySql> for DjangoDateTime {
+    fn type_info() -> MySqlTypeInfo {
+        <NaiveDateTime as Type<MySql>>::type_info()
+    }
+    fn compatible(ty: &MySqlTypeInfo) -> bool {
+        <NaiveDateTime as Type<MySql>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, MySql> for DjangoDateTime {
+    fn encode_by_ref(&self, buf: &mut Vec<u8>) -> Result<IsNull, BoxDynError> {
+        <NaiveDateTime as Encode<MySql>>::encode_by_ref(&self.0.naive_utc(), buf)
+    }
+}
+
+impl<'r> Decode<'r, MySql> for DjangoDateTime {
+    fn decode(value: MySqlValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(DjangoDateTime(
+            <NaiveDateTime as Decode<MySql>>::decode(value)?.and_utc(),
+        ))
     }
 }
 

@@ -47,7 +47,7 @@ pub fn normalize_email(email: &str) -> String {
 /// Finds a user by e-mail exactly as stored (Django's `get_by_natural_key`).
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users_user WHERE email = $1");
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
         .bind(email)
         .fetch_optional(pool)
         .await)
@@ -86,7 +86,7 @@ impl PermissionNames {
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users_user WHERE id = $1");
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
         .bind(id)
         .fetch_optional(pool)
         .await)
@@ -116,8 +116,9 @@ pub async fn insert(tx: &mut Tx, user: &NewUser<'_>) -> Result<i64, CreateUserEr
     let sql = "INSERT INTO users_user (password, last_login, is_superuser, first_name, last_name, is_staff, \
                is_active, date_joined, email, avatar, phone, country, token) \
                VALUES ($1, NULL, $2, '', '', $3, $4, $5, $6, NULL, NULL, NULL, $7) RETURNING id";
+    let backend = tx.backend();
     let inserted = on_tx!(tx, |conn| {
-        sqlx::query_scalar(sql)
+        sqlx::query_scalar(&backend.sql(sql))
             .bind(user.password_hash)
             .bind(user.is_superuser)
             .bind(user.is_staff)
@@ -140,7 +141,7 @@ pub async fn insert(tx: &mut Tx, user: &NewUser<'_>) -> Result<i64, CreateUserEr
 /// Stores a new password hash. Returns false when the user does not exist.
 pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> Result<bool, sqlx::Error> {
     let affected = on_pool!(db, |pool| {
-        sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2")
+        sqlx::query(&db.sql("UPDATE users_user SET password = $1 WHERE id = $2"))
             .bind(password_hash)
             .bind(id)
             .execute(pool)
@@ -174,7 +175,7 @@ mod tests {
 /// `update_last_login`, run at every login.
 pub async fn touch_last_login(db: &Db, id: i64) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
-        sqlx::query("UPDATE users_user SET last_login = $1 WHERE id = $2")
+        sqlx::query(&db.sql("UPDATE users_user SET last_login = $1 WHERE id = $2"))
             .bind(DjangoDateTime::now())
             .bind(id)
             .execute(pool)
@@ -190,7 +191,9 @@ pub async fn activate_by_token(db: &Db, token: &str) -> Result<bool, sqlx::Error
         return Ok(false);
     }
     let affected = on_pool!(db, |pool| {
-        sqlx::query("UPDATE users_user SET is_active = $1, token = NULL WHERE token = $2")
+        sqlx::query(&db.sql(
+            "UPDATE users_user SET is_active = $1, token = NULL WHERE token = $2",
+        ))
             .bind(true)
             .bind(token)
             .execute(pool)
@@ -206,7 +209,7 @@ pub async fn by_email_ignoring_case(db: &Db, email: &str) -> Result<Option<User>
     let sql = format!(
         "SELECT {COLUMNS} FROM users_user WHERE UPPER(email) = UPPER($1) ORDER BY id LIMIT 1"
     );
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    on_pool!(db, |pool| sqlx::query_as(&db.sql(&sql))
         .bind(email)
         .fetch_optional(pool)
         .await)
@@ -221,8 +224,11 @@ pub async fn set_password_in(
     password_hash: &str,
     replacing: &str,
 ) -> Result<bool, sqlx::Error> {
+    let backend = tx.backend();
     let affected = on_tx!(tx, |conn| {
-        sqlx::query("UPDATE users_user SET password = $1 WHERE id = $2 AND password = $3")
+        sqlx::query(&backend.sql(
+            "UPDATE users_user SET password = $1 WHERE id = $2 AND password = $3",
+        ))
             .bind(password_hash)
             .bind(id)
             .bind(replacing)
@@ -244,10 +250,10 @@ pub struct ProfileUpdate {
 
 pub async fn update_profile(db: &Db, id: i64, update: &ProfileUpdate) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
-        sqlx::query(
+        sqlx::query(&db.sql(
             "UPDATE users_user SET first_name = $1, last_name = $2, phone = $3, country = $4, \
              avatar = COALESCE($5, avatar) WHERE id = $6",
-        )
+        ))
         .bind(&update.first_name)
         .bind(&update.last_name)
         .bind(&update.phone)

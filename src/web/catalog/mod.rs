@@ -322,6 +322,7 @@ fn max_version_number(app: &AppState) -> i64 {
     match app.db {
         crate::db::Db::Sqlite(..) => i64::MAX,
         crate::db::Db::Postgres(_) => i64::from(i32::MAX),
+        crate::db::Db::MySql(_) => i64::from(u32::MAX),
     }
 }
 
