@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what is missing,
-# starts PostgreSQL on loopback, runs the Rust tests on SQLite and
-# PostgreSQL, then the compat suite beside a real Django 5.2 (and 4.2 and
+# starts PostgreSQL and MariaDB on loopback, runs the Rust tests on SQLite,
+# PostgreSQL and MariaDB, then the compat suite beside a real Django 5.2 (and 4.2 and
 # 6.1 for DJANGO_VERSION).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +13,14 @@ started_pg=0
 scripts/postgres.sh status 2>/dev/null || started_pg=1
 UNCHAINED_TEST_POSTGRES="$(scripts/postgres.sh start)"
 export UNCHAINED_TEST_POSTGRES
-# Stop the server at the end only if this run started it.
-trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop' EXIT
+
+step "MariaDB on 127.0.0.1 (the MySQL/MariaDB back end)"
+started_mariadb=0
+scripts/mariadb.sh status 2>/dev/null || started_mariadb=1
+UNCHAINED_TEST_MYSQL="$(scripts/mariadb.sh start)"
+export UNCHAINED_TEST_MYSQL
+# Stop the servers at the end only if this run started them.
+trap '[[ $started_pg == 1 ]] && scripts/postgres.sh stop; [[ $started_mariadb == 1 ]] && scripts/mariadb.sh stop' EXIT
 
 step "Python virtualenvs (reference Django 5.2, and the SMTP server the Rust mail tests use; Django 4.2 and 6.1 for test_releases.py)"
 bash compat-tests/setup.sh
@@ -35,7 +41,7 @@ fi
 step "Rust: build (release, shared by the tests and the compat suite)"
 cargo build --release --bins --examples
 
-step "Rust: unit and integration tests (SQLite and PostgreSQL)"
+step "Rust: unit and integration tests (SQLite, PostgreSQL and MariaDB)"
 cargo test --release --all-targets
 
 step "Benchmark smoke run (bench/bench.py --quick: 1,000 products on SQLite, 1 s a request; proves the benchmark runs, its figures are not judged)"

@@ -941,7 +941,7 @@ async fn login_refuses_bad_input_with_one_message() {
         r.assert_page(200, backend);
         assert_eq!(r.body.matches(REQUIRED).count(), 2, "{backend}: {}", r.body);
         let big = megabyte();
-        let generic: Vec<(&str, String, String)> = vec![
+        let mut generic: Vec<(&str, String, String)> = vec![
             (
                 "wrong password",
                 "ivan@example.com".into(),
@@ -969,6 +969,15 @@ async fn login_refuses_bad_input_with_one_message() {
                 GOOD_PASSWORD.into(),
             ),
         ];
+        let other_case = generic
+            .iter()
+            .position(|(case, ..)| *case == "other case")
+            .unwrap();
+        let other_case = if backend == "mysql" {
+            Some(generic.remove(other_case))
+        } else {
+            None
+        };
         let mut pages = Vec::new();
         for (case, email, password) in &generic {
             let what = format!("{backend} login: {case}");
@@ -1001,6 +1010,15 @@ async fn login_refuses_bad_input_with_one_message() {
             .await
             .assert_redirect("/users/login/?next=/users/profile/", backend);
         app.assert_unchanged(&before, backend).await;
+        // MariaDB compares e-mail addresses under the database's collation,
+        // case-insensitive (utf8mb4_general_ci): there, as Django's own
+        // `email = %s` lookup does, the address in another case logs in.
+        if let Some((_, email, password)) = other_case {
+            app.browser()
+                .submit("/users/login/", &login_form(&email, &password))
+                .await
+                .assert_redirect("/", "mysql login: other case");
+        }
     })
     .await;
 }
@@ -1512,7 +1530,13 @@ async fn unknown_and_used_confirmation_tokens_get_a_404_page() {
             format!("/users/email-confirm/{token}x/"),
             "/users/email-confirm/%27%20OR%201=1--/".to_string(),
             format!("/users/email-confirm/{}/", "a".repeat(10_000)),
-        ] {
+        ]
+        .into_iter()
+        // Under MariaDB's case-insensitive collation the token in capitals
+        // is the same token, to Django's `token=` lookup too.
+        .filter(|path| {
+            backend != "mysql" || *path != format!("/users/email-confirm/{}/", token.to_uppercase())
+        }) {
             let what = format!("{backend} GET {}", &path[..path.len().min(80)]);
             let r = browser.get(&path).await;
             r.assert_page(404, &what)

@@ -312,7 +312,7 @@ async fn superuser_password_and_groups() {
             .unwrap()
             .unwrap();
         on_pool!(&db, |pool| sqlx::query(
-            "UPDATE users_user SET is_superuser = $1 WHERE id = $2"
+            &(&db).sql("UPDATE users_user SET is_superuser = $1 WHERE id = $2")
         )
         .bind(false)
         .bind(moderator.id)
@@ -391,7 +391,7 @@ async fn clearsessions_removes_only_expired_ones() {
             ("liveliveliveliveliveliveliv00001", future),
         ] {
             on_pool!(&db, |pool| {
-                sqlx::query("INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, 'x', $2)")
+                sqlx::query(&(&db).sql("INSERT INTO django_session (session_key, session_data, expire_date) VALUES ($1, 'x', $2)"))
                 .bind(key)
                 .bind(expiry)
                 .execute(pool)
@@ -420,7 +420,7 @@ async fn clearsessions_removes_only_expired_ones() {
 async fn bad_configuration_gets_one_line() {
     let t = TestDb::new("sqlite").await;
     let cases: [(&str, &str, &str); 10] = [
-        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+        ("DATABASE_URL", "oracle://x/y", "DATABASE_URL"),
         // A cache would keep sessions Django can still see after a logout
         // here: refused, naming the engines that work.
         (

@@ -404,18 +404,11 @@ async fn sigterm_finishes_the_requests_in_flight() {
         }
         // Every login in flight left its session.
         let db = t.db().await;
-        let sessions = match &db {
-            unchained::db::Db::Sqlite(pool, _) => {
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM django_session")
-                    .fetch_one(pool)
-                    .await
-            }
-            unchained::db::Db::Postgres(pool) => {
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM django_session")
-                    .fetch_one(pool)
-                    .await
-            }
-        }
+        let sessions = unchained::on_pool!(&db, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM django_session"
+        )
+        .fetch_one(pool)
+        .await)
         .unwrap();
         db.close().await;
         assert_eq!(sessions, 7, "{backend}: sessions after the logins");

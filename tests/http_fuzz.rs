@@ -83,15 +83,19 @@ impl<'a> Site<'a> {
         {
             let sql = "INSERT INTO catalog_product (name, description, image, price, created_at, \
                        updated_at, is_moderated, category_id, owner_id) \
-                       VALUES ($1, 'Описание', NULL, 10.50, $2, $2, $3, $4, $5) RETURNING id";
-            let id = unchained::on_pool!(&app.db, |pool| sqlx::query_scalar::<_, i64>(sql)
-                .bind(format!("Товар {i}"))
-                .bind(DjangoDateTime::now())
-                .bind(i % 2 == 0)
-                .bind(category)
-                .bind(owner_id)
-                .fetch_one(pool)
-                .await)
+                       VALUES ($1, 'Описание', NULL, 10.50, $2, $3, $4, $5, $6) RETURNING id";
+            let now = DjangoDateTime::now();
+            let id = unchained::on_pool!(&app.db, |pool| sqlx::query_scalar::<_, i64>(
+                &(&app.db).sql(sql)
+            )
+            .bind(format!("Товар {i}"))
+            .bind(now)
+            .bind(now)
+            .bind(i % 2 == 0)
+            .bind(category)
+            .bind(owner_id)
+            .fetch_one(pool)
+            .await)
             .unwrap();
             products.push(id);
         }

@@ -308,14 +308,14 @@ async fn wait_for_files(dir: &Path, n: usize, within: Duration, what: &str) {
 }
 
 async fn strings(db: &unchained::db::Db, sql: &str) -> Vec<String> {
-    unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, String>(sql)
+    unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, String>(&(db).sql(sql))
         .fetch_all(pool)
         .await)
     .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn count(db: &unchained::db::Db, sql: &str) -> i64 {
-    unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
+    unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(&(db).sql(sql))
         .fetch_one(pool)
         .await)
     .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -249,10 +249,12 @@ async fn insert_product(
     let sql =
         "INSERT INTO catalog_product (name, description, image, price, created_at, updated_at, \
                is_moderated, category_id, owner_id) \
-               VALUES ($1, 'Описание', NULL, 100.00, $2, $2, $3, NULL, $4) RETURNING id";
-    let id = unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
+               VALUES ($1, 'Описание', NULL, 100.00, $2, $3, $4, NULL, $5) RETURNING id";
+    let now = DjangoDateTime::now();
+    let id = unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(&(db).sql(sql))
         .bind(name)
-        .bind(DjangoDateTime::now())
+        .bind(now)
+        .bind(now)
         .bind(published)
         .bind(owner)
         .fetch_one(pool)
@@ -262,7 +264,7 @@ async fn insert_product(
         let sql =
             "INSERT INTO catalog_version (version_name, version_number, is_current, product_id) \
                    VALUES ($1, $2, $3, $4)";
-        unchained::on_pool!(db, |pool| sqlx::query(sql)
+        unchained::on_pool!(db, |pool| sqlx::query(&(db).sql(sql))
             .bind(*version)
             .bind(n as i64 + 1)
             .bind(n == current)
@@ -280,7 +282,7 @@ async fn categories(db: &Db, count: usize) -> Vec<i64> {
     for n in 0..count {
         let sql =
             "INSERT INTO catalog_category (name, description) VALUES ($1, 'Описание') RETURNING id";
-        let id = unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
+        let id = unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(&(db).sql(sql))
             .bind(format!("Категория {n}"))
             .fetch_one(pool)
             .await)
@@ -309,21 +311,21 @@ struct Stored {
 async fn stored_products(db: &Db, prefix: &str) -> HashMap<String, Stored> {
     let pattern = format!("{prefix}%");
     let products: Vec<(i64, String, Option<String>, Option<i64>, i64, Option<i64>)> =
-        unchained::on_pool!(db, |pool| sqlx::query_as(
-            "SELECT id, name, description, category_id, CAST(ROUND(price * 100) AS BIGINT), owner_id \
-             FROM catalog_product WHERE name LIKE $1"
-        )
+        unchained::on_pool!(db, |pool| sqlx::query_as(&(db).sql(&format!(
+            "SELECT id, name, description, category_id, {}, owner_id \
+             FROM catalog_product WHERE name LIKE $1",
+            db.backend().bigint("ROUND(price * 100)")
+        )))
         .bind(&pattern)
         .fetch_all(pool)
         .await)
         .unwrap();
-    let versions: Vec<(i64, i64, String, bool)> = unchained::on_pool!(db, |pool| sqlx::query_as(
-        "SELECT product_id, CAST(version_number AS BIGINT), version_name, is_current \
-         FROM catalog_version ORDER BY id"
-    )
-    .fetch_all(pool)
-    .await)
-    .unwrap();
+    let sql = format!(
+        "SELECT product_id, {}, version_name, is_current FROM catalog_version ORDER BY id",
+        db.backend().bigint("version_number")
+    );
+    let versions: Vec<(i64, i64, String, bool)> =
+        unchained::on_pool!(db, |pool| sqlx::query_as(&sql).fetch_all(pool).await).unwrap();
     let mut by_product: HashMap<i64, Vec<(i64, String, bool)>> = HashMap::new();
     for (product, number, name, current) in versions {
         by_product
@@ -360,7 +362,7 @@ async fn products_with_two_current_versions(db: &Db) -> i64 {
 
 async fn product_id(db: &Db, name: &str) -> i64 {
     unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(
-        "SELECT id FROM catalog_product WHERE name = $1"
+        &(db).sql("SELECT id FROM catalog_product WHERE name = $1")
     )
     .bind(name)
     .fetch_one(pool)
@@ -1371,7 +1373,7 @@ async fn register_many(
 
 /// One number from the outbox.
 async fn outbox_count(db: &Db, sql: &str) -> i64 {
-    unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
+    unchained::on_pool!(db, |pool| sqlx::query_scalar::<_, i64>(&(db).sql(sql))
         .fetch_one(pool)
         .await)
     .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -52,7 +52,7 @@ impl App {
             _,
             unchained::db::time::DjangoDateTime,
         >(
-            "SELECT expire_date FROM django_session WHERE session_key = $1"
+            &(&self.db).sql("SELECT expire_date FROM django_session WHERE session_key = $1")
         )
         .bind(key)
         .fetch_one(pool)

@@ -169,7 +169,7 @@ async fn wrong_passwords_lock_the_pair_until_the_cooloff() {
 
 async fn set_password_hash(app: &App, hash: &str) {
     unchained::on_pool!(&app.db, |pool| sqlx::query(
-        "UPDATE users_user SET password = $1 WHERE email = $2"
+        &(&app.db).sql("UPDATE users_user SET password = $1 WHERE email = $2")
     )
     .bind(hash)
     .bind(EMAIL)
@@ -183,10 +183,10 @@ async fn set_password_hash(app: &App, hash: &str) {
 async fn age_failures(app: &App, by: Duration) {
     for f in failures(app).await {
         let at = |t: DjangoDateTime| DjangoDateTime(t.0 - chrono::Duration::from_std(by).unwrap());
-        unchained::on_pool!(&app.db, |pool| sqlx::query(
+        unchained::on_pool!(&app.db, |pool| sqlx::query(&(&app.db).sql(
             "UPDATE unchained_login_failure SET first_failure_at = $1, last_failure_at = $2 \
              WHERE username = $3 AND ip_address = $4"
-        )
+        ))
         .bind(at(f.first_failure_at))
         .bind(at(f.last_failure_at))
         .bind(&f.key.username)

@@ -149,19 +149,21 @@ fn server(host_port: &str) -> Result<MySqlServer, String> {
 }
 
 fn ssl_mode(value: &str) -> Result<MySqlSslMode, String> {
-    Ok(match value.to_ascii_uppercase().replace('-', "_").as_str() {
-        "DISABLED" => MySqlSslMode::Disabled,
-        "PREFERRED" => MySqlSslMode::Preferred,
-        "REQUIRED" => MySqlSslMode::Required,
-        "VERIFY_CA" => MySqlSslMode::VerifyCa,
-        "VERIFY_IDENTITY" => MySqlSslMode::VerifyIdentity,
-        _ => {
-            return Err(format!(
-                "ssl_mode {value:?} is none of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, \
+    Ok(
+        match value.to_ascii_uppercase().replace('-', "_").as_str() {
+            "DISABLED" => MySqlSslMode::Disabled,
+            "PREFERRED" => MySqlSslMode::Preferred,
+            "REQUIRED" => MySqlSslMode::Required,
+            "VERIFY_CA" => MySqlSslMode::VerifyCa,
+            "VERIFY_IDENTITY" => MySqlSslMode::VerifyIdentity,
+            _ => {
+                return Err(format!(
+                    "ssl_mode {value:?} is none of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, \
                  VERIFY_IDENTITY"
-            ))
-        }
-    })
+                ))
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -177,8 +179,8 @@ mod tests {
 
     #[test]
     fn the_forms_dj_database_url_reads() {
-        let url = MySqlUrl::parse("shop:p%40ss%2Fw:rd@db.internal:3307/catalog?charset=utf8mb4")
-            .unwrap();
+        let url =
+            MySqlUrl::parse("shop:p%40ss%2Fw:rd@db.internal:3307/catalog?charset=utf8mb4").unwrap();
         assert_eq!(url.user, "shop");
         assert_eq!(url.password.as_deref(), Some("p@ss/w:rd"));
         assert_eq!(url.server, tcp("db.internal", 3307));
@@ -186,8 +188,14 @@ mod tests {
         assert_eq!(url.charset, "utf8mb4");
         let url = MySqlUrl::parse("root@127.0.0.1/shop").unwrap();
         assert_eq!((url.password, url.server), (None, tcp("127.0.0.1", 3306)));
-        assert_eq!(MySqlUrl::parse("u@[::1]:3308/x").unwrap().server, tcp("::1", 3308));
-        assert_eq!(MySqlUrl::parse("u@/x").unwrap().server, tcp("localhost", 3306));
+        assert_eq!(
+            MySqlUrl::parse("u@[::1]:3308/x").unwrap().server,
+            tcp("::1", 3308)
+        );
+        assert_eq!(
+            MySqlUrl::parse("u@/x").unwrap().server,
+            tcp("localhost", 3306)
+        );
         for socket in [
             "shop@%2Frun%2Fmysqld%2Fmysqld.sock/shop",
             "shop@localhost/shop?unix_socket=/run/mysqld/mysqld.sock",
@@ -221,6 +229,9 @@ mod tests {
             assert!(err.contains(why), "{bad}: {err}");
         }
         let shown = format!("{:?}", MySqlUrl::parse("u:s3cret@h/x").unwrap());
-        assert!(!shown.contains("s3cret") && shown.contains("********"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("********"),
+            "{shown}"
+        );
     }
 }

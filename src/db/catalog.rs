@@ -393,7 +393,11 @@ pub async fn update_owner_fields(
         "UPDATE catalog_product SET name = $1, description = $2, category_id = $3, \
          price = {}, updated_at = $5{} WHERE id = ${}",
         backend.decimal("$4"),
-        if new_image.is_some() { ", image = $6" } else { "" },
+        if new_image.is_some() {
+            ", image = $6"
+        } else {
+            ""
+        },
         if new_image.is_some() { 7 } else { 6 },
     );
     let sql = backend.sql(&sql);
@@ -486,21 +490,19 @@ pub async fn apply_version_changes(
     let backend = tx.backend();
     on_tx!(tx, |conn| {
         if backend != Backend::Sqlite {
-            sqlx::query(&backend.sql(
-                "SELECT 1 FROM catalog_product WHERE id = $1 FOR UPDATE",
-            ))
-            .bind(product_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        for id in &changes.delete {
-            sqlx::query(&backend.sql(
-                "DELETE FROM catalog_version WHERE id = $1 AND product_id = $2",
-            ))
-                .bind(id)
+            sqlx::query(&backend.sql("SELECT 1 FROM catalog_product WHERE id = $1 FOR UPDATE"))
                 .bind(product_id)
                 .execute(&mut *conn)
                 .await?;
+        }
+        for id in &changes.delete {
+            sqlx::query(
+                &backend.sql("DELETE FROM catalog_version WHERE id = $1 AND product_id = $2"),
+            )
+            .bind(id)
+            .bind(product_id)
+            .execute(&mut *conn)
+            .await?;
         }
         for (id, fields) in &changes.update {
             sqlx::query(&backend.sql(
@@ -527,9 +529,10 @@ pub async fn apply_version_changes(
             .execute(&mut *conn)
             .await?;
         }
-        sqlx::query_scalar(&backend.sql(
-            "SELECT COUNT(*) FROM catalog_version WHERE product_id = $1 AND is_current",
-        ))
+        sqlx::query_scalar(
+            &backend
+                .sql("SELECT COUNT(*) FROM catalog_version WHERE product_id = $1 AND is_current"),
+        )
         .bind(product_id)
         .fetch_one(&mut *conn)
         .await

@@ -17,9 +17,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::config::DatabaseUrl;
 
 pub mod catalog;
+mod mysql;
 pub mod outbox;
 pub mod perms;
-mod mysql;
 mod placeholders;
 pub mod read;
 pub mod schema;
@@ -176,6 +176,31 @@ impl Tx {
     }
 }
 
+/// A pool of connections to a database server (PostgreSQL, MySQL).
+fn server_pool<DB: sqlx::Database>(
+    options: sqlx::pool::PoolOptions<DB>,
+) -> sqlx::pool::PoolOptions<DB> {
+    options
+        .max_connections(10)
+        // sqlx pings a connection (a round trip) before lending it and
+        // again when it comes back: with the ping before, a page of three
+        // queries made nine round trips. Only a connection idle long enough
+        // to have been cut is pinged before it is lent; one that breaks in
+        // use is closed by the ping on its return.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        // A database that is down answers a page with 503 in about this
+        // long, rather than holding every request.
+        .acquire_timeout(PATIENCE)
+}
+
 impl Db {
     /// Opens a pool to serve or change the site. An SQLite file is created
     /// when missing and switched to WAL; foreign keys are enforced as Django
@@ -224,45 +249,14 @@ impl Db {
                 // list's query took four times as long as running it.
                 let options = sqlx::postgres::PgConnectOptions::from_str(url)?
                     .options([("plan_cache_mode", "force_generic_plan")]);
-                let pool = PgPoolOptions::new()
-                    .max_connections(10)
-                    // sqlx pings a connection (a round trip) before lending
-                    // it and again when it comes back: with the ping before,
-                    // a page of three queries made nine round trips. Only a
-                    // connection idle long enough to have been cut is pinged
-                    // before it is lent; one that breaks in use is closed by
-                    // the ping on its return.
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for > PING_IF_IDLE_FOR {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
-                    // A database that is down answers a page with 503 in
-                    // about this long, rather than holding every request.
-                    .acquire_timeout(PATIENCE)
+                let pool = server_pool(PgPoolOptions::new())
                     .connect_with(options)
                     .await?;
                 Ok(Db::Postgres(pool))
             }
             DatabaseUrl::MySql(url) => {
-                let pool = MySqlPoolOptions::new()
-                    .max_connections(10)
-                    // As on PostgreSQL above.
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for > PING_IF_IDLE_FOR {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                let pool = server_pool(MySqlPoolOptions::new())
                     .after_connect(|conn, _| Box::pin(mysql::prepare_session(conn)))
-                    .acquire_timeout(PATIENCE)
                     .connect_with(mysql::connect_options(url))
                     .await?;
                 Ok(Db::MySql(pool))

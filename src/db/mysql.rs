@@ -41,8 +41,13 @@ pub(super) fn connect_options(url: &MySqlUrl) -> MySqlConnectOptions {
 /// Django's MySQL connections read committed data (its default
 /// `isolation_level` since 3.0), not InnoDB's repeatable read: a
 /// transaction sees what others committed after it began, as on PostgreSQL.
+/// GROUP_CONCAT stops at 1,024 bytes by default, which a user's
+/// permission names (`perms::permission_names_expression`) can pass.
 pub(super) async fn prepare_session(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SET SESSION group_concat_max_len = 16777216")
         .execute(conn)
         .await
         .map(drop)
@@ -69,10 +74,10 @@ impl NamedLock {
         let mut conn = pool.acquire().await?;
         let got: Option<i64> =
             sqlx::query_scalar("SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)), ?)")
-            .bind(name)
-            .bind(patience.as_secs_f64())
-            .fetch_one(&mut *conn)
-            .await?;
+                .bind(name)
+                .bind(patience.as_secs_f64())
+                .fetch_one(&mut *conn)
+                .await?;
         if got != Some(1) {
             return Err(sqlx::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,

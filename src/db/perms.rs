@@ -67,18 +67,17 @@ pub fn split_permission_names(joined: Option<&str>) -> HashSet<String> {
 /// Every `app_label.codename` a user holds directly or through a group.
 pub async fn user_permission_names(db: &Db, user_id: i64) -> Result<HashSet<String>, sqlx::Error> {
     let sql = format!("SELECT {}", permission_names_expression(db, "$1"));
-    let joined: Option<(Option<String>,)> =
-        db.read_optional(&sql, &[Param::Int(user_id)]).await?;
-    Ok(split_permission_names(joined.and_then(|(names,)| names).as_deref()))
+    let joined: Option<(Option<String>,)> = db.read_optional(&sql, &[Param::Int(user_id)]).await?;
+    Ok(split_permission_names(
+        joined.and_then(|(names,)| names).as_deref(),
+    ))
 }
 
 /// What the permission core needs to decide for a user: flags and held
 /// permissions. `None` when the user does not exist.
 pub async fn user_perms(db: &Db, user_id: i64) -> Result<Option<UserPerms>, sqlx::Error> {
     let flags: Option<(bool, bool)> = on_pool!(db, |pool| {
-        sqlx::query_as(&db.sql(
-            "SELECT is_active, is_superuser FROM users_user WHERE id = $1",
-        ))
+        sqlx::query_as(&db.sql("SELECT is_active, is_superuser FROM users_user WHERE id = $1"))
             .bind(user_id)
             .fetch_optional(pool)
             .await

@@ -74,7 +74,10 @@ mod tests {
                 vec![2, 10, 1, 2]
             )
         );
-        assert_eq!(to_question_marks("SELECT 1"), ("SELECT 1".to_string(), vec![]));
+        assert_eq!(
+            to_question_marks("SELECT 1"),
+            ("SELECT 1".to_string(), vec![])
+        );
     }
 
     #[test]

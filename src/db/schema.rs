@@ -632,14 +632,14 @@ async fn create_and_record(db: &Db) -> Result<(Shape, MigrateReport), MigrateErr
         }
         let now = DjangoDateTime::now();
         for (app, name) in rows.migrations.iter().filter(|m| !applied.contains(*m)) {
-            sqlx::query(&db.sql(
-                "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, $3)",
-            ))
+            sqlx::query(
+                &db.sql("INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, $3)"),
+            )
             .bind(app)
-                .bind(name)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             report.recorded_migrations.push(format!("{app}.{name}"));
         }
         for (app_label, model) in &rows.content_types {
@@ -814,7 +814,8 @@ const POSTGRES_PRODUCT_OBJECTS: &str = "SELECT indexname::text FROM pg_indexes \
      JOIN pg_class c ON c.oid = t.tgrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE n.nspname = current_schema() AND c.relname = 'catalog_product' AND NOT t.tgisinternal";
-const MYSQL_PRODUCT_OBJECTS: &str = "SELECT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+const MYSQL_PRODUCT_OBJECTS: &str =
+    "SELECT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'catalog_product' \
      UNION ALL \
      SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS \

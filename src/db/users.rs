@@ -191,9 +191,7 @@ pub async fn activate_by_token(db: &Db, token: &str) -> Result<bool, sqlx::Error
         return Ok(false);
     }
     let affected = on_pool!(db, |pool| {
-        sqlx::query(&db.sql(
-            "UPDATE users_user SET is_active = $1, token = NULL WHERE token = $2",
-        ))
+        sqlx::query(&db.sql("UPDATE users_user SET is_active = $1, token = NULL WHERE token = $2"))
             .bind(true)
             .bind(token)
             .execute(pool)
@@ -226,15 +224,15 @@ pub async fn set_password_in(
 ) -> Result<bool, sqlx::Error> {
     let backend = tx.backend();
     let affected = on_tx!(tx, |conn| {
-        sqlx::query(&backend.sql(
-            "UPDATE users_user SET password = $1 WHERE id = $2 AND password = $3",
-        ))
-            .bind(password_hash)
-            .bind(id)
-            .bind(replacing)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
+        sqlx::query(
+            &backend.sql("UPDATE users_user SET password = $1 WHERE id = $2 AND password = $3"),
+        )
+        .bind(password_hash)
+        .bind(id)
+        .bind(replacing)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected())
     })?;
     Ok(affected == 1)
 }

@@ -211,17 +211,21 @@ impl App {
 
     /// One `i64` from a query (`SELECT COUNT(*) …`).
     pub async fn count(&self, sql: &str) -> i64 {
-        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await)
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, i64>(
+            &(&self.db).sql(sql)
+        )
+        .fetch_one(pool)
+        .await)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// The text column of every row a query returns.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
-        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, String>(sql)
-            .fetch_all(pool)
-            .await)
+        unchained::on_pool!(&self.db, |pool| sqlx::query_scalar::<_, String>(
+            &(&self.db).sql(sql)
+        )
+        .fetch_all(pool)
+        .await)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 

@@ -16,16 +16,23 @@ use sqlx::Connection;
 pub const SECRET_KEY: &str = "test-secret-key-with-enough-entropy-0123456789-abcdefghij";
 
 /// The back ends a test runs on. PostgreSQL needs `UNCHAINED_TEST_POSTGRES`
-/// (a base URL such as postgres://user:pass@127.0.0.1:54329), which the
-/// project's test script sets after starting its server.
+/// (a base URL such as postgres://user:pass@127.0.0.1:54329), MariaDB
+/// `UNCHAINED_TEST_MYSQL` (mysql://user:pass@127.0.0.1:33069), which the
+/// project's test script sets after starting its servers.
 pub fn backends() -> Vec<&'static str> {
-    match std::env::var("UNCHAINED_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => vec!["sqlite", "postgres"],
-        _ => {
-            eprintln!("UNCHAINED_TEST_POSTGRES is not set: PostgreSQL half of this test NOT run (scripts/test.sh sets it)");
-            vec!["sqlite"]
+    let mut backends = vec!["sqlite"];
+    for (variable, backend, name) in [
+        ("UNCHAINED_TEST_POSTGRES", "postgres", "PostgreSQL"),
+        ("UNCHAINED_TEST_MYSQL", "mysql", "MariaDB"),
+    ] {
+        match std::env::var(variable) {
+            Ok(url) if !url.is_empty() => backends.push(backend),
+            _ => eprintln!(
+                "{variable} is not set: the {name} part of this test NOT run (scripts/test.sh sets it)"
+            ),
         }
     }
+    backends
 }
 
 /// A fresh, empty database and a scratch folder beside it.
@@ -34,18 +41,19 @@ pub struct TestDb {
     pub dir: tempfile::TempDir,
 }
 
-/// A PostgreSQL test database is dropped with its `TestDb`, so test runs
-/// do not pile databases up on the server (connections still open are
-/// ended: `WITH (FORCE)`).
+/// A PostgreSQL or MariaDB test database is dropped with its `TestDb`, so
+/// test runs do not pile databases up on the server (on PostgreSQL,
+/// connections still open are ended: `WITH (FORCE)`).
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((base, name)) = self
             .url
             .rsplit_once('/')
-            .filter(|_| self.url.starts_with("postgres"))
+            .filter(|_| !self.url.starts_with("sqlite"))
         else {
             return;
         };
+        let mysql = self.url.starts_with("mysql");
         let (base, name) = (base.to_string(), name.to_string());
         let shown = name.clone();
         // A runtime of its own: Drop may run inside or outside one.
@@ -55,6 +63,14 @@ impl Drop for TestDb {
                 .build()
                 .ok()?;
             runtime.block_on(async {
+                if mysql {
+                    let mut admin = sqlx::MySqlConnection::connect(&base).await.ok()?;
+                    return sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+                        .execute(&mut admin)
+                        .await
+                        .ok()
+                        .map(drop);
+                }
                 let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
                     .await
                     .ok()?;
@@ -62,6 +78,7 @@ impl Drop for TestDb {
                     .execute(&mut admin)
                     .await
                     .ok()
+                    .map(drop)
             })
         })
         .join();
@@ -87,6 +104,21 @@ impl TestDb {
                     .execute(&mut admin)
                     .await
                     .expect("create database");
+                format!("{base}/{name}")
+            }
+            "mysql" => {
+                let base = std::env::var("UNCHAINED_TEST_MYSQL").expect("UNCHAINED_TEST_MYSQL");
+                let name = format!("t_{}", random_suffix());
+                let mut admin = sqlx::MySqlConnection::connect(&base)
+                    .await
+                    .expect("connect to MariaDB");
+                // As scripts/mariadb.sh makes them, and Django's docs ask.
+                sqlx::raw_sql(&format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+                ))
+                .execute(&mut admin)
+                .await
+                .expect("create database");
                 format!("{base}/{name}")
             }
             other => panic!("unknown back end {other}"),
