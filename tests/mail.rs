@@ -690,11 +690,18 @@ async fn an_outbox_made_before_letters_named_their_back_end_gets_the_column() {
         // The table as an older version made it, holding a letter.
         common::exec(&db, "ALTER TABLE unchained_outbox DROP COLUMN backend").await;
         common::exec(&db, "ALTER TABLE unchained_outbox DROP COLUMN failed_at").await;
+        // MariaDB's datetime(6) holds the UTC time without its offset.
+        let at = if backend == "mysql" {
+            "2026-01-01 00:00:00"
+        } else {
+            "2026-01-01 00:00:00+00:00"
+        };
         common::exec(
             &db,
-            "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
-             next_attempt_at) VALUES ('ivan@example.com', 'old', 'old', '2026-01-01 00:00:00+00:00', \
-             0, '2026-01-01 00:00:00+00:00')",
+            &format!(
+                "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
+                 next_attempt_at) VALUES ('ivan@example.com', 'old', 'old', '{at}', 0, '{at}')"
+            ),
         )
         .await;
         let out = t.run(&["migrate"]);

@@ -1432,7 +1432,10 @@ async fn letters_queued_while_smtp_is_down_are_delivered_exactly_once_by_two_ser
         wait_for_outbox(&db, UNSENT_NEVER_TRIED, 0, within).await;
         let failed_first = outbox_count(
             &db,
-            "SELECT COALESCE(SUM(attempts), 0) FROM unchained_outbox",
+            &format!(
+                "SELECT {} FROM unchained_outbox",
+                db.backend().bigint("COALESCE(SUM(attempts), 0)")
+            ),
         )
         .await;
         let smtp_port: u16 = smtp_port.parse().unwrap();
@@ -1469,7 +1472,10 @@ async fn letters_queued_while_smtp_is_down_are_delivered_exactly_once_by_two_ser
         let rows = outbox_count(&db, "SELECT COUNT(*) FROM unchained_outbox").await;
         let attempts = outbox_count(
             &db,
-            "SELECT COALESCE(SUM(attempts), 0) FROM unchained_outbox",
+            &format!(
+                "SELECT {} FROM unchained_outbox",
+                db.backend().bigint("COALESCE(SUM(attempts), 0)")
+            ),
         )
         .await;
         let sent_by: Vec<usize> = servers

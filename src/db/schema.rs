@@ -942,7 +942,11 @@ mod tests {
 
     #[test]
     fn every_statement_names_its_table() {
-        for (name, text) in [("sqlite", SQLITE_DDL), ("postgres", POSTGRES_DDL)] {
+        for (name, text) in [
+            ("sqlite", SQLITE_DDL),
+            ("postgres", POSTGRES_DDL),
+            ("mysql", MYSQL_DDL),
+        ] {
             let statements = parse_ddl(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let tables: BTreeSet<_> = statements.iter().map(|s| s.table.as_str()).collect();
             for table in [
@@ -969,12 +973,13 @@ mod tests {
     }
 
     #[test]
-    fn the_product_list_makes_the_same_indexes_and_row_triggers_on_both_back_ends() {
+    fn the_product_list_makes_the_same_indexes_and_row_triggers_on_every_back_end() {
         let sqlite = product_list_objects(SQLITE_PRODUCT_LIST);
         let mut postgres = product_list_objects(POSTGRES_PRODUCT_LIST);
         // TRUNCATE, which fires no row trigger, exists on PostgreSQL only.
         assert!(postgres.remove("unchained_product_truncated"));
         assert_eq!(sqlite, postgres);
+        assert_eq!(sqlite, product_list_objects(MYSQL_PRODUCT_LIST));
         assert_eq!(sqlite.len(), 6, "{sqlite:?}");
         assert!(sqlite
             .iter()
@@ -982,12 +987,14 @@ mod tests {
     }
 
     #[test]
-    fn own_tables_are_created_first_and_named_alike_on_both_back_ends() {
+    fn own_tables_are_created_first_and_named_alike_on_every_back_end() {
         let sqlite = parse_ddl(SQLITE_OWN_DDL).unwrap();
         let postgres = parse_ddl(POSTGRES_OWN_DDL).unwrap();
+        let mysql = parse_ddl(MYSQL_OWN_DDL).unwrap();
         let tables =
             |s: &[Statement]| -> BTreeSet<String> { s.iter().map(|s| s.table.clone()).collect() };
         assert_eq!(tables(&sqlite), tables(&postgres));
+        assert_eq!(tables(&sqlite), tables(&mysql));
         assert_eq!(
             own_tables(),
             [
@@ -999,9 +1006,34 @@ mod tests {
             .map(String::from)
             .into()
         );
-        for s in sqlite.iter().chain(&postgres) {
+        for s in sqlite.iter().chain(&postgres).chain(&mysql) {
             assert!(s.sql.contains("IF NOT EXISTS"), "{}", s.sql);
         }
+        // The columns the MySQL tables declare are those of the others.
+        let names = |shape: &Shape| -> BTreeMap<String, Vec<String>> {
+            shape
+                .iter()
+                .map(|(t, c)| (t.clone(), c.iter().map(|c| c.name.clone()).collect()))
+                .collect()
+        };
+        let mysql_shape = mysql_ddl_shape(MYSQL_OWN_DDL);
+        assert_eq!(mysql_shape.len(), 4);
+        assert_eq!(
+            names(&mysql_shape)["unchained_outbox"],
+            [
+                "id",
+                "recipient",
+                "subject",
+                "body",
+                "created_at",
+                "attempts",
+                "next_attempt_at",
+                "sent_at",
+                "last_error",
+                "backend",
+                "failed_at"
+            ]
+        );
         // None of them is Django's.
         let django: BTreeSet<_> = parse_ddl(SQLITE_DDL)
             .unwrap()
@@ -1011,6 +1043,49 @@ mod tests {
         assert!(own_tables().is_disjoint(&django));
         assert!(sqlite[0].sql.starts_with("CREATE TABLE"));
         assert!(postgres[0].sql.starts_with("CREATE TABLE"));
+    }
+
+    #[test]
+    fn mysql_columns_are_read_from_show_create_table_form() {
+        let shape = mysql_ddl_shape(MYSQL_DDL);
+        assert_eq!(shape.len(), 13);
+        let column = |table: &str, name: &str| {
+            shape[table]
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{table}.{name}"))
+                .clone()
+        };
+        assert_eq!(
+            column("users_user", "email"),
+            super::Column {
+                name: "email".into(),
+                sql_type: "varchar(254)".into(),
+                not_null: true,
+                default: None
+            }
+        );
+        assert_eq!(column("users_user", "is_active").sql_type, "tinyint(1)");
+        assert_eq!(column("users_user", "id").sql_type, "bigint");
+        assert_eq!(column("auth_group", "id").sql_type, "int");
+        let number = column("catalog_version", "version_number");
+        assert_eq!(
+            (number.sql_type.as_str(), number.not_null),
+            ("int unsigned", true)
+        );
+        let phone = column("users_user", "phone");
+        assert!(!phone.not_null && phone.default.is_none(), "{phone:?}");
+        assert_eq!(column("catalog_product", "price").sql_type, "decimal(10,2)");
+        // MySQL 8 leaves integer display widths out; MariaDB shows them.
+        assert_eq!(mysql_type("INT(10) UNSIGNED"), "int unsigned");
+        assert_eq!(mysql_type("bigint(20)"), "bigint");
+        assert_eq!(mysql_type("tinyint(1)"), "tinyint(1)");
+        // As migrate runs a dumped statement: the database's charset.
+        let created = creatable("CREATE TABLE `t` (\n  `id` int(11)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci");
+        assert_eq!(
+            created,
+            "CREATE TABLE `t` (\n  `id` int(11)\n) ENGINE=InnoDB"
+        );
     }
 
     #[test]
