@@ -658,7 +658,7 @@ class Run:
 
 def server_version(database):
     if database.backend == "postgres":
-        return "PostgreSQL " + SqlDatabase(database.url).one("SHOW server_version")[0]
+        return "PostgreSQL " + SqlDatabase(database.url).one("SHOW server_version")[0].split()[0]  # 15.18 (Debian ...)
     if database.backend == "mysql":
         version = SqlDatabase(database.url).one("SELECT VERSION()")[0]  # 10.11.6-MariaDB-0+deb12u1
         return ("MariaDB " if "mariadb" in version.lower() else "MySQL ") + version.split("-")[0]
