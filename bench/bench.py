@@ -1,27 +1,31 @@
 """The benchmark of issue 9: unchained beside the reference Django project,
-on one database, at two catalog sizes, on SQLite and PostgreSQL.
+on one database, at two catalog sizes, on SQLite, PostgreSQL and MariaDB.
 
     compat-tests/.venv/bin/python bench/bench.py              # the full run, writes BENCHMARKS.md
     compat-tests/.venv/bin/python bench/bench.py --quick      # smoke run (~1 min), writes target/bench-quick.md
 
 Options: --seconds N (each measured wrk run, default 8, after a 2 s
-warm-up run: --warmup), --only sqlite|postgres, --sizes 1000,100000,
+warm-up run: --warmup), --only sqlite|postgres|mysql, --sizes 1000,100000,
 --output FILE, --unchained BIN (a built binary; otherwise
 `cargo build --release --bin unchained` runs first and
 target/release/unchained is used). --quick is 1,000 products on SQLite
 only, 1 s runs, 32 connections, logins in the background at 4/s only.
 
 For each database (a SQLite file in a temporary folder; a new database on
-the PostgreSQL test server of scripts/postgres.sh, dropped afterwards unless
+the PostgreSQL test server of scripts/postgres.sh, or on the MariaDB test
+server of scripts/mariadb.sh, which honours MARIADB_PORT and
+MARIADB_DATA_DIR to use a server already running; dropped afterwards unless
 COMPAT_KEEP_DBS is set) and each catalog size:
 
 1. `unchained migrate` on the empty database, then plain SQL from this
-   script in one transaction (executemany on SQLite, COPY on PostgreSQL:
-   both fire row triggers): 10 owners with one password (hashed once with
+   script in one transaction (executemany on SQLite, COPY on PostgreSQL,
+   multi-row INSERTs on MariaDB: all fire row triggers), the values as
+   Django writes them (on MariaDB naive UTC datetimes, 0/1): 10 owners with one password (hashed once with
    Django's make_password), 3 categories, the products spread over the
    owners, half of each owner's published, created_at spread over time in
    an order unlike the ids, 1 to 3 versions each (2 on average, the last
-   current). Then the sequences are set (PostgreSQL) and ANALYZE runs.
+   current). Then the sequences are set (PostgreSQL) and ANALYZE runs
+   (ANALYZE TABLE on MariaDB).
 2. The database is served by `unchained serve` and by the reference project
    (compat-tests/refproject) under gunicorn with 2 sync workers, both on
    127.0.0.1, with the same SECRET_KEY and MEDIA_ROOT (live.py's LiveServer
@@ -35,9 +39,10 @@ COMPAT_KEEP_DBS is set) and each catalog size:
    bench waits until the server has answered what the run left queued.
    Then the median of 5 whole logins one after another (GET the login
    page, POST, expect 302).
-   On PostgreSQL at 1,000 products, the queries each of the two logged-in
-   pages runs (queries_per_page: PostgreSQL's own count of committed
-   transactions over 200 requests one after another).
+   On PostgreSQL and MariaDB at 1,000 products, the queries each of the
+   two logged-in pages runs (queries_per_page: PostgreSQL's own count of
+   committed transactions, MariaDB's count of statements sent by clients,
+   `Questions`, over 200 requests one after another, less an idle window).
 4. At 1,000 products, logins under load (unchained, then Django for
    reference): GET / at 32 connections for --seconds while a background
    thread offers whole logins at a fixed open-loop schedule (4/s, 20/s;
@@ -55,9 +60,10 @@ target/bench-quick.md): the machine, the command, the git commit, the
 figures, and the targets of issue 9, each met or NOT met with its numbers.
 Progress goes to stderr.
 
-Needs: the compat-tests virtualenv (Django 5.2, gunicorn, psycopg:
-compat-tests/requirements.txt), `wrk` (apt-get install wrk), and for
-PostgreSQL the test server of scripts/postgres.sh (started when needed).
+Needs: the compat-tests virtualenv (Django 5.2, gunicorn, psycopg,
+mysqlclient: compat-tests/requirements.txt), `wrk` (apt-get install wrk),
+and for PostgreSQL and MariaDB the test servers of scripts/postgres.sh and
+scripts/mariadb.sh (started when needed).
 """
 import argparse
 import concurrent.futures
@@ -73,6 +79,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -82,6 +89,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "compat-tests" / "tests"))
 from live import POSTGRES_SH, Browser, Database, Gunicorn, LiveServer, ModuleDatabase, form_token, process_env  # noqa: E402
+
+MARIADB_SH = REPO / "scripts" / "mariadb.sh"
+BACKENDS = ("sqlite", "postgres", "mysql")
 
 PYTHON = REPO / "compat-tests" / ".venv" / "bin" / "python"
 REFPROJECT = REPO / "compat-tests" / "refproject"
@@ -189,12 +199,54 @@ def seed_postgres(url, tables):
         con.execute("ANALYZE")
 
 
+def mysql_connect(url, database=True):
+    """A mysqlclient connection to a mysql:// URL (its database, or none),
+    utf8mb4 as Django connects."""
+    import MySQLdb
+
+    parts = urllib.parse.urlsplit(url)
+    kwargs = {"host": parts.hostname or "127.0.0.1", "port": parts.port or 3306,
+              "user": urllib.parse.unquote(parts.username or ""),
+              "password": urllib.parse.unquote(parts.password or ""), "charset": "utf8mb4"}
+    if database:
+        kwargs["database"] = urllib.parse.unquote(parts.path.lstrip("/"))
+    return MySQLdb.connect(**kwargs)
+
+
+def mysql_value(value):
+    """As Django stores it on MySQL/MariaDB with USE_TZ: naive UTC datetimes, 0/1."""
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def seed_mysql(url, tables):
+    con = mysql_connect(url)
+    try:
+        cur = con.cursor()
+        # One transaction. mysqlclient's executemany sends an INSERT of
+        # this form as multi-row INSERTs of up to 64 KiB each.
+        for table, (columns, rows) in tables.items():
+            marks = ", ".join(["%s"] * len(columns.split(",")))
+            cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                            [tuple(mysql_value(v) for v in row) for row in rows])
+        con.commit()
+        cur.execute(f"ANALYZE TABLE {', '.join(tables)}")
+        cur.fetchall()
+    finally:
+        con.close()
+
+
 def seed(database, size, hashed):
     start = time.monotonic()
     log(f"seeding {size} products on {database.backend} ...")
     tables = catalog(size, hashed)
     if database.backend == "sqlite":
         seed_sqlite(database.path, tables)
+    elif database.backend == "mysql":
+        seed_mysql(database.url, tables)
     else:
         seed_postgres(database.url, tables)
     counts = ", ".join(f"{len(rows)} {table}" for table, (_, rows) in tables.items())
@@ -212,8 +264,45 @@ class _Fixtures:
         return self.pg_base_url
 
 
+class SqlDatabase(Database):
+    """live.Database, and on a mysql:// URL through mysqlclient (%s placeholders too)."""
+
+    def _connect(self):
+        if self.url.startswith("mysql://"):
+            return mysql_connect(self.url)
+        return super()._connect()
+
+
+class MySqlDatabase:
+    """A new empty utf8mb4 database on the MariaDB test server of
+    scripts/mariadb.sh (started unless running; MARIADB_PORT and
+    MARIADB_DATA_DIR name another), dropped by `drop()` unless
+    COMPAT_KEEP_DBS is set: what live.ModuleDatabase is for the others."""
+
+    backend = "mysql"
+
+    def __init__(self, label):
+        self.name = f"bench_{label}_{os.getpid()}"
+        self.url = subprocess.run(["bash", str(MARIADB_SH), "createdb", self.name], check=True,
+                                  capture_output=True, text=True, timeout=900).stdout.strip()
+        self.db = SqlDatabase(self.url)
+
+    def drop(self):
+        if not os.environ.get("COMPAT_KEEP_DBS"):
+            con = mysql_connect(self.url, database=False)
+            try:
+                con.cursor().execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+            finally:
+                con.close()
+
+
 def new_database(backend, size, workdir, cleanup):
-    """A new empty database: live.ModuleDatabase (a PostgreSQL one is dropped on cleanup)."""
+    """A new empty database: live.ModuleDatabase, or MySqlDatabase (a
+    PostgreSQL or MariaDB one is dropped on cleanup)."""
+    if backend == "mysql":
+        database = MySqlDatabase(size)
+        cleanup.callback(database.drop)
+        return database
     pg_base_url = None
     if backend == "postgres":
         pg_base_url = subprocess.run(["bash", str(POSTGRES_SH), "start"], check=True, capture_output=True,
@@ -453,40 +542,56 @@ def wrk(server, path, conns, seconds, cookie=None, warmup=0):
 # (pg_stat_database.xact_commit); each statement run outside a transaction
 # is one, so on a page that writes nothing the count is its queries. A
 # backend reports its counts within 10 s of going idle
-# (PGSTAT_IDLE_INTERVAL), or when it exits.
-STATS_SETTLE = 11
+# (PGSTAT_IDLE_INTERVAL), or when it exits. MariaDB counts the statements
+# clients send (the status variable Questions: not those its triggers run,
+# nor pings or prepares), at once but for the whole server, every database
+# and client on it.
+STATS_SETTLE = {"postgres": 11, "mysql": 1}
 QUERY_COUNT_REQUESTS = 200
+QUERY_COUNT_SOURCE = {
+    "postgres": "PostgreSQL's count of committed transactions in the database",
+    "mysql": "MariaDB's count of statements sent by clients, Questions, for the whole server",
+}
 
 
-def committed(database):
+def statements(database):
+    """The counter queries_per_page reads: committed transactions of the
+    database (PostgreSQL), statements clients sent to the server (MariaDB)."""
+    if database.backend == "mysql":
+        (_, count) = SqlDatabase(database.url).one("SHOW GLOBAL STATUS LIKE 'Questions'")
+        return int(count)
     (count,) = Database(database.url).one(
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     return count
 
 
 def queries_per_page(database, server, path, cookie):
-    """The statements one GET of `path` runs on PostgreSQL: the transactions
-    committed over QUERY_COUNT_REQUESTS requests one after another, less
-    those of a window as long with no request (the reads of the count
-    themselves, unchained's mail worker polling the outbox), divided by the
-    requests."""
+    """The statements one GET of `path` runs: the counter of statements()
+    over QUERY_COUNT_REQUESTS requests one after another, less its count
+    over a window as long with no request (the reads of the counter
+    themselves, unchained's mail worker polling the outbox; on MariaDB
+    whatever else the server ran meanwhile), divided by the requests."""
     browser = Browser("127.0.0.1", server.port)
     headers = {"Cookie": cookie} if cookie else {}
     browser.get(path, headers=headers)
+    settle_seconds = STATS_SETTLE[database.backend]
 
-    def window(requests):
-        time.sleep(STATS_SETTLE)
-        start = committed(database)
+    def window(requests, seconds=0.0):
+        time.sleep(settle_seconds)
+        start, started = statements(database), time.monotonic()
         for _ in range(requests):
             answer = browser.get(path, headers=headers)
             if answer.status != 200:
                 raise SystemExit(f"{server.name} answered {answer!r} to GET {path} while counting queries")
-        time.sleep(STATS_SETTLE)
-        return committed(database) - start
+        time.sleep(max(0.0, started + seconds - time.monotonic()))
+        took = time.monotonic() - started
+        time.sleep(settle_seconds)
+        return statements(database) - start, took
 
-    idle = window(0)
-    busy = window(QUERY_COUNT_REQUESTS)
-    log(f"  {server.name} GET {path}: {busy} transactions over {QUERY_COUNT_REQUESTS} requests, {idle} without")
+    busy, took = window(QUERY_COUNT_REQUESTS)
+    idle, _ = window(0, took)
+    log(f"  {server.name} GET {path}: {busy} statements counted over {QUERY_COUNT_REQUESTS} requests "
+        f"({took:.1f} s), {idle} over as long without")
     return (busy - idle) / QUERY_COUNT_REQUESTS
 
 
@@ -547,7 +652,17 @@ class Run:
     login: dict = field(default_factory=dict)  # side -> median seconds
     loads: dict = field(default_factory=dict)  # (rate, side) -> LoginLoad
     memory: dict = field(default_factory=dict)  # side -> memory()
-    queries: dict = field(default_factory=dict)  # (page, side) -> statements a page (PostgreSQL)
+    queries: dict = field(default_factory=dict)  # (page, side) -> statements a page (PostgreSQL, MariaDB)
+    server: str = ""  # the database server's name and version, when there is one
+
+
+def server_version(database):
+    if database.backend == "postgres":
+        return "PostgreSQL " + SqlDatabase(database.url).one("SHOW server_version")[0].split()[0]  # 15.18 (Debian ...)
+    if database.backend == "mysql":
+        version = SqlDatabase(database.url).one("SELECT VERSION()")[0]  # 10.11.6-MariaDB-0+deb12u1
+        return ("MariaDB " if "mariadb" in version.lower() else "MySQL ") + version.split("-")[0]
+    return ""
 
 
 def bench_database(opts, backend, size, hashed, workdir):
@@ -556,7 +671,8 @@ def bench_database(opts, backend, size, hashed, workdir):
         database = new_database(backend, size, workdir, cleanup)
         migrate(opts.unchained, database)
         seed(database, size, hashed)
-        (pk,) = Database(database.url).one(
+        run.server = server_version(database)
+        (pk,) = SqlDatabase(database.url).one(
             "SELECT id FROM catalog_product WHERE owner_id = 1 ORDER BY created_at DESC, id DESC LIMIT 1")
         servers = start_servers(opts.unchained, database, workdir, cleanup)
         cookies = {side: session_cookie(server) for side, server in servers.items()}
@@ -572,7 +688,7 @@ def bench_database(opts, backend, size, hashed, workdir):
         for side in SIDES:
             run.login[side] = login_median(servers[side])
             log(f"{backend} {size} {side:9} whole login: median {ms(run.login[side])}")
-        if backend == "postgres" and size == 1000:
+        if backend in QUERY_COUNT_SOURCE and size == 1000:
             for page in (LIST, DETAIL):
                 path, _ = paths[page]
                 for side in SIDES:
@@ -691,13 +807,14 @@ def report(opts, runs, targets):
         "",
     ]
     for run in runs:
-        out += [f"## {run.backend}, {run.size:,} products", "", pages_table(run, opts.conns), ""]
+        server = f" ({run.server})" if run.server else ""
+        out += [f"## {run.backend}{server}, {run.size:,} products", "", pages_table(run, opts.conns), ""]
         d, u = run.login["django"], run.login["unchained"]
         out += [f"Whole login (GET the page, POST, 302), median of {LOGIN_SAMPLES}: Django {ms(d)}, "
                 f"unchained {ms(u)}, unchained / Django {ratio(u, d):.2f}.", ""]
         if run.queries:
-            out += [f"Queries a page, logged in (PostgreSQL's count of committed transactions over "
-                    f"{QUERY_COUNT_REQUESTS} requests one after another): "
+            out += [f"Queries a page, logged in ({QUERY_COUNT_SOURCE[run.backend]}, over "
+                    f"{QUERY_COUNT_REQUESTS} requests one after another, less as long idle): "
                     + "; ".join(f"{page} Django {run.queries[page, 'django']:.1f}, "
                                 f"unchained {run.queries[page, 'unchained']:.1f}"
                                 for page in (LIST, DETAIL)) + ".", ""]
@@ -809,7 +926,7 @@ def targets(runs):
         ("memory ≤ 0.25× Django's", *memory_checks(runs)),
     ]
     measured = {run.backend for run in runs}
-    missing = {"sqlite", "postgres"} - measured
+    missing = set(BACKENDS) - measured
     if missing:
         rows = [(name, met, f"{figures} ({', '.join(sorted(missing))} not measured)") for name, met, figures in rows]
     return rows
@@ -823,7 +940,7 @@ def options():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=None, help="each measured wrk run (default 8; --quick 1)")
     parser.add_argument("--warmup", type=int, default=None, help="the warm-up run before each (default 2)")
-    parser.add_argument("--only", choices=["sqlite", "postgres"], help="one database only")
+    parser.add_argument("--only", choices=BACKENDS, help="one database only")
     parser.add_argument("--sizes", default=None, help="catalog sizes, comma-separated (default 1000,100000)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1,000 products, SQLite, 1 s runs, 32 conns, logins at 4/s only")
@@ -832,7 +949,7 @@ def options():
     opts = parser.parse_args()
     opts.seconds = opts.seconds or (1 if opts.quick else 8)
     opts.warmup = opts.warmup if opts.warmup is not None else (1 if opts.quick else 2)
-    opts.backends = [opts.only] if opts.only else (["sqlite"] if opts.quick else ["sqlite", "postgres"])
+    opts.backends = [opts.only] if opts.only else (["sqlite"] if opts.quick else list(BACKENDS))
     opts.sizes = [int(s) for s in opts.sizes.split(",")] if opts.sizes else ([1000] if opts.quick else [1000, 100000])
     opts.conns = [32] if opts.quick else [32, 64]
     opts.rates = [4] if opts.quick else [4, 20]

@@ -226,12 +226,49 @@ pub async fn page_visible(
                 first + 2,
             )
         }
+        // MySQL reads each part in index order up to its LIMIT, sorts only
+        // those keys and skips the OFFSET before the join: joined after the
+        // OFFSET (as below for PostgreSQL) it would read the product, its
+        // category and its owner for every row before the page too. One
+        // part skips the OFFSET itself, straight off its index.
+        Db::MySql(_) => {
+            let keys = match visibility.parts(Backend::MySql) {
+                [filter] => format!(
+                    "SELECT id, created_at FROM catalog_product{filter} \
+                     ORDER BY created_at {order}, id {order} LIMIT ${} OFFSET ${}",
+                    first + 1,
+                    first + 2,
+                ),
+                parts => {
+                    let parts: Vec<String> = parts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, filter)| {
+                            format!(
+                                "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
+                                 ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "SELECT id, created_at FROM ({}) AS parts \
+                         ORDER BY created_at {order}, id {order} LIMIT ${} OFFSET ${}",
+                        parts.join(" UNION ALL "),
+                        first + 1,
+                        first + 2,
+                    )
+                }
+            };
+            format!(
+                "SELECT {columns} FROM ({keys}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
+                 ORDER BY k.created_at {order}, k.id {order}"
+            )
+        }
         // PostgreSQL merges the parts (Merge Append) only when each is a bare
-        // index read, so the join comes after the merge. MySQL reads each
-        // part in index order up to its LIMIT and sorts only those rows.
-        Db::Postgres(_) | Db::MySql(_) => {
+        // index read, so the join comes after the merge.
+        Db::Postgres(_) => {
             let parts: Vec<String> = visibility
-                .parts(db.backend())
+                .parts(Backend::Postgres)
                 .iter()
                 .enumerate()
                 .map(|(i, filter)| {
