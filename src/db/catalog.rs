@@ -414,7 +414,7 @@ pub async fn insert_product(
 
 /// Saves the owner form (inside the transaction that also saves versions).
 pub async fn update_owner_fields(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     id: i64,
     fields: &OwnerFields,
     image: &ImageChange,
@@ -520,7 +520,7 @@ pub struct VersionChanges {
 /// PostgreSQL and MySQL; on SQLite the transaction must come from
 /// [`Db::begin_write`]), so the count sees every earlier save's versions.
 pub async fn apply_version_changes(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     product_id: i64,
     changes: &VersionChanges,
 ) -> Result<i64, sqlx::Error> {

@@ -127,12 +127,14 @@ pub struct PoolUse {
     pub max: Option<usize>,
 }
 
-/// A transaction on either back end, for changes that must land together
-/// (a new user and the letter that confirms it).
-pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+/// A transaction on any back end, for changes that must land together
+/// (a new user and the letter that confirms it). `'c` is the connection's:
+/// `'static` for one taken from the pool, shorter on a connection held for
+/// a MySQL named lock (`mysql::NamedLock::begin`).
+pub enum Tx<'c> {
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
+    MySql(sqlx::Transaction<'c, sqlx::MySql>),
 }
 
 /// Runs the same body against the connection of whichever transaction `tx`
@@ -158,7 +160,7 @@ macro_rules! on_tx {
 }
 pub use on_tx;
 
-impl Tx {
+impl Tx<'_> {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
@@ -277,7 +279,7 @@ impl Db {
         self.backend().sql(sql)
     }
 
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
         Ok(match self {
             Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
@@ -288,7 +290,7 @@ impl Db {
     /// A transaction that writes: on SQLite it takes the write lock at
     /// once (`BEGIN IMMEDIATE`), so writers take turns from their first
     /// statement and each sees what the one before committed.
-    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin_write(&self) -> Result<Tx<'static>, sqlx::Error> {
         Ok(match self {
             Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),

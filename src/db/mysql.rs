@@ -87,6 +87,15 @@ impl NamedLock {
         Ok(NamedLock { conn: Some(conn) })
     }
 
+    /// A transaction on the lock's own connection: what it changes is
+    /// committed before the lock is released.
+    pub(crate) async fn begin(&mut self) -> Result<super::Tx<'_>, sqlx::Error> {
+        let conn = self.conn.as_mut().expect("held until released");
+        Ok(super::Tx::MySql(
+            sqlx::Connection::begin(&mut **conn).await?,
+        ))
+    }
+
     pub(crate) async fn release(mut self) -> Result<(), sqlx::Error> {
         let Some(mut conn) = self.conn.take() else {
             return Ok(());

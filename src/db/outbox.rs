@@ -64,7 +64,7 @@ const UNSENT: &str = "sent_at IS NULL AND failed_at IS NULL";
 
 /// Stores a letter in the caller's transaction, due at once, for an
 /// instance with this e-mail back end to send. Returns its id.
-pub async fn enqueue(tx: &mut Tx, email: &Email, backend: &str) -> Result<i64, sqlx::Error> {
+pub async fn enqueue(tx: &mut Tx<'_>, email: &Email, backend: &str) -> Result<i64, sqlx::Error> {
     let now = DjangoDateTime::now();
     let sql = "INSERT INTO unchained_outbox (recipient, subject, body, created_at, attempts, \
                next_attempt_at, sent_at, last_error, backend) \

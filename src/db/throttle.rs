@@ -256,32 +256,35 @@ pub async fn reserve_reset(
     limits: &ResetLimits,
     now: DjangoDateTime,
 ) -> Result<Result<(), DjangoDateTime>, sqlx::Error> {
-    // MySQL's advisory locks belong to a session, not to a transaction.
-    let lock = match db {
-        Db::MySql(pool) => Some(
-            crate::db::mysql::NamedLock::acquire(
+    match db {
+        // MySQL's advisory locks belong to a session, not to a transaction:
+        // the count and insert run on the lock's connection, one pooled
+        // connection a request (a second one each could wait on the first
+        // of other requests' until none is left).
+        Db::MySql(pool) => {
+            let mut lock = crate::db::mysql::NamedLock::acquire(
                 pool,
                 "unchained_password_reset",
                 crate::db::PATIENCE,
             )
-            .await?,
-        ),
-        _ => None,
-    };
-    let reserved = reserve_reset_in_turn(db, request, limits, now).await;
-    if let Some(lock) = lock {
-        if let Err(e) = lock.release().await {
-            tracing::warn!("the password-reset lock was released by closing its connection: {e}");
+            .await?;
+            let reserved = reserve_reset_in(lock.begin().await?, request, limits, now).await;
+            if let Err(e) = lock.release().await {
+                tracing::warn!(
+                    "the password-reset lock was released by closing its connection: {e}"
+                );
+            }
+            reserved
         }
+        _ => reserve_reset_in(db.begin().await?, request, limits, now).await,
     }
-    reserved
 }
 
-/// [`reserve_reset`]'s count and insert, with no other request counting at
-/// once: the write lock on SQLite, an advisory lock on PostgreSQL, and on
-/// MySQL the caller's named lock.
-async fn reserve_reset_in_turn(
-    db: &Db,
+/// [`reserve_reset`]'s count and insert in `tx`, with no other request
+/// counting at once: the write lock on SQLite, an advisory lock on
+/// PostgreSQL, and on MySQL the caller's named lock.
+async fn reserve_reset_in(
+    mut tx: Tx<'_>,
     request: &ResetRequest<'_>,
     limits: &ResetLimits,
     now: DjangoDateTime,
@@ -300,7 +303,6 @@ async fn reserve_reset_in_turn(
     let (by_email, by_client) = (nth_latest_sql("email"), nth_latest_sql("client"));
     let offset = |limit: Option<u32>| limit.map_or(i64::MAX, |n| i64::from(n) - 1);
     let (email_offset, client_offset) = (offset(limits.per_email), offset(limits.per_client));
-    let mut tx = db.begin().await?;
     let backend = tx.backend();
     if backend == Backend::Postgres {
         // `query`, not `raw_sql`: a handler's future holding raw_sql's
@@ -343,7 +345,7 @@ async fn reserve_reset_in_turn(
 /// The time of the request an n-th-latest query finds, for one address or
 /// one client.
 async fn nth_latest(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     sql: &str,
     value: &str,
     since: DjangoDateTime,

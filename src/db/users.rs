@@ -112,7 +112,7 @@ pub enum CreateUserError {
 }
 
 /// Inserts a user and returns its id.
-pub async fn insert(tx: &mut Tx, user: &NewUser<'_>) -> Result<i64, CreateUserError> {
+pub async fn insert(tx: &mut Tx<'_>, user: &NewUser<'_>) -> Result<i64, CreateUserError> {
     let sql = "INSERT INTO users_user (password, last_login, is_superuser, first_name, last_name, is_staff, \
                is_active, date_joined, email, avatar, phone, country, token) \
                VALUES ($1, NULL, $2, '', '', $3, $4, $5, $6, NULL, NULL, NULL, $7) RETURNING id";
@@ -217,7 +217,7 @@ pub async fn by_email_ignoring_case(db: &Db, email: &str) -> Result<Option<User>
 /// announces it), only while the stored one is still `replacing`. Returns
 /// whether it did.
 pub async fn set_password_in(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     id: i64,
     password_hash: &str,
     replacing: &str,
