@@ -2,7 +2,7 @@
 project under gunicorn and `unchained serve`, on one database, one
 SECRET_KEY and one MEDIA_ROOT (issue 5).
 
-Per back end (SQLite, PostgreSQL): one database migrated by `unchained
+Per back end (SQLite, PostgreSQL, MariaDB): one database migrated by `unchained
 migrate`; both servers on free 127.0.0.1 ports, each writing its letters to
 its own folder (unchained: EMAIL_BACKEND=file; Django: the filebased back
 end), shared by the module's tests; every test makes its own users. The
