@@ -1,5 +1,6 @@
 """Fixtures shared by the compat tests: the reference Django project, the
-`unchained` binary, and fresh databases on SQLite and PostgreSQL.
+`unchained` binary, and fresh databases on SQLite, PostgreSQL and MariaDB
+(the MySQL back end, `mysql`).
 
 Run from the repository root (or from compat-tests/):
 
@@ -7,9 +8,16 @@ Run from the repository root (or from compat-tests/):
     compat-tests/.venv/bin/pytest compat-tests/tests
 
 Environment knobs:
-    COMPAT_DB_BACKENDS=sqlite      only these backends (comma-separated; default sqlite,postgres)
+    COMPAT_DB_BACKENDS=sqlite      only these backends (comma-separated; default sqlite,postgres,mysql)
     UNCHAINED_BIN=/path/unchained  use this binary instead of building target/release/unchained
-    COMPAT_KEEP_DBS=1              do not drop the PostgreSQL databases a test created
+    COMPAT_KEEP_DBS=1              do not drop the PostgreSQL and MariaDB databases a test created
+    PGDATA_DIR, PGPORT             the PostgreSQL test cluster's (scripts/postgres.sh)
+    MARIADB_DATA_DIR, MARIADB_PORT the MariaDB test server's (scripts/mariadb.sh)
+
+PostgreSQL and MariaDB are started once per session (scripts/postgres.sh
+start, scripts/mariadb.sh start: each a no-op when already running), only
+when a test of that back end runs; each test database is made with the
+script's `createdb` and dropped afterwards.
 """
 import itertools
 import json
@@ -30,11 +38,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPAT_DIR = REPO_ROOT / "compat-tests"
 REFPROJECT_DIR = COMPAT_DIR / "refproject"
 POSTGRES_SH = REPO_ROOT / "scripts" / "postgres.sh"
+MARIADB_SH = REPO_ROOT / "scripts" / "mariadb.sh"
 
 # The SECRET_KEY both sides share in tests.
 TEST_SECRET_KEY = "Xq3vTb9LmZ0pR7kW2yH5sD8fJ1nC4gE6uA0oI9tB3cQ="
 
-ALL_BACKENDS = ("sqlite", "postgres")
+ALL_BACKENDS = ("sqlite", "postgres", "mysql")
 
 
 def _enabled_backends():
@@ -140,6 +149,12 @@ def pg_bindir():
     return Path(_run(["bash", POSTGRES_SH, "bindir"]).stdout.strip())
 
 
+@pytest.fixture(scope="session")
+def my_base_url():
+    """Starts the test MariaDB server (scripts/mariadb.sh) once; its base URL without a database."""
+    return live.mariadb_base_url()
+
+
 @pytest.fixture(params=ALL_BACKENDS)
 def db_backend(request):
     if request.param not in _enabled_backends():
@@ -161,15 +176,23 @@ def fresh_db(db_backend, tmp_path, request):
             path = tmp_path / f"{label}{n}.sqlite3"
             assert not path.exists()
             return f"sqlite:///{path}"  # tmp_path is absolute: sqlite:////tmp/...
-        request.getfixturevalue("pg_base_url")
         name = f"compat_{os.getpid()}_{n}_{uuid.uuid4().hex[:8]}"
-        url = _run(["bash", POSTGRES_SH, "createdb", name]).stdout.strip()
+        if db_backend == "mysql":
+            request.getfixturevalue("my_base_url")
+            url = live.mariadb_createdb(name)
+        else:
+            request.getfixturevalue("pg_base_url")
+            url = _run(["bash", POSTGRES_SH, "createdb", name]).stdout.strip()
         created.append(name)
         return url
 
     yield make
 
     if created and not os.environ.get("COMPAT_KEEP_DBS"):
+        if db_backend == "mysql":
+            live.mysql_admin(request.getfixturevalue("my_base_url"),
+                             *(f"DROP DATABASE IF EXISTS `{name}`" for name in created))
+            return
         import psycopg
 
         base = request.getfixturevalue("pg_base_url")

@@ -7,7 +7,8 @@ venv="$here/.venv"
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
-# mysqlclient (Django's MySQL/MariaDB driver) builds from source: it needs
+# mysqlclient (Django's MySQL/MariaDB driver, in the Django 4.2 and 6.1
+# virtualenvs of setup-releases.sh too) builds from source: it needs
 # pkg-config, a C compiler and the MariaDB client library's headers.
 if ! "$venv/bin/python" -c "import MySQLdb" 2>/dev/null &&
    ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libmariadb 2>/dev/null && command -v cc >/dev/null 2>&1; }; then

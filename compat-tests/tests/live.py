@@ -21,7 +21,7 @@ databases, and the sites the modules build once per database back end.
     link = confirmation_link(mail_dir, "a@example.com", logs=server.log_text)
 
 Only the standard library (psycopg is imported when a PostgreSQL database
-is used): the Django-side admin walk of test_admin_and_check.py imports
+is used, mysqlclient's MySQLdb when a MariaDB one is): the Django-side admin walk of test_admin_and_check.py imports
 this module too, to read the admin's forms as the tests read unchained's.
 """
 import email
@@ -47,6 +47,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 POSTGRES_SH = REPO_ROOT / "scripts" / "postgres.sh"
+MARIADB_SH = REPO_ROOT / "scripts" / "mariadb.sh"
 
 
 def free_port():
@@ -813,16 +814,80 @@ def confirmation_link(mail_dir, to, logs=None):
 # ---------------------------------------------------------------- databases
 
 
+def mysql_connect(url, database=True, **kwargs):
+    """A MySQLdb (mysqlclient) connection to a mysql:// URL's server, to its
+    database unless `database` is False; utf8mb4, as both servers connect."""
+    import MySQLdb
+
+    parts = urllib.parse.urlsplit(url)
+    options = dict(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=urllib.parse.unquote(parts.username or ""),
+        password=urllib.parse.unquote(parts.password or ""),
+        charset="utf8mb4",
+        **kwargs,
+    )
+    name = urllib.parse.unquote(parts.path.lstrip("/"))
+    if database and name:
+        options["database"] = name
+    return MySQLdb.connect(**options)
+
+
+def mysql_database_name(url):
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.lstrip("/"))
+
+
+def mysql_admin(base_url, *statements):
+    """Runs statements on a MariaDB server (no database chosen), autocommitted."""
+    con = mysql_connect(base_url, database=False)
+    try:
+        cur = con.cursor()
+        for sql in statements:
+            cur.execute(sql)
+    finally:
+        con.close()
+
+
+def mysql_client_args(url, program="mariadb"):
+    """The command line of MariaDB's client programs (mariadb, mariadb-dump)
+    for that URL's server over TCP, without its database name; no option
+    files read."""
+    parts = urllib.parse.urlsplit(url)
+    return [program, "--no-defaults", "--protocol=tcp", f"--host={parts.hostname or '127.0.0.1'}",
+            f"--port={parts.port or 3306}", f"--user={urllib.parse.unquote(parts.username or '')}",
+            f"--password={urllib.parse.unquote(parts.password or '')}", "--default-character-set=utf8mb4"]
+
+
+def mysql_dump(url, *options):
+    """mariadb-dump of the URL's database: schema (triggers included) and
+    rows, without the date, comments or anything else that changes between
+    two dumps of the same database."""
+    out = subprocess.run(
+        [*mysql_client_args(url, "mariadb-dump"), "--single-transaction", "--triggers", "--routines",
+         "--skip-dump-date", "--skip-comments", *options, mysql_database_name(url)],
+        check=True, capture_output=True, timeout=300,
+    ).stdout
+    return out.decode("utf-8")
+
+
 class Database:
-    """Plain SQL on a test database; queries use %s placeholders."""
+    """Plain SQL on a test database; queries use %s placeholders. On
+    MySQL/MariaDB the session has ANSI_QUOTES, so "name" quotes an
+    identifier there too, as on SQLite and PostgreSQL."""
 
     def __init__(self, url):
         self.url = url
         self.sqlite = url.startswith("sqlite:///")
+        self.mysql = url.startswith(("mysql://", "mariadb://"))
 
     def _connect(self):
         if self.sqlite:
             return sqlite3.connect(urllib.parse.unquote(self.url[len("sqlite:///"):]), timeout=30)
+        if self.mysql:
+            con = mysql_connect(self.url)
+            con.cursor().execute("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')")
+            return con
         import psycopg
 
         return psycopg.connect(self.url)
@@ -832,7 +897,7 @@ class Database:
         try:
             cur = con.cursor()
             cur.execute(query.replace("%s", "?") if self.sqlite else query, params)
-            return cur.fetchall()
+            return [tuple(r) for r in cur.fetchall()]
         finally:
             con.close()
 
@@ -856,27 +921,55 @@ class Database:
             return [r[0] for r in self.rows(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
                 " ORDER BY name")]
+        schema = "DATABASE()" if self.mysql else "current_schema()"
         return [r[0] for r in self.rows(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = {schema}"
             " AND table_type = 'BASE TABLE' ORDER BY table_name")]
 
     def row_counts(self):
         return {t: self.one(f'SELECT COUNT(*) FROM "{t}"')[0] for t in self.tables()}
 
 
+_mariadb_base_url = None
+
+
+def mariadb_base_url():
+    """Starts the test MariaDB server (scripts/mariadb.sh, which reads
+    MARIADB_PORT and MARIADB_DATA_DIR) once per process; its base URL."""
+    global _mariadb_base_url
+    if _mariadb_base_url is None:
+        _mariadb_base_url = subprocess.run(
+            ["bash", str(MARIADB_SH), "start"], check=True, capture_output=True, text=True, timeout=900,
+        ).stdout.strip()
+    return _mariadb_base_url
+
+
+def mariadb_createdb(name):
+    """A new empty utf8mb4 database on the test MariaDB server: its URL."""
+    mariadb_base_url()
+    return subprocess.run(
+        ["bash", str(MARIADB_SH), "createdb", name], check=True, capture_output=True, text=True, timeout=300,
+    ).stdout.strip()
+
+
 class ModuleDatabase:
     """A database that lives as long as a module's tests: a file in `workdir`
-    (made by the first migrate), or a new PostgreSQL database, dropped by
-    `drop()` unless COMPAT_KEEP_DBS is set. `request` (the test's) starts the
-    PostgreSQL test cluster only when the back end is PostgreSQL."""
+    (made by the first migrate), or a new PostgreSQL or MariaDB database,
+    dropped by `drop()` unless COMPAT_KEEP_DBS is set. `request` (the
+    test's) starts the PostgreSQL test cluster only when the back end is
+    PostgreSQL (and the MariaDB server only for MariaDB)."""
 
     def __init__(self, request, backend, workdir, label):
         self.backend = backend
         self.pg_base_url = request.getfixturevalue("pg_base_url") if backend == "postgres" else None
+        self.my_base_url = request.getfixturevalue("my_base_url") if backend == "mysql" else None
         if backend == "sqlite":
             self.path = workdir / f"{label}.sqlite3"
             self.url = f"sqlite:///{self.path}"
             self.name = None
+        elif backend == "mysql":
+            self.name = f"compat_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+            self.url = mariadb_createdb(self.name)
         else:
             self.name = f"compat_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
             self.url = subprocess.run(
@@ -903,6 +996,19 @@ class ModuleDatabase:
 
             return f"sqlite:///{target}", drop_file
         name = f"{self.name}_{label}"[:60]
+        if self.backend == "mysql":
+            # MariaDB has no CREATE DATABASE ... TEMPLATE: its dump (tables,
+            # triggers, rows, AUTO_INCREMENT counters) replayed into a new one.
+            url = mariadb_createdb(name)
+            dump = mysql_dump(self.url)
+            subprocess.run([*mysql_client_args(url), name], input=dump.encode("utf-8"), check=True,
+                           capture_output=True, timeout=300)
+
+            def drop_mysql():
+                if not os.environ.get("COMPAT_KEEP_DBS"):
+                    mysql_admin(self.my_base_url, f"DROP DATABASE IF EXISTS `{name}`")
+
+            return url, drop_mysql
         self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
         url = f"{self.pg_base_url}/{name}"
@@ -914,8 +1020,12 @@ class ModuleDatabase:
         return url, drop
 
     def drop(self):
-        if self.backend == "postgres" and not os.environ.get("COMPAT_KEEP_DBS"):
+        if os.environ.get("COMPAT_KEEP_DBS"):
+            return
+        if self.backend == "postgres":
             self._pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        elif self.backend == "mysql":
+            mysql_admin(self.my_base_url, f"DROP DATABASE IF EXISTS `{self.name}`")
 
 
 # ---------------------------------------------------------------- sites shared by a module's tests

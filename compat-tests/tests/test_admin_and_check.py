@@ -25,15 +25,16 @@ B. Per back end: `manage.py migrate`, a superuser, then real data in every
    entries from changes made through the admin, categories, products with an
    image, versions), proven by counting the rows of every table the database
    has. `unchained check` must call it safe and change nothing (rows, and on
-   SQLite the file itself; on PostgreSQL pg_dump); then broken copies (a
-   dropped column, the catalog.0001_initial row deleted from
-   django_migrations, a password hashed with an algorithm Django 5.2's
-   default PASSWORD_HASHERS cannot verify) must each be called not safe,
-   naming the problem.
+   SQLite the file itself; on PostgreSQL pg_dump; on MariaDB mariadb-dump);
+   then broken copies (a dropped column, the catalog.0001_initial row
+   deleted from django_migrations, a password hashed with an algorithm
+   Django 5.2's default PASSWORD_HASHERS cannot verify) must each be called
+   not safe, naming the problem.
 
 Each back end's databases are built once per module; the broken cases work
 on copies (a copied SQLite file; CREATE DATABASE ... TEMPLATE on
-PostgreSQL), dropped afterwards.
+PostgreSQL; on MariaDB a new database the original's mariadb-dump is
+replayed into), dropped afterwards.
 """
 import json
 import re
@@ -47,8 +48,8 @@ from pathlib import Path
 import pytest
 
 from django_side import last_json
-from live import (Database, LiveServer, ModuleDatabase, confirmation_link, form_token, parse_form,
-                  png_bytes, reference_env)
+from live import (Database, LiveServer, ModuleDatabase, confirmation_link, form_token, mysql_dump,
+                  parse_form, png_bytes, reference_env)
 from test_check import run_check, says_safe
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -745,6 +746,12 @@ def test_check_changes_nothing(db_backend, django_site, run_unchained, request):
         if missing.exists():
             problems.append(f"check on a missing file created it ({missing.stat().st_size} bytes,"
                             f" journal mode {sqlite_journal_mode(missing)})")
+    elif db_backend == "mysql":
+        before = mysql_dump(django_site["url"])
+        code, output = run_check(run_unchained, django_site["url"])
+        assert code == 0 and says_safe(output), output
+        if mysql_dump(django_site["url"]) != before:
+            problems.append("mariadb-dump (schema, triggers and data) differs after check")
     else:
         pg_bindir = request.getfixturevalue("pg_bindir")
         before = pg_dump(pg_bindir, django_site["url"])
@@ -794,8 +801,9 @@ def test_check_names_a_missing_column(db_backend, django_site, run_unchained, ta
 def _columns(db, table):
     if db.sqlite:
         return [r[1] for r in db.rows(f'PRAGMA table_info("{table}")')]
+    schema = "DATABASE()" if db.mysql else "current_schema()"
     return [r[0] for r in db.rows(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        f"SELECT column_name FROM information_schema.columns WHERE table_schema = {schema}"
         " AND table_name = %s", table)]
 
 

@@ -1,5 +1,5 @@
 """The whole site in a real browser: headless Chromium driven through
-Selenium against `unchained serve`, on SQLite and on PostgreSQL.
+Selenium against `unchained serve`, on SQLite, PostgreSQL and MariaDB.
 
 One walk per back end, on a fresh database (file e-mail back end, a media
 folder in tmp):

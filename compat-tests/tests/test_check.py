@@ -10,6 +10,8 @@ import sqlite3
 
 import pytest
 
+from live import Database
+
 SUPERUSER_EMAIL = "admin@example.com"
 SUPERUSER_ENV = {
     "DJANGO_SUPERUSER_EMAIL": SUPERUSER_EMAIL,
@@ -42,6 +44,8 @@ def execute(backend, url, sql):
                 return cur.rowcount
         finally:
             con.close()
+    if backend == "mysql":
+        return Database(url).execute(sql)
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as con:

@@ -2,7 +2,7 @@
 project under gunicorn and `unchained serve`, on one database, one
 SECRET_KEY and one MEDIA_ROOT (issue 5).
 
-Per back end (SQLite, PostgreSQL): one database migrated by `unchained
+Per back end (SQLite, PostgreSQL, MariaDB): one database migrated by `unchained
 migrate`; both servers on free 127.0.0.1 ports, each writing its letters to
 its own folder (unchained: EMAIL_BACKEND=file; Django: the filebased back
 end), shared by the module's tests; every test makes its own users. The
@@ -19,7 +19,9 @@ Each test is one cell of the matrix printed at the end of the run
 (conftest.py: `@pytest.mark.matrix`); "unchained→Django" means done on
 unchained, checked on Django:
 
- 1. register, confirm by the letter's link on the other server, log in there
+ 1. register, confirm by the letter's link on the other server, log in there;
+    the address typed in capitals logs in on both or on neither (the
+    database's collation decides, for Django too)
  2. a session made on one is honoured by the other; logout on one ends it on
     the other; a password changed on one (reset page, changepassword) ends
     the sessions on the other
@@ -470,6 +472,30 @@ def test_registration_confirmed_on_the_other_server(site, direction):
     for side in (src, dst):
         r = site.browser(side).get(path)
         assert r.status == 404, f"{side}: the used confirmation link answered {r!r}"
+
+
+@pytest.mark.matrix("log in with the address in capitals", "same on both")
+def test_login_with_the_address_in_another_case_does_what_django_does(site):
+    """Django finds the user with an exact lookup on the e-mail column
+    (ModelBackend, USERNAME_FIELD), so the database's collation decides:
+    the address in capitals is another address on SQLite and PostgreSQL,
+    and the same one under MariaDB's utf8mb4_general_ci. unchained must
+    answer as Django does on each, whichever that is."""
+    address, password = new_user(site, "case")
+    shouted = address.upper()
+    assert shouted != address
+    outcome = {}
+    for side in (DJANGO, UNCHAINED):
+        browser, r = try_login(site, side, shouted, password)
+        logged_in = r.status == 302 and "sessionid" in browser.cookies
+        shown = nav_email(browser.get(PROFILE).text) if logged_in else None
+        outcome[side] = (logged_in, shown)
+    assert outcome[UNCHAINED] == outcome[DJANGO], (
+        f"{site.backend}: logging in as {shouted} (stored as {address}): Django {outcome[DJANGO]},"
+        f" unchained {outcome[UNCHAINED]}\n{site.logs()}"
+    )
+    # Whoever let it in shows the address as stored.
+    assert outcome[DJANGO] in ((False, None), (True, address)), outcome
 
 
 # ================================================================ 2. sessions

@@ -2,8 +2,8 @@
 oldest (4.2) and the newest (6.1) release the setting knows, each in the
 virtualenv compat-tests/setup-releases.sh makes (.venv-4.2, .venv-6.1).
 
-Per release and back end (SQLite, PostgreSQL), one database migrated by
-THAT release's `manage.py migrate` (with a superuser its
+Per release and back end (SQLite, PostgreSQL, MariaDB), one database
+migrated by THAT release's `manage.py migrate` (with a superuser its
 `createsuperuser` made), shared by the module's tests:
 
  * `unchained check` with DJANGO_VERSION=<release> says it is safe;

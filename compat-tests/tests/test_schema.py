@@ -26,6 +26,7 @@ OWN_OBJECTS = {
     "postgres": sorted(PRODUCT_LIST + [
         ("trigger", "unchained_product_truncated"), ("function", "unchained_count_products"),
         ("function", "unchained_count_no_products")]),
+    "mysql": sorted(PRODUCT_LIST),
 }
 
 
@@ -137,6 +138,80 @@ def postgres_snapshot(url):
         return snap
 
 
+def mysql_snapshot(url):
+    """information_schema of the database (columns with their types,
+    collations and defaults, indexes, constraints with their rules, CHECK
+    clauses, table options and AUTO_INCREMENT counters) and SHOW CREATE
+    TABLE of each table, the MariaDB counterpart of pg_dump."""
+    from live import mysql_connect
+
+    con = mysql_connect(url)
+    try:
+        cur = con.cursor()
+
+        def q(sql, *args):
+            cur.execute(sql, args or None)
+            return [tuple(r) for r in cur.fetchall()]
+
+        tables = [r[0] for r in q(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name NOT LIKE %s"
+            " ORDER BY table_name", OWN
+        )]
+        snap = {"tables": tables, "table_options": {}, "columns": {}, "indexes": {}, "constraints": {},
+                "checks": {}, "create_table": {}}
+        for t in tables:
+            snap["table_options"][t] = q(
+                "SELECT engine, table_collation, row_format, create_options, auto_increment"
+                " FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s", t
+            )
+            # COLUMN_KEY is left out: it says whether an index starts with the
+            # column, which this project's own indexes change (compared apart).
+            snap["columns"][t] = q(
+                "SELECT column_name, column_type, is_nullable, column_default, extra,"
+                " character_set_name, collation_name, generation_expression"
+                " FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = %s"
+                " ORDER BY ordinal_position", t
+            )
+            snap["indexes"][t] = q(
+                "SELECT index_name, non_unique, seq_in_index, column_name, sub_part, index_type"
+                " FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = %s"
+                " AND index_name NOT LIKE %s ORDER BY index_name, seq_in_index", t, OWN
+            )
+            snap["constraints"][t] = q(
+                "SELECT tc.constraint_name, tc.constraint_type, k.ordinal_position, k.column_name,"
+                " k.referenced_table_name, k.referenced_column_name, r.update_rule, r.delete_rule"
+                " FROM information_schema.table_constraints tc"
+                " LEFT JOIN information_schema.key_column_usage k ON k.constraint_schema = tc.constraint_schema"
+                " AND k.table_name = tc.table_name AND k.constraint_name = tc.constraint_name"
+                " LEFT JOIN information_schema.referential_constraints r"
+                " ON r.constraint_schema = tc.constraint_schema AND r.table_name = tc.table_name"
+                " AND r.constraint_name = tc.constraint_name"
+                " WHERE tc.table_schema = DATABASE() AND tc.table_name = %s"
+                " ORDER BY tc.constraint_name, tc.constraint_type, k.ordinal_position", t
+            )
+            snap["checks"][t] = q(
+                "SELECT constraint_name, check_clause FROM information_schema.check_constraints"
+                " WHERE constraint_schema = DATABASE() AND table_name = %s ORDER BY constraint_name", t
+            )
+            (_name, ddl), = q(f"SHOW CREATE TABLE `{t}`")
+            # This project's indexes are compared apart (a KEY line each).
+            snap["create_table"][t] = [line for line in ddl.splitlines() if "`unchained_" not in line]
+        snap["own"] = sorted(q(
+            "SELECT 'index', index_name FROM information_schema.statistics WHERE table_schema = DATABASE()"
+            " AND index_name LIKE %s AND table_name NOT LIKE %s AND seq_in_index = 1"
+            " UNION ALL SELECT 'trigger', trigger_name FROM information_schema.triggers"
+            " WHERE trigger_schema = DATABASE()"
+            " UNION ALL SELECT 'function', routine_name FROM information_schema.routines"
+            " WHERE routine_schema = DATABASE()",
+            OWN, OWN,
+        ))
+        snap.update(_rows(q))
+        return snap
+    finally:
+        con.close()
+
+
 def _rows(q):
     return {
         "migrations": sorted(q("SELECT app, name FROM django_migrations")),
@@ -149,7 +224,7 @@ def _rows(q):
 
 
 def snapshot(backend, url):
-    return sqlite_snapshot(url) if backend == "sqlite" else postgres_snapshot(url)
+    return {"sqlite": sqlite_snapshot, "postgres": postgres_snapshot, "mysql": mysql_snapshot}[backend](url)
 
 
 def pg_dump_schema(pg_bindir, url):

@@ -3,7 +3,7 @@
 changed setting works on `unchained serve`, and the reverse; and both
 servers write the same Set-Cookie attributes for the same action.
 
-Per back end (SQLite, PostgreSQL): one database migrated by `unchained
+Per back end (SQLite, PostgreSQL, MariaDB): one database migrated by `unchained
 migrate`. The settings are grouped into pairs of servers that run together
 (the reference Django project under gunicorn and `unchained serve`, both
 with the pair's environment): settings that do not get in each other's way

@@ -2,7 +2,11 @@
 -- for its order (-created_at, -id) and for each part of its visibility
 -- rule, and triggers that keep unchained_product_count right whoever
 -- writes (Django included). Django never sees these objects. MySQL has no
--- partial indexes: the visibility columns lead instead.
+-- partial indexes: the visibility columns lead instead. No index here may
+-- begin with a foreign key's column (owner_id, category_id): InnoDB would
+-- silently drop the index it made for that key when Django added the
+-- constraint (`catalog_product_owner_id_..._fk_users_user_id`), as one that
+-- can serve the key now exists, and Django's schema would differ.
 --
 -- Run again whenever one of them is missing (a Django migration may
 -- drop them); the caller then counts the products afresh
@@ -10,7 +14,7 @@
 
 CREATE INDEX IF NOT EXISTS `unchained_product_newest` ON `catalog_product` (`created_at`, `id`);
 CREATE INDEX IF NOT EXISTS `unchained_product_published_newest` ON `catalog_product` (`is_moderated`, `created_at`, `id`);
-CREATE INDEX IF NOT EXISTS `unchained_product_unpublished_by_owner` ON `catalog_product` (`owner_id`, `is_moderated`, `created_at`, `id`);
+CREATE INDEX IF NOT EXISTS `unchained_product_unpublished_by_owner` ON `catalog_product` (`is_moderated`, `owner_id`, `created_at`, `id`);
 
 -- Row triggers (MySQL has no others), each one upsert: a row's counts
 -- move for its owner and for the whole catalog (-1). Rows of one VALUES
