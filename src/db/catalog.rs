@@ -203,6 +203,21 @@ pub async fn page_visible(
     let order = if newest_first { "DESC" } else { "ASC" };
     let mut params = visibility.params();
     let first = params.len() + 1;
+    // The keys of each part in its index's order, up to the page's end
+    // (`$first`), one after another: PostgreSQL and MySQL merge them.
+    let each_part_up_to_the_page = |parts: &[&str]| -> String {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, filter)| {
+                format!(
+                    "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
+                     ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    };
     let columns = product_columns(
         db,
         &format!("({}) AS total", visibility.count_sql(db.backend())),
@@ -239,25 +254,13 @@ pub async fn page_visible(
                     first + 1,
                     first + 2,
                 ),
-                parts => {
-                    let parts: Vec<String> = parts
-                        .iter()
-                        .enumerate()
-                        .map(|(i, filter)| {
-                            format!(
-                                "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
-                                 ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
-                            )
-                        })
-                        .collect();
-                    format!(
-                        "SELECT id, created_at FROM ({}) AS parts \
-                         ORDER BY created_at {order}, id {order} LIMIT ${} OFFSET ${}",
-                        parts.join(" UNION ALL "),
-                        first + 1,
-                        first + 2,
-                    )
-                }
+                parts => format!(
+                    "SELECT id, created_at FROM ({}) AS parts \
+                     ORDER BY created_at {order}, id {order} LIMIT ${} OFFSET ${}",
+                    each_part_up_to_the_page(parts),
+                    first + 1,
+                    first + 2,
+                ),
             };
             format!(
                 "SELECT {columns} FROM ({keys}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
@@ -266,26 +269,13 @@ pub async fn page_visible(
         }
         // PostgreSQL merges the parts (Merge Append) only when each is a bare
         // index read, so the join comes after the merge.
-        Db::Postgres(_) => {
-            let parts: Vec<String> = visibility
-                .parts(Backend::Postgres)
-                .iter()
-                .enumerate()
-                .map(|(i, filter)| {
-                    format!(
-                        "SELECT * FROM (SELECT id, created_at FROM catalog_product{filter} \
-                         ORDER BY created_at {order}, id {order} LIMIT ${first}) AS part{i}"
-                    )
-                })
-                .collect();
-            format!(
-                "SELECT {columns} FROM ({}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
-                 ORDER BY k.created_at {order}, k.id {order} LIMIT ${} OFFSET ${}",
-                parts.join(" UNION ALL "),
-                first + 1,
-                first + 2,
-            )
-        }
+        Db::Postgres(_) => format!(
+            "SELECT {columns} FROM ({}) AS k JOIN catalog_product p ON p.id = k.id {PRODUCT_JOINS} \
+             ORDER BY k.created_at {order}, k.id {order} LIMIT ${} OFFSET ${}",
+            each_part_up_to_the_page(visibility.parts(Backend::Postgres)),
+            first + 1,
+            first + 2,
+        ),
     };
     params.extend([
         Param::Int(offset.saturating_add(limit)),
